@@ -1,0 +1,1 @@
+"""MAD's graph side: the IR, importers, validation, exporters and summaries."""

@@ -1,0 +1,1 @@
+"""Importers: model sources -> :class:`~gnn.ir.Graph`."""

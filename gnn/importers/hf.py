@@ -1,0 +1,365 @@
+"""Hugging Face transformers models from their config alone.
+
+``hf:<model_type>`` takes that type's default config (``hf:mistral`` is
+Mistral-7B's shape), ``hf:<org/name>`` a config already in the local HF cache
+(never downloaded), and a folder its ``config.json``.  ``--set key=value``
+overrides are applied on top.  The model is built on the meta device, so no
+weight is ever allocated, and traced with ``torch.export`` on dummy inputs made
+for its modality.
+
+The head class follows the task the architecture is known for: seq2seq LM for
+encoder-decoders, masked LM for encoders, causal LM for decoders, then
+speech, vision and multimodal heads, the base model, and finally the concrete
+model classes of the type's module (how sub-models such as
+``aimv2_vision_model`` are reached).  Candidates are tried in that order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import json
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gnn.errors import MadError, SourceError, UnsupportedOpError
+from gnn.importers.exported import from_exported_program, module_paths, tied_parameters
+
+MAX_CONFIG_BYTES = 5_000_000
+
+# Heads in the order they are tried; names follow transformers' auto mappings.
+HEADS: dict[str, str] = {
+    "causal-lm": "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
+    "seq2seq-lm": "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+    "masked-lm": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+    "speech-seq2seq": "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
+    "image-text-to-text": "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",
+    "image-classification": "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
+    "ctc": "MODEL_FOR_CTC_MAPPING_NAMES",
+    "base": "MODEL_MAPPING_NAMES",
+}
+
+
+@dataclass
+class HFOptions:
+    """How a Hugging Face architecture is traced."""
+
+    overrides: dict[str, Any] = field(default_factory=dict)  # --set key=value, applied to the config
+    head: str | None = None  # one of HEADS, or None to pick by model type
+    batch_size: int = 1  # dummy-input batch; FLOPs scale with it
+    seq_len: int = 16  # dummy text length; small keeps tracing fast, FLOPs scale with it
+
+
+# -- config ---------------------------------------------------------------------
+
+
+def model_types() -> list[str]:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return sorted(CONFIG_MAPPING_NAMES)
+
+
+def load_config(spec: str, overrides: dict[str, Any] | None = None):
+    """Resolve ``hf:<type>``, ``hf:<org/name>`` or a folder to a config with overrides applied."""
+    from transformers import AutoConfig
+
+    if spec.startswith("hf:"):
+        name = spec[3:]
+        if not name:
+            raise SourceError("empty model name in `hf:`; use hf:<model_type> (e.g. hf:llama) or hf:<org>/<name>")
+        if "/" in name:
+            try:
+                config = AutoConfig.from_pretrained(name, local_files_only=True)
+            except OSError:
+                raise SourceError(
+                    f"`{name}` is not in the local Hugging Face cache and downloads are off; "
+                    "put its config.json in a folder and pass the folder"
+                ) from None
+        else:
+            types = model_types()
+            if name not in types:
+                close = difflib.get_close_matches(name, types, n=5, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else "; `mad import --list-types` lists them"
+                raise SourceError(f"unknown model type `{name}`{hint}")
+            try:
+                config = AutoConfig.for_model(name)
+            except Exception as e:  # noqa: BLE001 - a broken default config in transformers
+                raise SourceError(f"transformers could not build the default config of `{name}`: {_first_line(e)}") from None
+    else:
+        folder = pathlib.Path(spec)
+        cfg_file = folder / "config.json"
+        if not cfg_file.is_file():
+            raise SourceError(f"no config.json in `{spec}`; a config folder must hold a Hugging Face config.json")
+        if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
+            raise SourceError(f"`{cfg_file}` is over {MAX_CONFIG_BYTES // 1_000_000} MB; a config.json is a few KB")
+        try:
+            raw = json.loads(cfg_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise SourceError(f"`{cfg_file}` is not valid JSON ({e}); expected a Hugging Face config.json") from None
+        if not isinstance(raw, dict) or "model_type" not in raw:
+            raise SourceError(f"`{cfg_file}` has no `model_type`; expected a Hugging Face config.json")
+        if raw["model_type"] not in model_types():
+            raise SourceError(f"`{cfg_file}` names unknown model_type `{raw['model_type']}`")
+        try:
+            config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise SourceError(f"`{cfg_file}` was rejected by transformers: {_first_line(e)}") from None
+    apply_overrides(config, overrides or {})
+    return config
+
+
+# Settings that are valid on every config although they are not in its to_dict().
+_ALWAYS_SETTABLE = {"attn_implementation", "use_cache", "dtype"}
+
+
+def _sub_configs(config) -> list:
+    subs = []
+    for key in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, key, None)
+        if sub is not None and hasattr(sub, "to_dict"):
+            subs.append(sub)
+    return subs
+
+
+def _has_key(config, key: str) -> bool:
+    return key in config.to_dict() or key in getattr(config, "attribute_map", {}) or hasattr(config, key)
+
+
+def apply_overrides(config, overrides: dict[str, Any]) -> None:
+    """Set ``key=value`` on the config; ``text_config.key`` reaches a sub-config.
+
+    A bare key the top-level config does not have is set on every sub-config
+    that has it, so ``num_hidden_layers=2`` shrinks both towers of a
+    vision-language model.
+    """
+    for key, value in overrides.items():
+        if key == "attn_implementation":
+            config._attn_implementation = value
+            continue
+        target, attr = config, key
+        if "." in key:
+            head, _, attr = key.rpartition(".")
+            for part in head.split("."):
+                target = getattr(target, part, None)
+                if target is None or not hasattr(target, "to_dict"):
+                    raise SourceError(f"--set {key}: `{part}` is not a sub-config of {type(config).__name__}")
+        targets = [target] if _has_key(target, attr) or attr in _ALWAYS_SETTABLE else []
+        if target is config and "." not in key:
+            targets += [sub for sub in _sub_configs(config) if _has_key(sub, attr)]
+        if not targets:
+            known = sorted(target.to_dict())
+            close = difflib.get_close_matches(attr, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise SourceError(f"--set {key}: {type(target).__name__} has no setting `{attr}`{hint}")
+        for t in targets:
+            setattr(t, attr, value)
+
+
+# -- model classes -----------------------------------------------------------------
+
+
+def _mapping(head: str) -> dict:
+    import transformers.models.auto.modeling_auto as auto
+
+    return getattr(auto, HEADS[head])
+
+
+def _class(name) -> type | None:
+    import transformers
+
+    if isinstance(name, (tuple, list)):
+        name = name[0]
+    try:
+        return getattr(transformers, name)
+    except (AttributeError, ImportError):
+        return None
+
+
+def concrete_classes(config) -> list[type]:
+    """Model classes of the config's own module whose config class is this config's."""
+    from transformers import PreTrainedModel
+
+    module_name = type(config).__module__.replace(".configuration_", ".modeling_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return []
+    found = []
+    for obj in vars(module).values():
+        if (
+            inspect.isclass(obj)
+            and issubclass(obj, PreTrainedModel)
+            and getattr(obj, "config_class", None) is type(config)
+            and not obj.__name__.endswith("PreTrainedModel")
+        ):
+            found.append(obj)
+    # Plain "<X>Model" classes first: they need the fewest extra inputs.
+    found.sort(key=lambda c: (not c.__name__.endswith("Model"), c.__name__))
+    return found
+
+
+def candidate_classes(config, head: str | None = None) -> list[type]:
+    model_type = config.model_type
+    if head is not None:
+        if head not in HEADS:
+            raise SourceError(f"unknown head `{head}`; choose one of {', '.join(HEADS)}")
+        cls = _class(_mapping(head).get(model_type, ""))
+        if cls is None:
+            raise SourceError(f"`{model_type}` has no {head} head in transformers")
+        return [cls]
+    is_decoder = bool(getattr(config, "is_decoder", False))
+    if model_type in _mapping("speech-seq2seq"):
+        order = ["speech-seq2seq", "seq2seq-lm", "causal-lm"]
+    elif model_type in _mapping("image-text-to-text") and _sub_configs(config):
+        order = ["image-text-to-text", "causal-lm"]
+    elif model_type in _mapping("seq2seq-lm"):
+        order = ["seq2seq-lm", "causal-lm"]
+    elif model_type in _mapping("masked-lm") and not is_decoder:
+        order = ["masked-lm", "causal-lm"]
+    else:
+        order = ["causal-lm", "masked-lm"]
+    order += ["speech-seq2seq", "image-text-to-text", "image-classification", "ctc", "base"]
+    classes: list[type] = []
+    for h in order:
+        cls = _class(_mapping(h).get(model_type, ""))
+        if cls is not None and cls not in classes:
+            classes.append(cls)
+    for cls in concrete_classes(config):
+        if cls not in classes:
+            classes.append(cls)
+    return classes
+
+
+# -- dummy inputs -------------------------------------------------------------------
+
+
+def _get(config, *names, default=None):
+    """First attribute found on the config or its vision/audio sub-configs."""
+    for cfg in [config] + _sub_configs(config):
+        for name in names:
+            value = getattr(cfg, name, None)
+            if value is not None:
+                return value
+    return default
+
+
+def _image_size(config) -> tuple[int, int]:
+    size = _get(config, "image_size", "img_size", "input_size", default=224)
+    if isinstance(size, dict):
+        size = size.get("height", 224), size.get("width", 224)
+    if isinstance(size, (list, tuple)):
+        size = tuple(size[-2:]) if len(size) >= 2 else (size[0], size[0])
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+def dummy_inputs(model: torch.nn.Module, config, opts: HFOptions) -> dict[str, torch.Tensor]:
+    """Meta tensors for the inputs the model's forward needs, chosen by its parameter names."""
+    params = inspect.signature(model.forward).parameters
+    b, s = opts.batch_size, opts.seq_len
+    meta = dict(device="meta")
+    inputs: dict[str, Any] = {}
+    main = getattr(model, "main_input_name", "input_ids")
+    if "input_ids" in params and main in ("input_ids", "pixel_values") or main == "input_ids":
+        if "input_ids" in params:
+            inputs["input_ids"] = torch.zeros(b, s, dtype=torch.long, **meta)
+    if "decoder_input_ids" in params and getattr(config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = torch.zeros(b, max(s // 2, 1), dtype=torch.long, **meta)
+    if main == "pixel_values" or ("pixel_values" in params and _required(params["pixel_values"])):
+        channels = _get(config, "num_channels", "in_channels", "in_chans", default=3)
+        h, w = _image_size(config)
+        inputs["pixel_values"] = torch.zeros(b, channels, h, w, **meta)
+    if main == "input_features":
+        inputs["input_features"] = _audio_features(config, b)
+    if main == "input_values":
+        if _get(config, "max_length") and _get(config, "num_mel_bins"):  # spectrogram transformers
+            inputs["input_values"] = torch.zeros(b, _get(config, "max_length"), _get(config, "num_mel_bins"), **meta)
+        else:  # raw waveform: one second at 16 kHz
+            inputs["input_values"] = torch.zeros(b, 16000, **meta)
+    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "use_cache" in params or accepts_kwargs:
+        inputs["use_cache"] = False  # no KV cache object in the outputs
+    return inputs
+
+
+def _required(param: inspect.Parameter) -> bool:
+    return param.default is inspect.Parameter.empty
+
+
+def _audio_features(config, b: int) -> torch.Tensor:
+    meta = dict(device="meta")
+    mels = _get(config, "num_mel_bins", "feature_size", "n_mels")
+    max_src = _get(config, "max_source_positions")
+    if mels and max_src:  # Whisper-style: (B, n_mels, frames), 2 conv strides -> 2 * positions
+        return torch.zeros(b, mels, 2 * max_src, **meta)
+    per_channel = _get(config, "input_feat_per_channel")
+    if per_channel:  # Speech2Text-style: (B, frames, features)
+        return torch.zeros(b, 64, per_channel * _get(config, "input_channels", default=1), **meta)
+    return torch.zeros(b, 64, mels or 80, **meta)
+
+
+# -- import -------------------------------------------------------------------------
+
+
+def build_meta_model(cls: type, config) -> torch.nn.Module:
+    with torch.device("meta"):
+        model = cls._from_config(config)
+    return model.eval()
+
+
+def import_hf(spec: str, opts: HFOptions | None = None):
+    """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces."""
+    opts = opts or HFOptions()
+    config = load_config(spec, opts.overrides)
+    for cfg in [config] + _sub_configs(config):
+        if hasattr(cfg, "use_cache"):
+            cfg.use_cache = False
+    errors: list[str] = []
+    for cls in candidate_classes(config, opts.head):
+        try:
+            model = build_meta_model(cls, config)
+        except Exception as e:  # noqa: BLE001 - any failure means "try the next head"
+            errors.append(f"{cls.__name__}: build failed: {_first_line(e)}")
+            continue
+        inputs = dummy_inputs(model, config, opts)
+        if not any(isinstance(v, torch.Tensor) for v in inputs.values()):
+            errors.append(f"{cls.__name__}: no known inputs for main input `{model.main_input_name}`")
+            continue
+        try:
+            with torch.no_grad():
+                ep = torch.export.export(model, (), inputs, strict=False)
+            graph = from_exported_program(
+                ep, name=cls.__name__, modules=module_paths(model), tied=tied_parameters(model)
+            )
+        except UnsupportedOpError as e:
+            errors.append(f"{cls.__name__}: {e}")
+            continue
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{cls.__name__}: export failed: {_first_line(e)}")
+            continue
+        expected = sum(p.numel() for p in model.parameters())
+        graph.meta.update(
+            source=spec,
+            model_type=config.model_type,
+            model_class=cls.__name__,
+            overrides={k: v for k, v in sorted(opts.overrides.items())},
+            example_inputs={k: list(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)},
+            module_parameters=expected,
+        )
+        return graph
+    if not errors:
+        raise SourceError(f"`{config.model_type}` has no model class in transformers")
+    raise SourceError(f"could not trace `{config.model_type}`: " + " | ".join(errors[:3]))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    line = text[0] if text else ""
+    return f"{type(e).__name__}: {line}"[:300]
+
+
+__all__ = ["HFOptions", "import_hf", "load_config", "apply_overrides", "model_types", "candidate_classes", "MadError"]
