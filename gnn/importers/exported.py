@@ -132,6 +132,7 @@ def from_exported_program(
                 stack = fx_node.meta.get("nn_module_stack") or {}
                 where = _clean_path(list(stack.values())[-1][0]) if stack else "<root>"
                 unsupported.setdefault(op, where)
+                env[fx_node] = fx_node.name  # keep going to name every unsupported op
                 continue
             node = _make_node(fx_node, op, ref, graph)
             made[fx_node] = node

@@ -113,7 +113,9 @@ def load_config(spec: str, overrides: dict[str, Any] | None = None):
 
 
 # Settings that are valid on every config although they are not in its to_dict().
-_ALWAYS_SETTABLE = {"attn_implementation", "use_cache", "dtype"}
+_ALWAYS_SETTABLE = {"use_cache", "dtype"}
+# Kernel choices, stored privately on the config (``config._attn_implementation``).
+_IMPLEMENTATIONS = ("attn_implementation", "experts_implementation")
 
 
 def _sub_configs(config) -> list:
@@ -137,8 +139,8 @@ def apply_overrides(config, overrides: dict[str, Any]) -> None:
     vision-language model.
     """
     for key, value in overrides.items():
-        if key == "attn_implementation":
-            config._attn_implementation = value
+        if key in _IMPLEMENTATIONS:
+            setattr(config, f"_{key}", value)
             continue
         target, attr = config, key
         if "." in key:
@@ -318,6 +320,11 @@ def import_hf(spec: str, opts: HFOptions | None = None):
     for cfg in [config] + _sub_configs(config):
         if hasattr(cfg, "use_cache"):
             cfg.use_cache = False
+    if "experts_implementation" not in opts.overrides:
+        # Mixture-of-experts as batched matmuls: static shapes and plain ATen ops,
+        # where the default grouped_mm kernel is a custom op and "eager" loops over
+        # experts with data-dependent shapes.
+        config._experts_implementation = "batched_mm"
     errors: list[str] = []
     for cls in candidate_classes(config, opts.head):
         try:
