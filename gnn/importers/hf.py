@@ -64,7 +64,12 @@ def model_types() -> list[str]:
 
 
 def load_config(spec: str, overrides: dict[str, Any] | None = None):
-    """Resolve ``hf:<type>``, ``hf:<org/name>`` or a folder to a config with overrides applied."""
+    """Resolve ``hf:<type>``, ``hf:<org/name>`` or a folder to a config with overrides applied.
+
+    Top-level overrides are passed to the config's constructor, so the settings
+    it derives (``head_dim`` from ``hidden_size``, T5's decoder depth from
+    ``num_layers``) follow them, exactly as ``LlamaConfig(hidden_size=...)`` would.
+    """
     from transformers import AutoConfig
 
     if spec.startswith("hf:"):
@@ -79,14 +84,17 @@ def load_config(spec: str, overrides: dict[str, Any] | None = None):
                     f"`{name}` is not in the local Hugging Face cache and downloads are off; "
                     "put its config.json in a folder and pass the folder"
                 ) from None
+            raw = config.to_dict()
+            make = lambda **kw: type(config).from_dict({**raw, **kw})  # noqa: E731
         else:
             types = model_types()
             if name not in types:
                 close = difflib.get_close_matches(name, types, n=5, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else "; `mad import --list-types` lists them"
                 raise SourceError(f"unknown model type `{name}`{hint}")
+            make = lambda **kw: AutoConfig.for_model(name, **kw)  # noqa: E731
             try:
-                config = AutoConfig.for_model(name)
+                config = make()
             except Exception as e:  # noqa: BLE001 - a broken default config in transformers
                 raise SourceError(f"transformers could not build the default config of `{name}`: {_first_line(e)}") from None
     else:
@@ -104,12 +112,13 @@ def load_config(spec: str, overrides: dict[str, Any] | None = None):
             raise SourceError(f"`{cfg_file}` has no `model_type`; expected a Hugging Face config.json")
         if raw["model_type"] not in model_types():
             raise SourceError(f"`{cfg_file}` names unknown model_type `{raw['model_type']}`")
+        cls = type(AutoConfig.for_model(raw["model_type"]))
+        make = lambda **kw: cls.from_dict({**raw, **kw})  # noqa: E731
         try:
-            config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+            config = make()
         except Exception as e:  # noqa: BLE001
             raise SourceError(f"`{cfg_file}` was rejected by transformers: {_first_line(e)}") from None
-    apply_overrides(config, overrides or {})
-    return config
+    return apply_overrides(config, overrides or {}, make)
 
 
 # Settings that are valid on every config although they are not in its to_dict().
@@ -131,34 +140,75 @@ def _has_key(config, key: str) -> bool:
     return key in config.to_dict() or key in getattr(config, "attribute_map", {}) or hasattr(config, key)
 
 
-def apply_overrides(config, overrides: dict[str, Any]) -> None:
-    """Set ``key=value`` on the config; ``text_config.key`` reaches a sub-config.
+def _unknown(config, key: str, attr: str) -> SourceError:
+    close = difflib.get_close_matches(attr, sorted(config.to_dict()), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return SourceError(f"--set {key}: {type(config).__name__} has no setting `{attr}`{hint}")
+
+
+def apply_overrides(config, overrides: dict[str, Any], make=None):
+    """Return the config with ``key=value`` overrides; ``text_config.key`` reaches a sub-config.
 
     A bare key the top-level config does not have is set on every sub-config
     that has it, so ``num_hidden_layers=2`` shrinks both towers of a
-    vision-language model.
+    vision-language model.  ``make(**kwargs)`` rebuilds the top-level config
+    with constructor arguments; without it, values are set as attributes.
     """
+    top: dict[str, Any] = {}
+    nested: list[tuple[Any, str, Any]] = []  # (sub-config path, attr, value), applied after a rebuild
+    impl: dict[str, Any] = {}
     for key, value in overrides.items():
         if key in _IMPLEMENTATIONS:
-            setattr(config, f"_{key}", value)
-            continue
-        target, attr = config, key
-        if "." in key:
+            impl[key] = value
+        elif "." in key:
             head, _, attr = key.rpartition(".")
+            target = config
             for part in head.split("."):
                 target = getattr(target, part, None)
                 if target is None or not hasattr(target, "to_dict"):
                     raise SourceError(f"--set {key}: `{part}` is not a sub-config of {type(config).__name__}")
-        targets = [target] if _has_key(target, attr) or attr in _ALWAYS_SETTABLE else []
-        if target is config and "." not in key:
-            targets += [sub for sub in _sub_configs(config) if _has_key(sub, attr)]
-        if not targets:
-            known = sorted(target.to_dict())
-            close = difflib.get_close_matches(attr, known, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise SourceError(f"--set {key}: {type(target).__name__} has no setting `{attr}`{hint}")
-        for t in targets:
-            setattr(t, attr, value)
+            if not _has_key(target, attr):
+                raise _unknown(target, key, attr)
+            nested.append((head, attr, value))
+        else:
+            in_top = _has_key(config, key) or key in _ALWAYS_SETTABLE
+            subs = [k for k in (getattr(config, "sub_configs", {}) or {}) if _sub_has(config, k, key)]
+            if not in_top and not subs:
+                raise _unknown(config, key, key)
+            if in_top:
+                top[key] = value
+            nested += [(k, key, value) for k in subs]
+    if top:
+        if make is not None:
+            try:
+                config = make(**top)
+            except Exception as e:  # noqa: BLE001 - the config's own consistency checks
+                raise SourceError(f"--set rejected by {type(config).__name__}: {_first_line(e)}") from None
+        else:
+            for k, v in top.items():
+                setattr(config, k, v)
+    for head, attr, value in nested:
+        target = config
+        for part in head.split("."):
+            target = getattr(target, part)
+        _set_keeping_derived(target, attr, value, explicit={a for h, a, _ in nested if h == head})
+    for key, value in impl.items():
+        setattr(config, f"_{key}", value)
+    return config
+
+
+def _sub_has(config, sub_key: str, attr: str) -> bool:
+    sub = getattr(config, sub_key, None)
+    return sub is not None and hasattr(sub, "to_dict") and _has_key(sub, attr)
+
+
+def _set_keeping_derived(cfg, attr: str, value, explicit: set[str]) -> None:
+    """Set an attribute; keep ``head_dim`` derived from width and heads as constructors do."""
+    hidden, heads, head_dim = (getattr(cfg, a, None) for a in ("hidden_size", "num_attention_heads", "head_dim"))
+    derived = isinstance(hidden, int) and isinstance(heads, int) and heads and head_dim == hidden // heads
+    setattr(cfg, attr, value)
+    if derived and attr in ("hidden_size", "num_attention_heads") and "head_dim" not in explicit:
+        cfg.head_dim = cfg.hidden_size // cfg.num_attention_heads
 
 
 # -- model classes -----------------------------------------------------------------

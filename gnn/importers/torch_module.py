@@ -1,0 +1,46 @@
+"""Any ``torch.nn.Module`` with example inputs -> :class:`~gnn.ir.Graph`.
+
+Traced with ``torch.export`` (non-strict).  Export runs on fake tensors, so a
+module whose parameters live on the meta device imports without a byte of
+weights; a module with real weights imports the same way, its weights unread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gnn.errors import SourceError, UnsupportedOpError
+from gnn.importers.exported import from_exported_program, module_paths, tied_parameters
+from gnn.ir.graph import Graph
+
+
+def import_module(
+    module: torch.nn.Module,
+    args: tuple = (),
+    kwargs: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> Graph:
+    """Trace ``module(*args, **kwargs)`` into a graph (the module is put in eval mode)."""
+    module.eval()
+    kwargs = kwargs or {}
+    try:
+        with torch.no_grad():
+            ep = torch.export.export(module, tuple(args), kwargs, strict=False)
+    except Exception as e:  # noqa: BLE001 - tracing failures are the user's model's, reported in one line
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise SourceError(f"torch.export could not trace {type(module).__name__}: {type(e).__name__}: {first}") from None
+    graph = from_exported_program(
+        ep, name=name or type(module).__name__, modules=module_paths(module), tied=tied_parameters(module)
+    )
+    shapes = {}
+    for key, value in list(enumerate(args)) + list(kwargs.items()):
+        if isinstance(value, torch.Tensor):
+            shapes[str(key)] = list(value.shape)
+    graph.meta.update(source=f"torch:{type(module).__name__}", example_inputs=shapes,
+                      module_parameters=sum(p.numel() for p in module.parameters()))
+    return graph
+
+
+__all__ = ["import_module", "UnsupportedOpError"]
