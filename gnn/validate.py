@@ -173,8 +173,12 @@ def _concrete(shape, hints) -> list[int]:
 
 
 def _propagate(graph: Graph, report: Report) -> None:
+    from gnn.importers.onnx import ATEN_TO_ONNX, infer_onnx_node
+
     hints = graph.dim_hints
     tensors: dict[str, torch.Tensor] = {}
+    # Graphs read from ONNX carry symbolic dims that only ONNX inference reasons about.
+    onnx_origin = graph.meta.get("origin") == "onnx"
 
     def lookup(name: str) -> torch.Tensor:
         t = tensors.get(name)
@@ -186,13 +190,11 @@ def _propagate(graph: Graph, report: Report) -> None:
 
     for node in graph.nodes:
         report.checked_nodes += 1
-        if node.op.startswith(ops.PREFIX_ONNX):
-            from gnn.importers.onnx import infer_onnx_node
+        if node.op.startswith(ops.PREFIX_ONNX) or (onnx_origin and node.op in ATEN_TO_ONNX):
 
-            got = infer_onnx_node(graph, node)
-            if got is None:
-                continue
-            computed = got
+            for rule, message, expected, got in infer_onnx_node(graph, node):
+                report.errors.append(_issue(node, rule, message, expected=expected, got=got))
+            continue
         else:
             try:
                 args = decode(node.args, lookup, _META)

@@ -1,0 +1,430 @@
+"""ONNX files -> :class:`~gnn.ir.Graph`.
+
+Weights are never read (external data is not loaded).  Value types come from
+ONNX shape inference; ``dim_param`` names stay symbolic dims.  The hierarchy
+comes from each node's ``namespace`` metadata (written by MAD and by
+``torch.onnx``), else from a ``/``-scoped node name
+(``/model/layers.0/self_attn/MatMul``); a graph with neither is flat.
+
+ONNX ops with an ATen op of the same meaning become that op (:data:`ONNX_TO_ATEN`);
+the rest keep their ONNX name, ``onnx::MatMul``, with their ONNX attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gnn.errors import SourceError, UnsupportedOpError
+from gnn.ir.graph import Graph, Node, Output, Value
+
+MAX_FILE_MB = float(os.environ.get("MAD_MAX_FILE_MB", 2048))
+# Small constants (shapes, axes, scalars) are kept in the graph: reshapes and
+# ONNX shape inference need their values; weights are never stored.
+MAX_INLINE = 1024
+
+# ONNX TensorProto.DataType -> torch dtype names
+_DTYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+    10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
+}
+_ONNX_DTYPE = {v: k for k, v in _DTYPES.items()}
+
+
+def onnx_dtype(name: str) -> int:
+    return _ONNX_DTYPE[name]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one ONNX op maps onto an ATen op, and back."""
+
+    op: str
+    to_aten: Callable[[list, dict, list], tuple[list, dict]]  # (inputs, attrs, input ranks) -> (args, kwargs)
+    to_onnx: Callable[[list, dict], tuple[list, dict]]  # (args, kwargs) -> (inputs, attrs)
+    floats_only: bool = False  # the meanings agree only on floating-point inputs
+
+
+def _same(inputs, attrs, ranks):
+    return list(inputs), {}
+
+
+def _same_back(args, kwargs):
+    return list(args), {}
+
+
+def _softmax(inputs, attrs, ranks):
+    return [inputs[0], attrs.get("axis", -1), False], {}
+
+
+def _softmax_back(args, kwargs):
+    return [args[0]], {"axis": args[1]}
+
+
+def _transpose(inputs, attrs, ranks):
+    perm = attrs.get("perm") or list(reversed(range(ranks[0])))
+    return [inputs[0], list(perm)], {}
+
+
+def _transpose_back(args, kwargs):
+    return [args[0]], {"perm": args[1]}
+
+
+def _concat(inputs, attrs, ranks):
+    return [list(inputs), attrs["axis"]], {}
+
+
+def _concat_back(args, kwargs):
+    return list(args[0]), {"axis": args[1]}
+
+
+def _cast(inputs, attrs, ranks):
+    return [inputs[0]], {"dtype": {"dtype": _DTYPES[attrs["to"]]}}
+
+
+def _cast_back(args, kwargs):
+    return [args[0]], {"to": onnx_dtype(kwargs["dtype"]["dtype"])}
+
+
+def _gelu(inputs, attrs, ranks):
+    return [inputs[0]], {"approximate": attrs.get("approximate", "none")}
+
+
+def _gelu_back(args, kwargs):
+    return [args[0]], {"approximate": kwargs.get("approximate", "none")}
+
+
+_UNARY = {
+    "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
+    "Neg": "neg", "Abs": "abs", "Erf": "erf", "Sin": "sin", "Cos": "cos", "Reciprocal": "reciprocal",
+    "Floor": "floor", "Ceil": "ceil", "Sign": "sign", "Not": "logical_not",
+}
+_BINARY = {
+    "Add": "add.Tensor", "Sub": "sub.Tensor", "Mul": "mul.Tensor", "Pow": "pow.Tensor_Tensor",
+    "Equal": "eq.Tensor", "Less": "lt.Tensor", "Greater": "gt.Tensor", "LessOrEqual": "le.Tensor",
+    "GreaterOrEqual": "ge.Tensor", "And": "logical_and.default", "Or": "logical_or.default",
+    "Where": "where.self",
+}
+
+ONNX_TO_ATEN: dict[str, Mapping] = {
+    **{k: Mapping(f"aten.{v}.default", _same, _same_back) for k, v in _UNARY.items()},
+    **{k: Mapping(f"aten.{v}", _same, _same_back) for k, v in _BINARY.items()},
+    # ONNX Div truncates integers; aten.div.Tensor divides exactly: same only for floats.
+    "Div": Mapping("aten.div.Tensor", _same, _same_back, floats_only=True),
+    "Softmax": Mapping("aten._softmax.default", _softmax, _softmax_back),
+    "Transpose": Mapping("aten.permute.default", _transpose, _transpose_back),
+    "Concat": Mapping("aten.cat.default", _concat, _concat_back),
+    "Cast": Mapping("aten._to_copy.default", _cast, _cast_back),
+    "Gelu": Mapping("aten.gelu.default", _gelu, _gelu_back),
+}
+ATEN_TO_ONNX = {m.op: k for k, m in ONNX_TO_ATEN.items()}
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+def _type_of(type_proto) -> tuple[list, str] | None:
+    if not type_proto.HasField("tensor_type"):
+        return None
+    tt = type_proto.tensor_type
+    dtype = _DTYPES.get(tt.elem_type)
+    if dtype is None:
+        return None
+    if not tt.HasField("shape"):
+        return None
+    shape: list = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value"):
+            shape.append(int(d.dim_value))
+        elif d.dim_param:
+            shape.append(d.dim_param)
+        else:
+            shape.append("?")  # unknown, unnamed
+    return shape, dtype
+
+
+def _attr_value(attr, where: str) -> Any:
+    import onnx
+
+    kind = attr.type
+    A = onnx.AttributeProto
+    if kind == A.INT:
+        return int(attr.i)
+    if kind == A.FLOAT:
+        return float(attr.f)
+    if kind == A.STRING:
+        return attr.s.decode("utf-8", "replace")
+    if kind == A.INTS:
+        return [int(i) for i in attr.ints]
+    if kind == A.FLOATS:
+        return [float(f) for f in attr.floats]
+    if kind == A.STRINGS:
+        return [s.decode("utf-8", "replace") for s in attr.strings]
+    if kind == A.TENSOR:
+        arr = onnx.numpy_helper.to_array(attr.t)
+        if arr.size > MAX_INLINE:
+            raise UnsupportedOpError(f"attribute `{attr.name}` at {where} holds a {arr.size}-element tensor")
+        return {"tensor": {"dtype": _DTYPES.get(attr.t.data_type, "float32"), "shape": list(arr.shape), "data": arr.reshape(-1).tolist()}}
+    raise UnsupportedOpError(
+        f"attribute `{attr.name}` of type {A.AttributeType.Name(kind)} at {where} (sub-graphs such as If/Loop bodies are not supported)"
+    )
+
+
+def _path_of(node) -> str:
+    meta = {p.key: p.value for p in node.metadata_props}
+    if meta.get("namespace"):
+        ns = meta["namespace"]
+        return ns.replace("/", ".").strip(".")
+    name = node.name or ""
+    if "/" in name:
+        parts = [p for p in name.split("/")[:-1] if p]
+        return ".".join(parts)
+    return ""
+
+
+def load_model(path: str | os.PathLike):
+    """Read an ONNX file without its external weights; refuse unreadable or oversized files."""
+    import onnx
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise SourceError(f"no such file: `{path}`")
+    size_mb = path.stat().st_size / 1e6
+    limit = float(os.environ.get("MAD_MAX_FILE_MB", MAX_FILE_MB))
+    if size_mb > limit:
+        raise SourceError(f"`{path}` is {size_mb:.0f} MB, over the {limit:.0f} MB limit (set MAD_MAX_FILE_MB to raise it)")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise SourceError(f"`{path}` is not a valid ONNX file (truncated or corrupt?): {type(e).__name__}") from None
+    if not model.graph.node and not model.graph.output:
+        raise SourceError(f"`{path}` is not a valid ONNX file: it has no graph")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # noqa: BLE001
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise SourceError(f"`{path}` fails the ONNX checker: {first}") from None
+    return model
+
+
+def import_onnx(path: str | os.PathLike) -> Graph:
+    import onnx
+
+    model = load_model(path)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception as e:  # noqa: BLE001
+        raise SourceError(f"ONNX shape inference failed on `{path}`: {(str(e).splitlines() or [''])[0]}") from None
+    g = inferred.graph
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    types: dict[str, tuple[list, str]] = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        t = _type_of(vi.type)
+        if t is not None:
+            types[vi.name] = t
+    graph = Graph(name=g.name or pathlib.Path(path).stem)
+    graph.meta.update(origin="onnx", source=str(path), opset=opset)
+    symbols: set[str] = set()
+
+    def add_value(name: str, shape, dtype, kind, target=None, data=None):
+        for d in shape:
+            if isinstance(d, str):
+                symbols.add(d)
+        v = Value(name, list(shape), dtype, kind, target)
+        if data is not None:
+            v.meta["data"] = data
+        graph.values[name] = v
+        return v
+
+    inits = {t.name for t in g.initializer}
+    for init in g.initializer:
+        dtype = _DTYPES.get(init.data_type)
+        if dtype is None:
+            raise SourceError(f"initializer `{init.name}` has unsupported ONNX data type {init.data_type}")
+        shape = [int(d) for d in init.dims]
+        numel = 1
+        for d in shape:
+            numel *= d
+        is_param = dtype in ("float32", "float16", "bfloat16", "float64") and numel > 1
+        data = None
+        if not is_param and numel <= MAX_INLINE and init.data_location != onnx.TensorProto.EXTERNAL:
+            data = onnx.numpy_helper.to_array(init).reshape(-1).tolist()
+        add_value(init.name, shape, dtype, "parameter" if is_param else "constant", init.name, data)
+        graph.inputs.append(init.name)
+    for vi in g.input:
+        if vi.name in inits:
+            continue
+        t = _type_of(vi.type)
+        if t is None:
+            raise SourceError(f"graph input `{vi.name}` is not a typed tensor")
+        add_value(vi.name, t[0], t[1], "input")
+        graph.inputs.append(vi.name)
+
+    counts: dict[str, int] = {}
+    unsupported: dict[str, str] = {}
+    for i, n in enumerate(g.node):
+        path = _path_of(n)
+        node_id = n.name or f"{n.op_type}_{i}"
+        counts[node_id] = counts.get(node_id, -1) + 1
+        if counts[node_id]:
+            node_id = f"{node_id}__{counts[node_id]}"
+        where = path or "<root>"
+        if n.domain not in ("", "ai.onnx"):
+            unsupported.setdefault(f"{n.domain}::{n.op_type}", where)
+            continue
+        from gnn.ir import ops
+
+        if ops.onnx_schema(f"onnx::{n.op_type}") is None:
+            unsupported.setdefault(f"onnx::{n.op_type}", where)
+            continue
+        attrs = {a.name: _attr_value(a, f"{where} ({n.op_type})") for a in n.attribute}
+        if n.op_type == "Constant" and len(n.output) == 1:
+            _constant_value(add_value, graph, n, attrs)
+            continue
+        refs = [{"value": x} if x else None for x in n.input]
+        mapping = ONNX_TO_ATEN.get(n.op_type)
+        if mapping is not None and mapping.floats_only:
+            if any(types.get(x, ([], ""))[1] not in ("float32", "float16", "bfloat16", "float64") for x in n.input if x):
+                mapping = None
+        if mapping is not None and all(r is not None for r in refs):
+            ranks = [len(types.get(x, ([], ""))[0]) for x in n.input]
+            args, kwargs = mapping.to_aten(refs, attrs, ranks)
+            node = Node(node_id, mapping.op, args, kwargs)
+        else:
+            node = Node(node_id, f"onnx::{n.op_type}", refs, attrs)
+        node.module = path
+        node.module_class = {p.key: p.value for p in n.metadata_props}.get("module_class", "")
+        if node.module_class:
+            graph.modules[path] = node.module_class
+        node.outputs = []
+        for out in n.output:
+            if not out:
+                node.outputs.append(None)
+                continue
+            t = types.get(out)
+            if t is None:
+                add_value(out, [], "float32", "activation").meta["unknown_type"] = True
+            else:
+                add_value(out, t[0], t[1], "activation")
+            node.outputs.append(out)
+        graph.nodes.append(node)
+    if unsupported:
+        listed = ", ".join(f"`{op}` at {w}" for op, w in unsupported.items())
+        raise UnsupportedOpError(f"unsupported op(s) in `{path}`: {listed}; only standard ONNX ops are read")
+    for out in g.output:
+        graph.outputs.append(Output(out.name, out.name))
+    for node in graph.nodes:
+        parts = node.module.split(".") if node.module else []
+        for k in range(len(parts) + 1):
+            graph.modules.setdefault(".".join(parts[:k]), "")
+    graph.modules.setdefault("", "")
+    # Symbolic dims run as 1 on the meta device: broadcasting stays valid whatever
+    # the real sizes, and ONNX ops are checked symbolically by ONNX inference.
+    graph.meta["dim_hints"] = {s: 1 for s in sorted(symbols)}
+    graph.invalidate()
+    return graph
+
+
+def _constant_value(add_value, graph: Graph, n, attrs) -> None:
+    """A Constant node becomes a constant graph input with its (small) data."""
+    import onnx
+
+    attr = n.attribute[0]
+    name = n.output[0]
+    if attr.name == "value":
+        arr = onnx.numpy_helper.to_array(attr.t)
+        dtype = _DTYPES.get(attr.t.data_type, "float32")
+    else:
+        import numpy as np
+
+        value = attrs[attr.name]
+        arr = np.array(value)
+        dtype = {"value_int": "int64", "value_ints": "int64", "value_float": "float32", "value_floats": "float32"}.get(
+            attr.name, "float32"
+        )
+    data = arr.reshape(-1).tolist() if arr.size <= MAX_INLINE else None
+    kind = "parameter" if data is None else "constant"
+    add_value(name, list(arr.shape), dtype, kind, name, data)
+    graph.inputs.append(name)
+
+
+# -- per-node inference used by gnn.validate ------------------------------------------
+
+
+def _type_proto(shape, dtype):
+    import onnx
+
+    return onnx.helper.make_tensor_type_proto(onnx_dtype(dtype), [None if d == "?" else d for d in shape])
+
+
+def infer_onnx_node(graph: Graph, node: Node) -> list[tuple[str, str, object, object]]:
+    """Check an ``onnx::`` node with ONNX's own inference; return (rule, message, expected, got) issues."""
+    import numpy as np
+    import onnx
+
+    from gnn.ir import ops
+
+    if node.op.startswith(ops.PREFIX_ONNX):
+        op_type, args, attrs = node.op[len(ops.PREFIX_ONNX):], node.args, node.kwargs
+    else:  # an ATen op read from ONNX: checked as the ONNX op it came from
+        op_type = ATEN_TO_ONNX[node.op]
+        args, attrs = ONNX_TO_ATEN[op_type].to_onnx(node.args, node.kwargs)
+    schema = ops.onnx_schema(ops.PREFIX_ONNX + op_type)
+    if schema is None:
+        return []
+    inputs = [a["value"] if isinstance(a, dict) else "" for a in args]
+    outputs = [o or "" for o in node.outputs]
+    attrs = {k: _attr_back(v) for k, v in attrs.items()}
+    proto = onnx.helper.make_node(op_type, inputs, outputs, **attrs)
+    input_types, input_data = {}, {}
+    for name in inputs:
+        if not name:
+            continue
+        v = graph.values[name]
+        if v.meta.get("unknown_type"):
+            return []
+        input_types[name] = _type_proto(v.shape, v.dtype)
+        if "data" in v.meta:
+            arr = np.array(v.meta["data"], dtype=np.dtype("bool" if v.dtype == "bool" else v.dtype)).reshape(
+                [d for d in v.shape]
+            )
+            input_data[name] = onnx.numpy_helper.from_array(arr, name)
+    opset = graph.meta.get("opset") or onnx.defs.onnx_opset_version()
+    try:
+        got = onnx.shape_inference.infer_node_outputs(
+            schema, proto, input_types, input_data, opset_imports=[onnx.helper.make_opsetid("", opset)]
+        )
+    except Exception as e:  # noqa: BLE001 - ONNX's inference error is the explanation
+        return [("shape", f"ONNX inference rejects the node: {(str(e).splitlines() or [''])[0]}", None, None)]
+    issues = []
+    for i, name in enumerate(outputs):
+        if not name or name not in got:
+            continue
+        t = _type_of(got[name])
+        if t is None:
+            continue
+        rec = graph.values[name]
+        if rec.meta.get("unknown_type"):
+            continue
+        shape, dtype = t
+        if len(shape) != len(rec.shape) or any(
+            isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, rec.shape)
+        ):
+            issues.append(("shape", f"output {i} `{name}`", list(rec.shape), shape))
+        if dtype != rec.dtype:
+            issues.append(("dtype", f"output {i} `{name}`", rec.dtype, dtype))
+    return issues
+
+
+def _attr_back(value):
+    """An IR attribute value -> what ``onnx.helper.make_node`` accepts."""
+    import numpy as np
+    import onnx
+
+    if isinstance(value, dict) and "tensor" in value:
+        t = value["tensor"]
+        arr = np.array(t["data"], dtype=np.dtype("bool" if t["dtype"] == "bool" else t["dtype"])).reshape(t["shape"])
+        return onnx.numpy_helper.from_array(arr)
+    return value
