@@ -14,15 +14,16 @@ one over protobuf's 2 GB limit is written with external data.
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import re
-import tempfile
 import warnings
 
 import torch
 
 from gnn.errors import ExportError
+from gnn.fileio import write_with
 from gnn.ir import ops
 from gnn.ir.args import dtype_from_name
 from gnn.ir.graph import Graph
@@ -89,6 +90,8 @@ def to_onnx_model(graph: Graph, weights: dict[str, torch.Tensor] | None = None, 
 def _via_torch_onnx(graph: Graph, weights):
     from gnn.exporters.fx import to_graph_module
 
+    # torch.onnx warns at import about torchvision ops it cannot register; not our user's concern.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     gm = to_graph_module(graph, weights)
     inputs = example_inputs(graph)
     try:
@@ -160,22 +163,17 @@ def set_metadata(node, key: str, value: str) -> None:
 
 def save_onnx(graph: Graph, path: str | os.PathLike, weights=None, memory_budget: int | None = None) -> pathlib.Path:
     """Write ``path`` atomically; weights go to ``<path>.data`` when over protobuf's limit."""
+    model = to_onnx_model(graph, weights, memory_budget)
+    path = pathlib.Path(path)
+    write_with(path, lambda tmp: write_model(model, tmp, path.name + ".data", weight_bytes(graph)))
+    return path
+
+
+def write_model(model, tmp: pathlib.Path, data_name: str, nbytes: int) -> None:
+    """Save ``model``; over protobuf's 2 GB limit the weights go to ``data_name`` beside it."""
     import onnx
 
-    path = pathlib.Path(path)
-    model = to_onnx_model(graph, weights, memory_budget)
-    external = model.ByteSize() > PROTOBUF_LIMIT if weight_bytes(graph) < PROTOBUF_LIMIT else True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        if external:
-            data_name = path.name + ".data"
-            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True, location=data_name)
-        else:
-            onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    if nbytes > PROTOBUF_LIMIT - 64 * 1024**2:
+        onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True, location=data_name)
+    else:
+        onnx.save_model(model, str(tmp))

@@ -90,7 +90,7 @@ def load_config(spec: str, overrides: dict[str, Any] | None = None):
             types = model_types()
             if name not in types:
                 close = difflib.get_close_matches(name, types, n=5, cutoff=0.6)
-                hint = f"; did you mean {', '.join(close)}?" if close else "; `mad import --list-types` lists them"
+                hint = f"; did you mean {', '.join(close)}?" if close else "; `mad types` lists them"
                 raise SourceError(f"unknown model type `{name}`{hint}")
             make = lambda **kw: AutoConfig.for_model(name, **kw)  # noqa: E731
             try:

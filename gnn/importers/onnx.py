@@ -202,7 +202,7 @@ def load_model(path: str | os.PathLike):
     if not model.graph.node and not model.graph.output:
         raise SourceError(f"`{path}` is not a valid ONNX file: it has no graph")
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(path))  # by path, so external data resolves beside the file
     except Exception as e:  # noqa: BLE001
         first = (str(e).strip().splitlines() or [""])[0]
         raise SourceError(f"`{path}` fails the ONNX checker: {first}") from None

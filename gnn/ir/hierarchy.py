@@ -120,8 +120,10 @@ class Hierarchy:
                 outs[path][out.value] = None
         for path, comp in comps.items():
             comp.inputs, comp.outputs = list(ins[path]), list(outs[path])
+        # Children in the model's own order (module registration), else naturally sorted.
+        order = {path: i for i, path in enumerate(graph.modules)}
         for comp in comps.values():
-            comp.children.sort(key=_natural_key)
+            comp.children.sort(key=lambda p: (order.get(p, len(order)), _natural_key(p)))
         self.composites = comps
         self.repeats = self._find_repeats()
 

@@ -48,7 +48,8 @@ def to_dict(graph: Graph) -> dict:
         "outputs": [{"name": o.name, "value": o.value} for o in graph.outputs],
         "values": values,
         "nodes": nodes,
-        "modules": graph.modules,
+        # a list, not an object: the model's module order is the outline's order
+        "modules": [[path, cls] for path, cls in graph.modules.items()],
         "meta": graph.meta,
     }
 
@@ -99,7 +100,7 @@ def from_dict(data) -> Graph:
         nodes=nodes,
         inputs=list(data["inputs"]),
         outputs=[Output(o["name"], o["value"]) for o in data["outputs"]],
-        modules=dict(data["modules"]),
+        modules={path: cls for path, cls in data["modules"]},
         meta=dict(data.get("meta", {})),
     )
 

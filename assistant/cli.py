@@ -1,0 +1,196 @@
+"""The ``mad`` command line.
+
+    mad import SOURCE [--set K=V]... -o GRAPH.json [--onnx OUT.onnx] [--explorer OUT.json]
+    mad summary SOURCE [--set K=V]... [--json]
+    mad validate SOURCE
+    mad export GRAPH.json [--onnx OUT.onnx] [--explorer OUT.json] [--weights W.safetensors]
+    mad types
+
+Bad input ends with one line on stderr (what was wrong, what is accepted) and
+exit status 2; a graph that fails validation exits 1.  Nothing is written at an
+output path unless the whole command succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+
+def _quiet() -> None:
+    """Library chatter (deprecations, tracing notes) is not for the command's user."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    warnings.filterwarnings("ignore")
+    import logging
+
+    for name in ("torch", "torch.onnx", "torch._export", "torch.export", "onnxscript", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="hf:<model_type>, hf:<org>/<name>, a config folder, an .onnx file or a graph .json")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
+                   help="override a Hugging Face config setting (repeatable; values parsed as JSON)")
+    p.add_argument("--head", help="Hugging Face head: causal-lm, seq2seq-lm, masked-lm, speech-seq2seq, "
+                                  "image-text-to-text, image-classification, ctc, base (default: by model type)")
+    p.add_argument("--seq-len", type=int, default=16, help="dummy text length for tracing (default 16)")
+    p.add_argument("--batch-size", type=int, default=1, help="dummy batch size for tracing (default 1)")
+
+
+def _add_exports(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx", metavar="OUT.onnx", help="also write ONNX (random weights unless --weights)")
+    p.add_argument("--explorer", metavar="OUT.json", help="also write Model Explorer graph JSON")
+    p.add_argument("--weights", metavar="W.safetensors", help="weights for the ONNX file (a safetensors state dict)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mad", description="MAD: model architecture design with validated graphs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", help="import a model as a graph and write it")
+    _add_source(p)
+    p.add_argument("-o", "--output", required=True, metavar="GRAPH.json", help="graph JSON to write")
+    _add_exports(p)
+
+    p = sub.add_parser("summary", help="parameters, layers, FLOPs, ops and an outline")
+    _add_source(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--depth", type=int, default=3, help="outline depth (default 3)")
+
+    p = sub.add_parser("validate", help="check structure, ops, shapes and dtypes")
+    _add_source(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("export", help="write a graph as ONNX and/or Model Explorer JSON")
+    p.add_argument("source", help="a graph .json (or any SOURCE)")
+    _add_exports(p)
+
+    sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
+    return parser
+
+
+def _load(args):
+    from gnn.sources import load, parse_overrides
+
+    options = {}
+    if getattr(args, "head", None):
+        options["head"] = args.head
+    if hasattr(args, "seq_len"):
+        if args.seq_len < 1 or args.batch_size < 1:
+            from gnn.errors import SourceError
+
+            raise SourceError("--seq-len and --batch-size must be positive integers")
+        options.update(seq_len=args.seq_len, batch_size=args.batch_size)
+    overrides = parse_overrides(getattr(args, "overrides", []))
+    if args.source.startswith("hf:") or os.path.isdir(args.source) or args.source.endswith("config.json"):
+        return load(args.source, overrides, **options)
+    return load(args.source, overrides)
+
+
+def _weights(path: str | None):
+    if not path:
+        return None
+    from gnn.errors import SourceError
+    from gnn.sources import PICKLE_SUFFIXES
+
+    if os.path.splitext(path)[1].lower() in PICKLE_SUFFIXES:
+        raise SourceError(f"refusing `{path}`: pickled weights run code when loaded; convert them to .safetensors")
+    if not path.endswith(".safetensors") or not os.path.isfile(path):
+        raise SourceError(f"--weights takes an existing .safetensors file, got `{path}`")
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
+def _exports(args, out: dict) -> dict:
+    if args.onnx:
+        out["onnx"] = args.onnx
+    if args.explorer:
+        out["explorer"] = args.explorer
+    return out
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from gnn.errors import MadError
+
+    try:
+        return _dispatch(args)
+    except MadError as e:
+        print(f"mad: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    from gnn import sources
+    from gnn.summary import format_summary, outline, summarize
+    from gnn.validate import validate
+
+    if args.command == "types":
+        from gnn.importers.hf import model_types
+
+        print("\n".join(model_types()))
+        return 0
+    if args.command == "import":
+        graph = _load(args)
+        report = validate(graph)
+        if not report.ok:
+            print(f"mad: error: imported graph is invalid: {report.errors[0]}", file=sys.stderr)
+            return 1
+        written = sources.export(graph, _exports(args, {"json": args.output}), weights=_weights(args.weights))
+        print(f"{graph.name}: {len(graph.nodes)} ops, {graph.num_parameters:,} parameters -> " + ", ".join(map(str, written)))
+        return 0
+    if args.command == "summary":
+        graph = _load(args)
+        s = summarize(graph)
+        s["outline"] = outline(graph, max_depth=args.depth)
+        print(json.dumps(s, indent=2) if args.json else format_summary(s))
+        return 0
+    if args.command == "validate":
+        graph = _load(args)
+        report = validate(graph)
+        if args.json:
+            print(json.dumps({"ok": report.ok, "errors": [str(e) for e in report.errors],
+                              "warnings": [str(w) for w in report.warnings], "checked_nodes": report.checked_nodes}, indent=2))
+        else:
+            for issue in report.errors:
+                print(f"error: {issue}")
+            for issue in report.warnings[:20]:
+                print(f"warning: {issue}")
+            status = "ok" if report.ok else f"{len(report.errors)} error(s)"
+            print(f"{graph.name}: {status}; {report.checked_nodes} nodes checked, {len(report.warnings)} warning(s)")
+        return 0 if report.ok else 1
+    if args.command == "export":
+        outputs = _exports(args, {})
+        if not outputs:
+            from gnn.errors import MadError
+
+            raise MadError("nothing to export; give --onnx OUT.onnx and/or --explorer OUT.json")
+        graph = _load(args)
+        report = validate(graph)
+        if not report.ok:
+            print(f"mad: error: graph is invalid, not exported: {report.errors[0]}", file=sys.stderr)
+            return 1
+        written = sources.export(graph, outputs, weights=_weights(args.weights))
+        print("wrote " + ", ".join(map(str, written)))
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _quiet()
+    try:
+        code = run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `mad summary ... | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
