@@ -130,14 +130,22 @@ _IMPLEMENTATIONS = ("attn_implementation", "experts_implementation")
 def _sub_configs(config) -> list:
     subs = []
     for key in getattr(config, "sub_configs", {}) or {}:
-        sub = getattr(config, key, None)
+        sub = _safe_getattr(config, key)
         if sub is not None and hasattr(sub, "to_dict"):
             subs.append(sub)
     return subs
 
 
+def _safe_getattr(obj, name: str, default=None):
+    """getattr that survives configs raising non-AttributeErrors for per-layer settings."""
+    try:
+        return getattr(obj, name, default)
+    except Exception:  # noqa: BLE001 - e.g. AmbiguousGlobalPerLayerAttributeError
+        return default
+
+
 def _has_key(config, key: str) -> bool:
-    return key in config.to_dict() or key in getattr(config, "attribute_map", {}) or hasattr(config, key)
+    return key in config.to_dict() or key in getattr(config, "attribute_map", {}) or _safe_getattr(config, key) is not None
 
 
 def _unknown(config, key: str, attr: str) -> SourceError:
@@ -198,13 +206,13 @@ def apply_overrides(config, overrides: dict[str, Any], make=None):
 
 
 def _sub_has(config, sub_key: str, attr: str) -> bool:
-    sub = getattr(config, sub_key, None)
+    sub = _safe_getattr(config, sub_key)
     return sub is not None and hasattr(sub, "to_dict") and _has_key(sub, attr)
 
 
 def _set_keeping_derived(cfg, attr: str, value, explicit: set[str]) -> None:
     """Set an attribute; keep ``head_dim`` derived from width and heads as constructors do."""
-    hidden, heads, head_dim = (getattr(cfg, a, None) for a in ("hidden_size", "num_attention_heads", "head_dim"))
+    hidden, heads, head_dim = (_safe_getattr(cfg, a) for a in ("hidden_size", "num_attention_heads", "head_dim"))
     derived = isinstance(hidden, int) and isinstance(heads, int) and heads and head_dim == hidden // heads
     setattr(cfg, attr, value)
     if derived and attr in ("hidden_size", "num_attention_heads") and "head_dim" not in explicit:
@@ -263,7 +271,7 @@ def candidate_classes(config, head: str | None = None) -> list[type]:
         if cls is None:
             raise SourceError(f"`{model_type}` has no {head} head in transformers")
         return [cls]
-    is_decoder = bool(getattr(config, "is_decoder", False))
+    is_decoder = bool(_safe_getattr(config, "is_decoder", False))
     if model_type in _mapping("speech-seq2seq"):
         order = ["speech-seq2seq", "seq2seq-lm", "causal-lm"]
     elif model_type in _mapping("image-text-to-text") and _sub_configs(config):
@@ -293,7 +301,7 @@ def _get(config, *names, default=None):
     """First attribute found on the config or its vision/audio sub-configs."""
     for cfg in [config] + _sub_configs(config):
         for name in names:
-            value = getattr(cfg, name, None)
+            value = _safe_getattr(cfg, name)
             if value is not None:
                 return value
     return default
@@ -309,33 +317,54 @@ def _image_size(config) -> tuple[int, int]:
     return int(size), int(size)
 
 
-def dummy_inputs(model: torch.nn.Module, config, opts: HFOptions) -> dict[str, torch.Tensor]:
-    """Meta tensors for the inputs the model's forward needs, chosen by its parameter names."""
+def dummy_inputs(model: torch.nn.Module, config, opts: HFOptions) -> list[dict[str, Any]]:
+    """Candidate input sets (meta tensors) for the model's forward, most complete first.
+
+    Chosen by the forward's parameter names: text (``input_ids``), images
+    (``pixel_values``), audio (``input_features`` / ``input_values``), plus
+    ``decoder_input_ids`` for encoder-decoders.  A model that reads text and
+    images gets both, then text alone (vision-language models whose image
+    tokens cannot be placed on the meta device still trace their text path).
+    """
     params = inspect.signature(model.forward).parameters
     b, s = opts.batch_size, opts.seq_len
     meta = dict(device="meta")
-    inputs: dict[str, Any] = {}
     main = getattr(model, "main_input_name", "input_ids")
-    if "input_ids" in params and main in ("input_ids", "pixel_values") or main == "input_ids":
-        if "input_ids" in params:
-            inputs["input_ids"] = torch.zeros(b, s, dtype=torch.long, **meta)
+    if main not in params:  # sub-models often inherit a main_input_name they do not take
+        main = next((n for n in ("input_ids", "pixel_values", "input_features", "input_values") if n in params), main)
+    base: dict[str, Any] = {}
+    if "use_cache" in params:
+        base["use_cache"] = False  # no KV cache object in the outputs
     if "decoder_input_ids" in params and getattr(config, "is_encoder_decoder", False):
-        inputs["decoder_input_ids"] = torch.zeros(b, max(s // 2, 1), dtype=torch.long, **meta)
-    if main == "pixel_values" or ("pixel_values" in params and _required(params["pixel_values"])):
+        base["decoder_input_ids"] = torch.zeros(b, max(s // 2, 1), dtype=torch.long, **meta)
+    text = {"input_ids": torch.zeros(b, s, dtype=torch.long, **meta)} if "input_ids" in params else {}
+    image = {}
+    if "pixel_values" in params:
         channels = _get(config, "num_channels", "in_channels", "in_chans", default=3)
         h, w = _image_size(config)
-        inputs["pixel_values"] = torch.zeros(b, channels, h, w, **meta)
-    if main == "input_features":
-        inputs["input_features"] = _audio_features(config, b)
-    if main == "input_values":
+        image = {"pixel_values": torch.zeros(b, channels, h, w, **meta)}
+    audio = {}
+    if "input_features" in params and main == "input_features":
+        audio = {"input_features": _audio_features(config, b)}
+    elif "input_values" in params and main == "input_values":
         if _get(config, "max_length") and _get(config, "num_mel_bins"):  # spectrogram transformers
-            inputs["input_values"] = torch.zeros(b, _get(config, "max_length"), _get(config, "num_mel_bins"), **meta)
+            audio = {"input_values": torch.zeros(b, _get(config, "max_length"), _get(config, "num_mel_bins"), **meta)}
         else:  # raw waveform: one second at 16 kHz
-            inputs["input_values"] = torch.zeros(b, 16000, **meta)
-    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if "use_cache" in params or accepts_kwargs:
-        inputs["use_cache"] = False  # no KV cache object in the outputs
-    return inputs
+            audio = {"input_values": torch.zeros(b, 16000, **meta)}
+    variants = []
+    if audio:
+        variants.append({**base, **audio})
+        if text and _required(params["input_ids"]):
+            variants[-1].update(text)
+    elif main == "pixel_values" or (image and not text):
+        variants.append({**base, **image})
+        if text and _required(params["input_ids"]):
+            variants[-1].update(text)
+    elif text:
+        if image:
+            variants.append({**base, **text, **image})
+        variants.append({**base, **text})
+    return [v for v in variants if any(isinstance(t, torch.Tensor) for t in v.values())]
 
 
 def _required(param: inspect.Parameter) -> bool:
@@ -382,21 +411,25 @@ def import_hf(spec: str, opts: HFOptions | None = None):
         except Exception as e:  # noqa: BLE001 - any failure means "try the next head"
             errors.append(f"{cls.__name__}: build failed: {_first_line(e)}")
             continue
-        inputs = dummy_inputs(model, config, opts)
-        if not any(isinstance(v, torch.Tensor) for v in inputs.values()):
+        variants = dummy_inputs(model, config, opts)
+        if not variants:
             errors.append(f"{cls.__name__}: no known inputs for main input `{model.main_input_name}`")
             continue
-        try:
-            with torch.no_grad():
-                ep = torch.export.export(model, (), inputs, strict=False)
-            graph = from_exported_program(
-                ep, name=cls.__name__, modules=module_paths(model), tied=tied_parameters(model)
-            )
-        except UnsupportedOpError as e:
-            errors.append(f"{cls.__name__}: {e}")
-            continue
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{cls.__name__}: export failed: {_first_line(e)}")
+        graph = None
+        for inputs in variants:
+            try:
+                # Tensors the forward creates without a device land on meta too.
+                with torch.no_grad(), torch.device("meta"):
+                    ep = torch.export.export(model, (), inputs, strict=False)
+                graph = from_exported_program(
+                    ep, name=cls.__name__, modules=module_paths(model), tied=tied_parameters(model)
+                )
+                break
+            except UnsupportedOpError as e:
+                errors.append(f"{cls.__name__}: {e}")
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{cls.__name__}({', '.join(k for k in inputs if k != 'use_cache')}): export failed: {_first_line(e)}")
+        if graph is None:
             continue
         expected = sum(p.numel() for p in model.parameters())
         graph.meta.update(

@@ -37,6 +37,16 @@ EXTRA_OPS: dict[str, str] = {
     "aten.lift_fresh_copy.default": "tensor literals created inside forward",
     "aten._local_scalar_dense.default": "Tensor.item(); the result is a data-dependent scalar",
     "aten.sym_size.int": "a tensor's size read as a value (symbolic shapes)",
+    "aten.linalg_vector_norm.default": "F.normalize and norm-based layers (CLIP projections, weight norm); no decomposition",
+    "aten.bucketize.Tensor": "bucketed relative positions (e.g. vision position ids); no decomposition",
+    "aten.view_as_complex.default": "complex rotary embeddings",
+    "aten.view_as_real.default": "complex rotary embeddings",
+    "aten.polar.default": "complex rotary embeddings",
+    "aten._fft_c2c.default": "Fourier token mixing (FNet)",
+    "aten._fft_r2c.default": "Fourier token mixing and spectral layers",
+    "aten._fft_c2r.default": "Fourier token mixing and spectral layers",
+    "aten.histc.default": "expert load counting in mixture-of-experts routers",
+    "aten.searchsorted.Tensor": "bucketing in position encoders",
 }
 
 PREFIX_ONNX = "onnx::"
