@@ -20,7 +20,7 @@ def to_onnx_native(graph: Graph, weights=None):
     from onnx import helper, numpy_helper
 
     from gnn.exporters.onnx import set_metadata
-    from gnn.importers.onnx import ATEN_TO_ONNX, ONNX_TO_ATEN, _attr_back, _type_proto
+    from gnn.importers.onnx import ATEN_TO_ONNX, ONNX_TO_ATEN, _attr_back, _type_proto, decode_data
 
     hints = graph.dim_hints
     rng = np.random.default_rng(0)
@@ -35,7 +35,7 @@ def to_onnx_native(graph: Graph, weights=None):
         if weights is not None and v.target in weights:
             arr = weights[v.target].detach().cpu().numpy().astype(np_dtype)
         elif "data" in v.meta:
-            arr = np.array(v.meta["data"], dtype=np_dtype).reshape(shape)
+            arr = decode_data(v.meta["data"], v.dtype, shape)
         elif np.issubdtype(np_dtype, np.floating):
             arr = (rng.standard_normal(shape) * 0.02).astype(np_dtype)
         else:

@@ -37,6 +37,20 @@ def onnx_dtype(name: str) -> int:
     return _ONNX_DTYPE[name]
 
 
+def encode_data(arr) -> list:
+    """A small array as a flat JSON list; inf/nan as ``{"float": "inf"}`` like op arguments."""
+    import math
+
+    return [x if not isinstance(x, float) or math.isfinite(x) else {"float": repr(x)} for x in arr.reshape(-1).tolist()]
+
+
+def decode_data(data: list, dtype: str, shape):
+    import numpy as np
+
+    flat = [float(x["float"]) if isinstance(x, dict) else x for x in data]
+    return np.array(flat, dtype=np.dtype("bool" if dtype == "bool" else dtype)).reshape(shape)
+
+
 @dataclass(frozen=True)
 class Mapping:
     """How one ONNX op maps onto an ATen op, and back."""
@@ -166,7 +180,7 @@ def _attr_value(attr, where: str) -> Any:
         arr = onnx.numpy_helper.to_array(attr.t)
         if arr.size > MAX_INLINE:
             raise UnsupportedOpError(f"attribute `{attr.name}` at {where} holds a {arr.size}-element tensor")
-        return {"tensor": {"dtype": _DTYPES.get(attr.t.data_type, "float32"), "shape": list(arr.shape), "data": arr.reshape(-1).tolist()}}
+        return {"tensor": {"dtype": _DTYPES.get(attr.t.data_type, "float32"), "shape": list(arr.shape), "data": encode_data(arr)}}
     raise UnsupportedOpError(
         f"attribute `{attr.name}` of type {A.AttributeType.Name(kind)} at {where} (sub-graphs such as If/Loop bodies are not supported)"
     )
@@ -250,7 +264,7 @@ def import_onnx(path: str | os.PathLike) -> Graph:
         is_param = dtype in ("float32", "float16", "bfloat16", "float64") and numel > 1
         data = None
         if not is_param and numel <= MAX_INLINE and init.data_location != onnx.TensorProto.EXTERNAL:
-            data = onnx.numpy_helper.to_array(init).reshape(-1).tolist()
+            data = encode_data(onnx.numpy_helper.to_array(init))
         add_value(init.name, shape, dtype, "parameter" if is_param else "constant", init.name, data)
         graph.inputs.append(init.name)
     for vi in g.input:
@@ -344,7 +358,7 @@ def _constant_value(add_value, graph: Graph, n, attrs) -> None:
         dtype = {"value_int": "int64", "value_ints": "int64", "value_float": "float32", "value_floats": "float32"}.get(
             attr.name, "float32"
         )
-    data = arr.reshape(-1).tolist() if arr.size <= MAX_INLINE else None
+    data = encode_data(arr) if arr.size <= MAX_INLINE else None
     kind = "parameter" if data is None else "constant"
     add_value(name, list(arr.shape), dtype, kind, name, data)
     graph.inputs.append(name)
@@ -361,7 +375,6 @@ def _type_proto(shape, dtype):
 
 def infer_onnx_node(graph: Graph, node: Node) -> list[tuple[str, str, object, object]]:
     """Check an ``onnx::`` node with ONNX's own inference; return (rule, message, expected, got) issues."""
-    import numpy as np
     import onnx
 
     from gnn.ir import ops
@@ -387,10 +400,7 @@ def infer_onnx_node(graph: Graph, node: Node) -> list[tuple[str, str, object, ob
             return []
         input_types[name] = _type_proto(v.shape, v.dtype)
         if "data" in v.meta:
-            arr = np.array(v.meta["data"], dtype=np.dtype("bool" if v.dtype == "bool" else v.dtype)).reshape(
-                [d for d in v.shape]
-            )
-            input_data[name] = onnx.numpy_helper.from_array(arr, name)
+            input_data[name] = onnx.numpy_helper.from_array(decode_data(v.meta["data"], v.dtype, v.shape), name)
     opset = graph.meta.get("opset") or onnx.defs.onnx_opset_version()
     try:
         got = onnx.shape_inference.infer_node_outputs(
@@ -420,11 +430,9 @@ def infer_onnx_node(graph: Graph, node: Node) -> list[tuple[str, str, object, ob
 
 def _attr_back(value):
     """An IR attribute value -> what ``onnx.helper.make_node`` accepts."""
-    import numpy as np
     import onnx
 
     if isinstance(value, dict) and "tensor" in value:
         t = value["tensor"]
-        arr = np.array(t["data"], dtype=np.dtype("bool" if t["dtype"] == "bool" else t["dtype"])).reshape(t["shape"])
-        return onnx.numpy_helper.from_array(arr)
+        return onnx.numpy_helper.from_array(decode_data(t["data"], t["dtype"], t["shape"]))
     return value
