@@ -7,7 +7,7 @@ propagates shapes and dtypes through every node: ATen ops are executed on the
 meta device from the recorded input types, ONNX ops through ONNX's per-node
 inference.  Like Graphbook, a problem is reported where it happens: the node's
 module path, the rule, expected vs got.  Propagation continues from the
-*recorded* types after a mismatch, so one bad node yields one issue.
+*computed* types after a mismatch, so one bad record yields one issue.
 """
 
 from __future__ import annotations
@@ -214,19 +214,18 @@ def _propagate(graph: Graph, report: Report) -> None:
             rec = graph.values[name]
             got_t = computed[i]
             want = _concrete(rec.shape, hints)
-            ok = True
             if list(got_t.shape) != want:
                 report.errors.append(
                     _issue(node, "shape", f"output {i} `{name}`", expected=list(rec.shape), got=list(got_t.shape))
                 )
-                ok = False
             if str(got_t.dtype).removeprefix("torch.") != rec.dtype:
                 report.errors.append(
                     _issue(node, "dtype", f"output {i} `{name}`", expected=rec.dtype, got=str(got_t.dtype).removeprefix("torch."))
                 )
-                ok = False
-            if ok and got_t.device == _META:
-                tensors[name] = got_t  # keep real strides for later views
+            if got_t.device == _META:
+                # Go on from what the op really computes (with its strides), so a wrong
+                # record is reported once, not again at every node downstream.
+                tensors[name] = got_t
 
 
 def _data_dependent(e: Exception) -> bool:

@@ -21,7 +21,7 @@ TINY = {
     "vit": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, image_size=32,
                 patch_size=8),
     "whisper": dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                    decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, vocab_size=100,
+                    decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
                     max_source_positions=32, num_mel_bins=16),
     "mistral": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                     num_key_value_heads=2, vocab_size=100),

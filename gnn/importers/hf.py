@@ -278,6 +278,8 @@ def candidate_classes(config, head: str | None = None) -> list[type]:
         order = ["image-text-to-text", "causal-lm"]
     elif model_type in _mapping("seq2seq-lm"):
         order = ["seq2seq-lm", "causal-lm"]
+    elif _sub_configs(config) and model_type not in _mapping("causal-lm"):
+        order = ["base"]  # dual encoders (CLIP-like): the base model holds both towers
     elif model_type in _mapping("masked-lm") and not is_decoder:
         order = ["masked-lm", "causal-lm"]
     else:
@@ -447,9 +449,9 @@ def import_hf(spec: str, opts: HFOptions | None = None):
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    line = text[0] if text else ""
-    return f"{type(e).__name__}: {line}"[:300]
-
-
-__all__ = ["HFOptions", "import_hf", "load_config", "apply_overrides", "model_types", "candidate_classes", "MadError"]
+    """The gist of an exception in one line (the next line too when the first only introduces it)."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if text.endswith(":") and len(lines) > 1:
+        text = f"{text} {lines[1]}"
+    return f"{type(e).__name__}: {text}"[:300]
