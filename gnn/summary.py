@@ -136,7 +136,7 @@ def summarize(graph: Graph) -> dict:
 def format_summary(s: dict) -> str:
     lines = [
         f"{s['model_class']}: {s['params']:,} parameters ({human(s['params'])}), {s['layers']} repeated blocks, "
-        f"{s['nodes']} ops, {human(s['flops'])}FLOPs for inputs {s['example_inputs'] or '(as traced)'}",
+        f"{s['nodes']} ops, {human(s['flops'])} FLOPs for inputs {s['example_inputs'] or '(as traced)'}",
         "",
         *s["outline"],
         "",

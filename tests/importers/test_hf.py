@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -88,8 +89,21 @@ def test_config_folder(tmp_path):
     assert graph.num_parameters == sum(p.numel() for p in real_model("llama").parameters())
 
 
-def test_hub_id_absent_from_cache_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_hub_id_absent_from_cache_is_a_clear_error():
     with pytest.raises(SourceError, match="not in the local Hugging Face cache"):
         load_config("hf:nobody/no-such-model")
+
+
+def test_hub_id_found_in_the_local_cache(tmp_path):
+    """A config already in the HF cache (models--org--name/snapshots/<rev>/config.json) is used offline."""
+    repo = tmp_path / "models--acme--tiny-llama"
+    snap = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snap.name)
+    real_model("llama").config.save_pretrained(snap)
+    # The cache location is read when huggingface_hub is imported: use a fresh process.
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
+    code = "from gnn.importers.hf import load_config; c = load_config('hf:acme/tiny-llama'); print(c.hidden_size, c.num_hidden_layers)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["64", "2"]
