@@ -97,4 +97,5 @@ def to_explorer(graph: Graph) -> dict:
         for path, comp in h.composites.items()
         if path
     }
-    return {"label": graph.name, "graphs": [{"id": graph.name, "nodes": nodes, "groupNodeAttributes": groups}]}
+    # The shape of an adapter's response ({"graphs": [...]}), which Model Explorer's JSON loader reads.
+    return {"graphs": [{"id": graph.name, "nodes": nodes, "groupNodeAttributes": groups}]}

@@ -186,16 +186,36 @@ def _attr_value(attr, where: str) -> Any:
     )
 
 
-def _path_of(node) -> str:
+def _scopes(node) -> list[tuple[str, str]]:
+    """[(module path, module class), ...] from the outermost to the node's own module.
+
+    Read, in order of preference, from MAD's ``namespace``/``module_class``
+    metadata, from ``torch.onnx``'s ``pkg.torch.onnx.name_scopes`` and
+    ``class_hierarchy`` (whose last entry is the op itself), and from a
+    ``/``-scoped node name (``/model/layers.0/self_attn/MatMul``).
+    """
+    import ast
+
     meta = {p.key: p.value for p in node.metadata_props}
+    if "module_class" in meta and "namespace" in meta:  # written by MAD
+        path = meta["namespace"]
+        return [(path, meta["module_class"])] if path else []
+    if "pkg.torch.onnx.name_scopes" in meta:
+        try:
+            names = ast.literal_eval(meta["pkg.torch.onnx.name_scopes"])
+            classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
+        except (ValueError, SyntaxError):
+            names, classes = [], []
+        classes = list(classes) + [""] * (len(names) - len(classes))
+        return [(n, c.rsplit(".", 1)[-1]) for n, c in zip(names[:-1], classes[:-1]) if n]
     if meta.get("namespace"):
         ns = meta["namespace"]
-        return ns.replace("/", ".").strip(".")
+        return [(ns.replace("/", ".").strip("."), "")]
     name = node.name or ""
     if "/" in name:
         parts = [p for p in name.split("/")[:-1] if p]
-        return ".".join(parts)
-    return ""
+        return [(".".join(parts), "")] if parts else []
+    return []
 
 
 def load_model(path: str | os.PathLike):
@@ -279,7 +299,11 @@ def import_onnx(path: str | os.PathLike) -> Graph:
     counts: dict[str, int] = {}
     unsupported: dict[str, str] = {}
     for i, n in enumerate(g.node):
-        path = _path_of(n)
+        scopes = _scopes(n)
+        path = scopes[-1][0] if scopes else ""
+        for scope_path, scope_class in scopes:
+            if scope_class or scope_path not in graph.modules:
+                graph.modules[scope_path] = scope_class
         node_id = n.name or f"{n.op_type}_{i}"
         counts[node_id] = counts.get(node_id, -1) + 1
         if counts[node_id]:
@@ -309,9 +333,7 @@ def import_onnx(path: str | os.PathLike) -> Graph:
         else:
             node = Node(node_id, f"onnx::{n.op_type}", refs, attrs)
         node.module = path
-        node.module_class = {p.key: p.value for p in n.metadata_props}.get("module_class", "")
-        if node.module_class:
-            graph.modules[path] = node.module_class
+        node.module_class = graph.modules.get(path, "")
         node.outputs = []
         for out in n.output:
             if not out:
