@@ -114,12 +114,18 @@ def outline(graph: Graph, max_depth: int = 4) -> list[str]:
 def summarize(graph: Graph) -> dict:
     h = graph.hierarchy
     top = h.top_repeats()
+    order = {path: i for i, path in enumerate(graph.modules)}
     return {
         "name": graph.name,
         "source": graph.meta.get("source"),
         "model_class": graph.meta.get("model_class", graph.name),
         "params": graph.num_parameters,
-        "params_by_module": {c: h[c].num_parameters for c in h[""].children if h[c].num_parameters},
+        # every composite that owns parameters, in the model's order
+        "params_by_module": {
+            path: h[path].num_parameters
+            for path in sorted(h.composites, key=lambda p: order.get(p, len(order)))
+            if path and h[path].num_parameters
+        },
         "layers": sum(len(r.indices) for r in top),
         "repeats": [
             {"blocks": r.label, "module_class": r.module_class, "count": len(r.indices), "variants": r.variants}

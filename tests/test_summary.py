@@ -7,6 +7,7 @@ def test_summary_fields(graphs):
     assert s["layers"] == 2
     assert s["ops"]["aten.mm.default"] == sum(1 for n in graphs["llama"].nodes if n.op == "aten.mm.default")
     assert s["params_by_module"]["model"] + s["params_by_module"]["lm_head"] == s["params"]
+    assert s["params_by_module"]["model.layers.0.self_attn.q_proj"] == 64 * 64
 
 
 def test_outline_folds_repeats(graphs):
