@@ -144,6 +144,18 @@ def _safe_getattr(obj, name: str, default=None):
         return default
 
 
+def _all_configs(config) -> list:
+    """The config and its sub-configs at every depth (a VLM inside a retrieval model, ...)."""
+    found, todo = [], [config]
+    while todo:
+        cfg = todo.pop()
+        if any(cfg is f for f in found):
+            continue
+        found.append(cfg)
+        todo += _sub_configs(cfg)
+    return found
+
+
 def _has_key(config, key: str) -> bool:
     return key in config.to_dict() or key in getattr(config, "attribute_map", {}) or _safe_getattr(config, key) is not None
 
@@ -186,6 +198,9 @@ def apply_overrides(config, overrides: dict[str, Any], make=None):
             if in_top:
                 top[key] = value
             nested += [(k, key, value) for k in subs]
+    if "num_hidden_layers" in top:
+        for k, v in _per_layer_settings(config, top["num_hidden_layers"]).items():
+            top.setdefault(k, v)
     if top:
         if make is not None:
             try:
@@ -199,10 +214,31 @@ def apply_overrides(config, overrides: dict[str, Any], make=None):
         target = config
         for part in head.split("."):
             target = getattr(target, part)
-        _set_keeping_derived(target, attr, value, explicit={a for h, a, _ in nested if h == head})
+        explicit = {a for h, a, _ in nested if h == head}
+        if attr == "num_hidden_layers":
+            for k, v in _per_layer_settings(target, value).items():
+                if k not in explicit:
+                    setattr(target, k, v)
+        _set_keeping_derived(target, attr, value, explicit=explicit)
     for key, value in impl.items():
         setattr(config, f"_{key}", value)
     return config
+
+
+def _per_layer_settings(cfg, depth) -> dict[str, list]:
+    """Per-layer settings (lists as long as the current depth, like ``layer_types``) fitted to a new depth.
+
+    Shortening keeps the first layers; lengthening repeats the pattern, so a
+    2-layer Gemma keeps its sliding/full attention alternation and stays valid.
+    """
+    old = _safe_getattr(cfg, "num_hidden_layers")
+    if not isinstance(old, int) or not isinstance(depth, int) or old <= 0 or old == depth or depth < 0:
+        return {}
+    return {
+        k: [v[i % old] for i in range(depth)]
+        for k, v in cfg.to_dict().items()
+        if isinstance(v, list) and len(v) == old
+    }
 
 
 def _sub_has(config, sub_key: str, attr: str) -> bool:
@@ -398,7 +434,7 @@ def import_hf(spec: str, opts: HFOptions | None = None):
     """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces."""
     opts = opts or HFOptions()
     config = load_config(spec, opts.overrides)
-    for cfg in [config] + _sub_configs(config):
+    for cfg in _all_configs(config):
         if hasattr(cfg, "use_cache"):
             cfg.use_cache = False
     if "experts_implementation" not in opts.overrides:
