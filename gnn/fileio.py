@@ -1,4 +1,4 @@
-"""Atomic writes: every output appears whole or not at all."""
+"""File handling shared by readers and writers: a size limit on inputs, atomic outputs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,21 @@ import os
 import pathlib
 import tempfile
 from typing import Callable
+
+from gnn.errors import SourceError
+
+
+def max_file_bytes() -> int:
+    """Inputs larger than this are refused (default 2 GB, protobuf's own limit; ``MAD_MAX_FILE_MB``)."""
+    return int(float(os.environ.get("MAD_MAX_FILE_MB", 2048)) * 1e6)
+
+
+def check_size(path: pathlib.Path) -> None:
+    size = path.stat().st_size
+    if size > max_file_bytes():
+        raise SourceError(
+            f"`{path}` is {size / 1e6:.0f} MB, over the {max_file_bytes() / 1e6:.0f} MB limit (set MAD_MAX_FILE_MB to raise it)"
+        )
 
 
 @contextlib.contextmanager

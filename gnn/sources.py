@@ -14,14 +14,11 @@ import pathlib
 from typing import Any, Callable
 
 from gnn.errors import ExportError, SourceError
+from gnn.fileio import check_size
 from gnn.ir.graph import Graph
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib"}
 ACCEPTED = "hf:<model_type>, hf:<org>/<name>, a folder with config.json, an .onnx file or a MAD graph .json"
-
-
-def max_file_bytes() -> int:
-    return int(float(os.environ.get("MAD_MAX_FILE_MB", 2048)) * 1e6)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -39,18 +36,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _check_size(path: pathlib.Path) -> None:
-    size = path.stat().st_size
-    if size > max_file_bytes():
-        raise SourceError(
-            f"`{path}` is {size / 1e6:.0f} MB, over the {max_file_bytes() / 1e6:.0f} MB limit (set MAD_MAX_FILE_MB to raise it)"
-        )
-
-
 def _load_json_graph(path: pathlib.Path, **_) -> Graph:
     from gnn.ir.serialize import from_json
 
-    _check_size(path)
+    check_size(path)
     return from_json(path.read_text())
 
 

@@ -173,7 +173,7 @@ def _concrete(shape, hints) -> list[int]:
 
 
 def _propagate(graph: Graph, report: Report) -> None:
-    from gnn.importers.onnx import ATEN_TO_ONNX, infer_onnx_node
+    from gnn.ir.onnx_ops import ATEN_TO_ONNX, infer_onnx_node
 
     hints = graph.dim_hints
     tensors: dict[str, torch.Tensor] = {}

@@ -20,7 +20,7 @@ def to_onnx_native(graph: Graph, weights=None):
     from onnx import helper, numpy_helper
 
     from gnn.exporters.onnx import set_metadata
-    from gnn.importers.onnx import ATEN_TO_ONNX, ONNX_TO_ATEN, _attr_back, _type_proto, decode_data
+    from gnn.ir.onnx_ops import ATEN_TO_ONNX, ONNX_TO_ATEN, attr_back, decode_data, type_proto
 
     hints = graph.dim_hints
     rng = np.random.default_rng(0)
@@ -28,7 +28,7 @@ def to_onnx_native(graph: Graph, weights=None):
     for name in graph.inputs:
         v = graph.values[name]
         if v.kind == "input":
-            inputs.append(helper.make_value_info(name, _type_proto(v.shape, v.dtype)))
+            inputs.append(helper.make_value_info(name, type_proto(v.shape, v.dtype)))
             continue
         np_dtype = np.dtype("bool" if v.dtype == "bool" else v.dtype)
         shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
@@ -57,12 +57,12 @@ def to_onnx_native(graph: Graph, weights=None):
             [a["value"] if isinstance(a, dict) else "" for a in args],
             [o or "" for o in node.outputs],
             name=node.id,
-            **{k: _attr_back(v) for k, v in attrs.items()},
+            **{k: attr_back(v) for k, v in attrs.items()},
         )
         set_metadata(proto, "namespace", node.module)
         set_metadata(proto, "module_class", node.module_class)
         nodes.append(proto)
-    outputs = [helper.make_value_info(o.value, _type_proto(graph.values[o.value].shape, graph.values[o.value].dtype)) for o in graph.outputs]
+    outputs = [helper.make_value_info(o.value, type_proto(graph.values[o.value].shape, graph.values[o.value].dtype)) for o in graph.outputs]
     g = helper.make_graph(nodes, graph.name, inputs, outputs, initializer=initializers)
     opset = graph.meta.get("opset") or onnx.defs.onnx_opset_version()
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="mad")

@@ -16,20 +16,17 @@ model classes of the type's module (how sub-models such as
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
-import json
-import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from gnn.errors import MadError, SourceError, UnsupportedOpError
+from gnn.errors import SourceError, UnsupportedOpError
 from gnn.importers.exported import from_exported_program, module_paths, tied_parameters
-
-MAX_CONFIG_BYTES = 5_000_000
+from gnn.importers.hf_config import all_configs, first_line, load_config, safe_getattr, sub_configs
+from gnn.importers.hf_config import apply_overrides, model_types  # noqa: F401 - re-exported
 
 # Heads in the order they are tried; names follow transformers' auto mappings.
 HEADS: dict[str, str] = {
@@ -52,207 +49,6 @@ class HFOptions:
     head: str | None = None  # one of HEADS, or None to pick by model type
     batch_size: int = 1  # dummy-input batch; FLOPs scale with it
     seq_len: int = 16  # dummy text length; small keeps tracing fast, FLOPs scale with it
-
-
-# -- config ---------------------------------------------------------------------
-
-
-def model_types() -> list[str]:
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-    return sorted(CONFIG_MAPPING_NAMES)
-
-
-def load_config(spec: str, overrides: dict[str, Any] | None = None):
-    """Resolve ``hf:<type>``, ``hf:<org/name>`` or a folder to a config with overrides applied.
-
-    Top-level overrides are passed to the config's constructor, so the settings
-    it derives (``head_dim`` from ``hidden_size``, T5's decoder depth from
-    ``num_layers``) follow them, exactly as ``LlamaConfig(hidden_size=...)`` would.
-    """
-    from transformers import AutoConfig
-
-    if spec.startswith("hf:"):
-        name = spec[3:]
-        if not name:
-            raise SourceError("empty model name in `hf:`; use hf:<model_type> (e.g. hf:llama) or hf:<org>/<name>")
-        if "/" in name:
-            try:
-                config = AutoConfig.from_pretrained(name, local_files_only=True)
-            except OSError:
-                raise SourceError(
-                    f"`{name}` is not in the local Hugging Face cache and downloads are off; "
-                    "put its config.json in a folder and pass the folder"
-                ) from None
-            raw = config.to_dict()
-            make = lambda **kw: type(config).from_dict({**raw, **kw})  # noqa: E731
-        else:
-            types = model_types()
-            if name not in types:
-                close = difflib.get_close_matches(name, types, n=5, cutoff=0.6)
-                hint = f"; did you mean {', '.join(close)}?" if close else "; `mad types` lists them"
-                raise SourceError(f"unknown model type `{name}`{hint}")
-            make = lambda **kw: AutoConfig.for_model(name, **kw)  # noqa: E731
-            try:
-                config = make()
-            except Exception as e:  # noqa: BLE001 - a broken default config in transformers
-                raise SourceError(f"transformers could not build the default config of `{name}`: {_first_line(e)}") from None
-    else:
-        folder = pathlib.Path(spec)
-        cfg_file = folder / "config.json"
-        if not cfg_file.is_file():
-            raise SourceError(f"no config.json in `{spec}`; a config folder must hold a Hugging Face config.json")
-        if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
-            raise SourceError(f"`{cfg_file}` is over {MAX_CONFIG_BYTES // 1_000_000} MB; a config.json is a few KB")
-        try:
-            raw = json.loads(cfg_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SourceError(f"`{cfg_file}` is not valid JSON ({e}); expected a Hugging Face config.json") from None
-        if not isinstance(raw, dict) or "model_type" not in raw:
-            raise SourceError(f"`{cfg_file}` has no `model_type`; expected a Hugging Face config.json")
-        if raw["model_type"] not in model_types():
-            raise SourceError(f"`{cfg_file}` names unknown model_type `{raw['model_type']}`")
-        cls = type(AutoConfig.for_model(raw["model_type"]))
-        make = lambda **kw: cls.from_dict({**raw, **kw})  # noqa: E731
-        try:
-            config = make()
-        except Exception as e:  # noqa: BLE001
-            raise SourceError(f"`{cfg_file}` was rejected by transformers: {_first_line(e)}") from None
-    return apply_overrides(config, overrides or {}, make)
-
-
-# Settings that are valid on every config although they are not in its to_dict().
-_ALWAYS_SETTABLE = {"use_cache", "dtype"}
-# Kernel choices, stored privately on the config (``config._attn_implementation``).
-_IMPLEMENTATIONS = ("attn_implementation", "experts_implementation")
-
-
-def _sub_configs(config) -> list:
-    subs = []
-    for key in getattr(config, "sub_configs", {}) or {}:
-        sub = _safe_getattr(config, key)
-        if sub is not None and hasattr(sub, "to_dict"):
-            subs.append(sub)
-    return subs
-
-
-def _safe_getattr(obj, name: str, default=None):
-    """getattr that survives configs raising non-AttributeErrors for per-layer settings."""
-    try:
-        return getattr(obj, name, default)
-    except Exception:  # noqa: BLE001 - e.g. AmbiguousGlobalPerLayerAttributeError
-        return default
-
-
-def _all_configs(config) -> list:
-    """The config and its sub-configs at every depth (a VLM inside a retrieval model, ...)."""
-    found, todo = [], [config]
-    while todo:
-        cfg = todo.pop()
-        if any(cfg is f for f in found):
-            continue
-        found.append(cfg)
-        todo += _sub_configs(cfg)
-    return found
-
-
-def _has_key(config, key: str) -> bool:
-    return key in config.to_dict() or key in getattr(config, "attribute_map", {}) or _safe_getattr(config, key) is not None
-
-
-def _unknown(config, key: str, attr: str) -> SourceError:
-    close = difflib.get_close_matches(attr, sorted(config.to_dict()), n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return SourceError(f"--set {key}: {type(config).__name__} has no setting `{attr}`{hint}")
-
-
-def apply_overrides(config, overrides: dict[str, Any], make=None):
-    """Return the config with ``key=value`` overrides; ``text_config.key`` reaches a sub-config.
-
-    A bare key the top-level config does not have is set on every sub-config
-    that has it, so ``num_hidden_layers=2`` shrinks both towers of a
-    vision-language model.  ``make(**kwargs)`` rebuilds the top-level config
-    with constructor arguments; without it, values are set as attributes.
-    """
-    top: dict[str, Any] = {}
-    nested: list[tuple[Any, str, Any]] = []  # (sub-config path, attr, value), applied after a rebuild
-    impl: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key in _IMPLEMENTATIONS:
-            impl[key] = value
-        elif "." in key:
-            head, _, attr = key.rpartition(".")
-            target = config
-            for part in head.split("."):
-                target = getattr(target, part, None)
-                if target is None or not hasattr(target, "to_dict"):
-                    raise SourceError(f"--set {key}: `{part}` is not a sub-config of {type(config).__name__}")
-            if not _has_key(target, attr):
-                raise _unknown(target, key, attr)
-            nested.append((head, attr, value))
-        else:
-            in_top = _has_key(config, key) or key in _ALWAYS_SETTABLE
-            subs = [k for k in (getattr(config, "sub_configs", {}) or {}) if _sub_has(config, k, key)]
-            if not in_top and not subs:
-                raise _unknown(config, key, key)
-            if in_top:
-                top[key] = value
-            nested += [(k, key, value) for k in subs]
-    if "num_hidden_layers" in top:
-        for k, v in _per_layer_settings(config, top["num_hidden_layers"]).items():
-            top.setdefault(k, v)
-    if top:
-        if make is not None:
-            try:
-                config = make(**top)
-            except Exception as e:  # noqa: BLE001 - the config's own consistency checks
-                raise SourceError(f"--set rejected by {type(config).__name__}: {_first_line(e)}") from None
-        else:
-            for k, v in top.items():
-                setattr(config, k, v)
-    for head, attr, value in nested:
-        target = config
-        for part in head.split("."):
-            target = getattr(target, part)
-        explicit = {a for h, a, _ in nested if h == head}
-        if attr == "num_hidden_layers":
-            for k, v in _per_layer_settings(target, value).items():
-                if k not in explicit:
-                    setattr(target, k, v)
-        _set_keeping_derived(target, attr, value, explicit=explicit)
-    for key, value in impl.items():
-        setattr(config, f"_{key}", value)
-    return config
-
-
-def _per_layer_settings(cfg, depth) -> dict[str, list]:
-    """Per-layer settings (lists as long as the current depth, like ``layer_types``) fitted to a new depth.
-
-    Shortening keeps the first layers; lengthening repeats the pattern, so a
-    2-layer Gemma keeps its sliding/full attention alternation and stays valid.
-    """
-    old = _safe_getattr(cfg, "num_hidden_layers")
-    if not isinstance(old, int) or not isinstance(depth, int) or old <= 0 or old == depth or depth < 0:
-        return {}
-    return {
-        k: [v[i % old] for i in range(depth)]
-        for k, v in cfg.to_dict().items()
-        if isinstance(v, list) and len(v) == old
-    }
-
-
-def _sub_has(config, sub_key: str, attr: str) -> bool:
-    sub = _safe_getattr(config, sub_key)
-    return sub is not None and hasattr(sub, "to_dict") and _has_key(sub, attr)
-
-
-def _set_keeping_derived(cfg, attr: str, value, explicit: set[str]) -> None:
-    """Set an attribute; keep ``head_dim`` derived from width and heads as constructors do."""
-    hidden, heads, head_dim = (_safe_getattr(cfg, a) for a in ("hidden_size", "num_attention_heads", "head_dim"))
-    derived = isinstance(hidden, int) and isinstance(heads, int) and heads and head_dim == hidden // heads
-    setattr(cfg, attr, value)
-    if derived and attr in ("hidden_size", "num_attention_heads") and "head_dim" not in explicit:
-        cfg.head_dim = cfg.hidden_size // cfg.num_attention_heads
 
 
 # -- model classes -----------------------------------------------------------------
@@ -307,14 +103,14 @@ def candidate_classes(config, head: str | None = None) -> list[type]:
         if cls is None:
             raise SourceError(f"`{model_type}` has no {head} head in transformers")
         return [cls]
-    is_decoder = bool(_safe_getattr(config, "is_decoder", False))
+    is_decoder = bool(safe_getattr(config, "is_decoder", False))
     if model_type in _mapping("speech-seq2seq"):
         order = ["speech-seq2seq", "seq2seq-lm", "causal-lm"]
-    elif model_type in _mapping("image-text-to-text") and _sub_configs(config):
+    elif model_type in _mapping("image-text-to-text") and sub_configs(config):
         order = ["image-text-to-text", "causal-lm"]
     elif model_type in _mapping("seq2seq-lm"):
         order = ["seq2seq-lm", "causal-lm"]
-    elif _sub_configs(config) and model_type not in _mapping("causal-lm"):
+    elif sub_configs(config) and model_type not in _mapping("causal-lm"):
         order = ["base"]  # dual encoders (CLIP-like): the base model holds both towers
     elif model_type in _mapping("masked-lm") and not is_decoder:
         order = ["masked-lm", "causal-lm"]
@@ -337,9 +133,9 @@ def candidate_classes(config, head: str | None = None) -> list[type]:
 
 def _get(config, *names, default=None):
     """First attribute found on the config or its vision/audio sub-configs."""
-    for cfg in [config] + _sub_configs(config):
+    for cfg in [config] + sub_configs(config):
         for name in names:
-            value = _safe_getattr(cfg, name)
+            value = safe_getattr(cfg, name)
             if value is not None:
                 return value
     return default
@@ -434,7 +230,7 @@ def import_hf(spec: str, opts: HFOptions | None = None):
     """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces."""
     opts = opts or HFOptions()
     config = load_config(spec, opts.overrides)
-    for cfg in _all_configs(config):
+    for cfg in all_configs(config):
         if hasattr(cfg, "use_cache"):
             cfg.use_cache = False
     if "experts_implementation" not in opts.overrides:
@@ -447,7 +243,7 @@ def import_hf(spec: str, opts: HFOptions | None = None):
         try:
             model = build_meta_model(cls, config)
         except Exception as e:  # noqa: BLE001 - any failure means "try the next head"
-            errors.append(f"{cls.__name__}: build failed: {_first_line(e)}")
+            errors.append(f"{cls.__name__}: build failed: {first_line(e)}")
             continue
         variants = dummy_inputs(model, config, opts)
         if not variants:
@@ -466,7 +262,7 @@ def import_hf(spec: str, opts: HFOptions | None = None):
             except UnsupportedOpError as e:
                 errors.append(f"{cls.__name__}: {e}")
             except Exception as e:  # noqa: BLE001
-                errors.append(f"{cls.__name__}({', '.join(k for k in inputs if k != 'use_cache')}): export failed: {_first_line(e)}")
+                errors.append(f"{cls.__name__}({', '.join(k for k in inputs if k != 'use_cache')}): export failed: {first_line(e)}")
         if graph is None:
             continue
         expected = sum(p.numel() for p in model.parameters())
@@ -482,12 +278,3 @@ def import_hf(spec: str, opts: HFOptions | None = None):
     if not errors:
         raise SourceError(f"`{config.model_type}` has no model class in transformers")
     raise SourceError(f"could not trace `{config.model_type}`: " + " | ".join(errors[:3]))
-
-
-def _first_line(e: BaseException) -> str:
-    """The gist of an exception in one line (the next line too when the first only introduces it)."""
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    if text.endswith(":") and len(lines) > 1:
-        text = f"{text} {lines[1]}"
-    return f"{type(e).__name__}: {text}"[:300]

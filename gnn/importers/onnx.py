@@ -14,149 +14,18 @@ from __future__ import annotations
 
 import os
 import pathlib
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from gnn.errors import SourceError, UnsupportedOpError
+from gnn.fileio import check_size
 from gnn.ir.graph import Graph, Node, Output, Value
+from gnn.ir.onnx_ops import DTYPES, ONNX_TO_ATEN, encode_data, type_of
 
-MAX_FILE_MB = float(os.environ.get("MAD_MAX_FILE_MB", 2048))
 # Small constants (shapes, axes, scalars) are kept in the graph: reshapes and
 # ONNX shape inference need their values; weights are never stored.
 MAX_INLINE = 1024
 
-# ONNX TensorProto.DataType -> torch dtype names
-_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-    10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
-}
-_ONNX_DTYPE = {v: k for k, v in _DTYPES.items()}
-
-
-def onnx_dtype(name: str) -> int:
-    return _ONNX_DTYPE[name]
-
-
-def encode_data(arr) -> list:
-    """A small array as a flat JSON list; inf/nan as ``{"float": "inf"}`` like op arguments."""
-    import math
-
-    return [x if not isinstance(x, float) or math.isfinite(x) else {"float": repr(x)} for x in arr.reshape(-1).tolist()]
-
-
-def decode_data(data: list, dtype: str, shape):
-    import numpy as np
-
-    flat = [float(x["float"]) if isinstance(x, dict) else x for x in data]
-    return np.array(flat, dtype=np.dtype("bool" if dtype == "bool" else dtype)).reshape(shape)
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """How one ONNX op maps onto an ATen op, and back."""
-
-    op: str
-    to_aten: Callable[[list, dict, list], tuple[list, dict]]  # (inputs, attrs, input ranks) -> (args, kwargs)
-    to_onnx: Callable[[list, dict], tuple[list, dict]]  # (args, kwargs) -> (inputs, attrs)
-    floats_only: bool = False  # the meanings agree only on floating-point inputs
-
-
-def _same(inputs, attrs, ranks):
-    return list(inputs), {}
-
-
-def _same_back(args, kwargs):
-    return list(args), {}
-
-
-def _softmax(inputs, attrs, ranks):
-    return [inputs[0], attrs.get("axis", -1), False], {}
-
-
-def _softmax_back(args, kwargs):
-    return [args[0]], {"axis": args[1]}
-
-
-def _transpose(inputs, attrs, ranks):
-    perm = attrs.get("perm") or list(reversed(range(ranks[0])))
-    return [inputs[0], list(perm)], {}
-
-
-def _transpose_back(args, kwargs):
-    return [args[0]], {"perm": args[1]}
-
-
-def _concat(inputs, attrs, ranks):
-    return [list(inputs), attrs["axis"]], {}
-
-
-def _concat_back(args, kwargs):
-    return list(args[0]), {"axis": args[1]}
-
-
-def _cast(inputs, attrs, ranks):
-    return [inputs[0]], {"dtype": {"dtype": _DTYPES[attrs["to"]]}}
-
-
-def _cast_back(args, kwargs):
-    return [args[0]], {"to": onnx_dtype(kwargs["dtype"]["dtype"])}
-
-
-def _gelu(inputs, attrs, ranks):
-    return [inputs[0]], {"approximate": attrs.get("approximate", "none")}
-
-
-def _gelu_back(args, kwargs):
-    return [args[0]], {"approximate": kwargs.get("approximate", "none")}
-
-
-_UNARY = {
-    "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
-    "Neg": "neg", "Abs": "abs", "Erf": "erf", "Sin": "sin", "Cos": "cos", "Reciprocal": "reciprocal",
-    "Floor": "floor", "Ceil": "ceil", "Sign": "sign", "Not": "logical_not",
-}
-_BINARY = {
-    "Add": "add.Tensor", "Sub": "sub.Tensor", "Mul": "mul.Tensor", "Pow": "pow.Tensor_Tensor",
-    "Equal": "eq.Tensor", "Less": "lt.Tensor", "Greater": "gt.Tensor", "LessOrEqual": "le.Tensor",
-    "GreaterOrEqual": "ge.Tensor", "And": "logical_and.default", "Or": "logical_or.default",
-    "Where": "where.self",
-}
-
-ONNX_TO_ATEN: dict[str, Mapping] = {
-    **{k: Mapping(f"aten.{v}.default", _same, _same_back) for k, v in _UNARY.items()},
-    **{k: Mapping(f"aten.{v}", _same, _same_back) for k, v in _BINARY.items()},
-    # ONNX Div truncates integers; aten.div.Tensor divides exactly: same only for floats.
-    "Div": Mapping("aten.div.Tensor", _same, _same_back, floats_only=True),
-    "Softmax": Mapping("aten._softmax.default", _softmax, _softmax_back),
-    "Transpose": Mapping("aten.permute.default", _transpose, _transpose_back),
-    "Concat": Mapping("aten.cat.default", _concat, _concat_back),
-    "Cast": Mapping("aten._to_copy.default", _cast, _cast_back),
-    "Gelu": Mapping("aten.gelu.default", _gelu, _gelu_back),
-}
-ATEN_TO_ONNX = {m.op: k for k, m in ONNX_TO_ATEN.items()}
-
-
 # -- reading ----------------------------------------------------------------------
-
-
-def _type_of(type_proto) -> tuple[list, str] | None:
-    if not type_proto.HasField("tensor_type"):
-        return None
-    tt = type_proto.tensor_type
-    dtype = _DTYPES.get(tt.elem_type)
-    if dtype is None:
-        return None
-    if not tt.HasField("shape"):
-        return None
-    shape: list = []
-    for i, d in enumerate(tt.shape.dim):
-        if d.HasField("dim_value"):
-            shape.append(int(d.dim_value))
-        elif d.dim_param:
-            shape.append(d.dim_param)
-        else:
-            shape.append("?")  # unknown, unnamed
-    return shape, dtype
 
 
 def _attr_value(attr, where: str) -> Any:
@@ -180,7 +49,7 @@ def _attr_value(attr, where: str) -> Any:
         arr = onnx.numpy_helper.to_array(attr.t)
         if arr.size > MAX_INLINE:
             raise UnsupportedOpError(f"attribute `{attr.name}` at {where} holds a {arr.size}-element tensor")
-        return {"tensor": {"dtype": _DTYPES.get(attr.t.data_type, "float32"), "shape": list(arr.shape), "data": encode_data(arr)}}
+        return {"tensor": {"dtype": DTYPES.get(attr.t.data_type, "float32"), "shape": list(arr.shape), "data": encode_data(arr)}}
     raise UnsupportedOpError(
         f"attribute `{attr.name}` of type {A.AttributeType.Name(kind)} at {where} (sub-graphs such as If/Loop bodies are not supported)"
     )
@@ -225,10 +94,7 @@ def load_model(path: str | os.PathLike):
     path = pathlib.Path(path)
     if not path.is_file():
         raise SourceError(f"no such file: `{path}`")
-    size_mb = path.stat().st_size / 1e6
-    limit = float(os.environ.get("MAD_MAX_FILE_MB", MAX_FILE_MB))
-    if size_mb > limit:
-        raise SourceError(f"`{path}` is {size_mb:.0f} MB, over the {limit:.0f} MB limit (set MAD_MAX_FILE_MB to raise it)")
+    check_size(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
@@ -255,7 +121,7 @@ def import_onnx(path: str | os.PathLike) -> Graph:
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     types: dict[str, tuple[list, str]] = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
-        t = _type_of(vi.type)
+        t = type_of(vi.type)
         if t is not None:
             types[vi.name] = t
     graph = Graph(name=g.name or pathlib.Path(path).stem)
@@ -274,7 +140,7 @@ def import_onnx(path: str | os.PathLike) -> Graph:
 
     inits = {t.name for t in g.initializer}
     for init in g.initializer:
-        dtype = _DTYPES.get(init.data_type)
+        dtype = DTYPES.get(init.data_type)
         if dtype is None:
             raise SourceError(f"initializer `{init.name}` has unsupported ONNX data type {init.data_type}")
         shape = [int(d) for d in init.dims]
@@ -290,7 +156,7 @@ def import_onnx(path: str | os.PathLike) -> Graph:
     for vi in g.input:
         if vi.name in inits:
             continue
-        t = _type_of(vi.type)
+        t = type_of(vi.type)
         if t is None:
             raise SourceError(f"graph input `{vi.name}` is not a typed tensor")
         add_value(vi.name, t[0], t[1], "input")
@@ -371,7 +237,7 @@ def _constant_value(add_value, graph: Graph, n, attrs) -> None:
     name = n.output[0]
     if attr.name == "value":
         arr = onnx.numpy_helper.to_array(attr.t)
-        dtype = _DTYPES.get(attr.t.data_type, "float32")
+        dtype = DTYPES.get(attr.t.data_type, "float32")
     else:
         import numpy as np
 
@@ -384,77 +250,3 @@ def _constant_value(add_value, graph: Graph, n, attrs) -> None:
     kind = "parameter" if data is None else "constant"
     add_value(name, list(arr.shape), dtype, kind, name, data)
     graph.inputs.append(name)
-
-
-# -- per-node inference used by gnn.validate ------------------------------------------
-
-
-def _type_proto(shape, dtype):
-    import onnx
-
-    return onnx.helper.make_tensor_type_proto(onnx_dtype(dtype), [None if d == "?" else d for d in shape])
-
-
-def infer_onnx_node(graph: Graph, node: Node) -> list[tuple[str, str, object, object]]:
-    """Check an ``onnx::`` node with ONNX's own inference; return (rule, message, expected, got) issues."""
-    import onnx
-
-    from gnn.ir import ops
-
-    if node.op.startswith(ops.PREFIX_ONNX):
-        op_type, args, attrs = node.op[len(ops.PREFIX_ONNX):], node.args, node.kwargs
-    else:  # an ATen op read from ONNX: checked as the ONNX op it came from
-        op_type = ATEN_TO_ONNX[node.op]
-        args, attrs = ONNX_TO_ATEN[op_type].to_onnx(node.args, node.kwargs)
-    schema = ops.onnx_schema(ops.PREFIX_ONNX + op_type)
-    if schema is None:
-        return []
-    inputs = [a["value"] if isinstance(a, dict) else "" for a in args]
-    outputs = [o or "" for o in node.outputs]
-    attrs = {k: _attr_back(v) for k, v in attrs.items()}
-    proto = onnx.helper.make_node(op_type, inputs, outputs, **attrs)
-    input_types, input_data = {}, {}
-    for name in inputs:
-        if not name:
-            continue
-        v = graph.values[name]
-        if v.meta.get("unknown_type"):
-            return []
-        input_types[name] = _type_proto(v.shape, v.dtype)
-        if "data" in v.meta:
-            input_data[name] = onnx.numpy_helper.from_array(decode_data(v.meta["data"], v.dtype, v.shape), name)
-    opset = graph.meta.get("opset") or onnx.defs.onnx_opset_version()
-    try:
-        got = onnx.shape_inference.infer_node_outputs(
-            schema, proto, input_types, input_data, opset_imports=[onnx.helper.make_opsetid("", opset)]
-        )
-    except Exception as e:  # noqa: BLE001 - ONNX's inference error is the explanation
-        return [("shape", f"ONNX inference rejects the node: {(str(e).splitlines() or [''])[0]}", None, None)]
-    issues = []
-    for i, name in enumerate(outputs):
-        if not name or name not in got:
-            continue
-        t = _type_of(got[name])
-        if t is None:
-            continue
-        rec = graph.values[name]
-        if rec.meta.get("unknown_type"):
-            continue
-        shape, dtype = t
-        if len(shape) != len(rec.shape) or any(
-            isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, rec.shape)
-        ):
-            issues.append(("shape", f"output {i} `{name}`", list(rec.shape), shape))
-        if dtype != rec.dtype:
-            issues.append(("dtype", f"output {i} `{name}`", rec.dtype, dtype))
-    return issues
-
-
-def _attr_back(value):
-    """An IR attribute value -> what ``onnx.helper.make_node`` accepts."""
-    import onnx
-
-    if isinstance(value, dict) and "tensor" in value:
-        t = value["tensor"]
-        return onnx.numpy_helper.from_array(decode_data(t["data"], t["dtype"], t["shape"]))
-    return value

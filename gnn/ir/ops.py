@@ -112,7 +112,7 @@ def generate_core_list() -> list[str]:
 def write_docs(path: pathlib.Path) -> None:
     overlap = sorted(set(EXTRA_OPS) & core_aten_ops())
     assert not overlap, f"extras already in the core set: {overlap}"
-    from gnn.importers.onnx import ONNX_TO_ATEN
+    from gnn.ir.onnx_ops import ONNX_TO_ATEN
 
     lines = [
         "# Op vocabulary",

@@ -3,7 +3,7 @@ import torch
 
 from gnn.errors import ExportError
 from gnn.exporters.fx import to_graph_module
-from tests.conftest import TINY, real_model, state_of
+from tests.conftest import real_model, state_of
 
 
 def _inputs(family):

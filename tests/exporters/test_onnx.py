@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from gnn.errors import ExportError
-from gnn.exporters.fx import to_graph_module
 from gnn.exporters.onnx import example_inputs, save_onnx
 from gnn.importers.onnx import import_onnx
 from gnn.validate import validate

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from gnn.errors import SourceError
 from gnn.importers.hf import HFOptions, candidate_classes, import_hf, load_config

@@ -1,6 +1,5 @@
 import numpy as np
 import onnx
-import pytest
 import torch
 from onnx import TensorProto, helper
 
