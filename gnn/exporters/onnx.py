@@ -29,8 +29,9 @@ from gnn.ir.args import dtype_from_name
 from gnn.ir.graph import Graph
 
 PROTOBUF_LIMIT = 2 * 1024**3
-# Materialising weights may use at most this share of the memory still available.
-MEMORY_SHARE = 0.5
+# Weights may take at most this share of the memory still available: lowering holds them
+# about three times over (the tensors, the traced program, the ONNX initializers).
+MEMORY_SHARE = 1 / 3
 
 
 def weight_bytes(graph: Graph) -> int:
