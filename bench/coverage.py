@@ -7,12 +7,14 @@ were used, or the first line of why it failed.
 
     python -m bench.coverage            # all types, 2 worker processes
     python -m bench.coverage llama t5   # just these (does not rewrite the docs)
+    python -m bench.coverage --doc-only # rewrite docs/coverage.md from bench/results/coverage.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import multiprocessing as mp
 import os
 import pathlib
@@ -93,7 +95,11 @@ def write_doc(rows: list[dict]) -> None:
         "`depth` column says `default` where they do not),",
         "built on the meta device, traced with `torch.export`, converted to the graph IR and validated.",
         "",
-        f"**{len(ok)} of {len(rows)} model types import and validate.**",
+        f"**{len(ok)} of {len(rows)} model types import and validate.** By the inputs they were traced with:",
+        "",
+        "| inputs | model types |",
+        "|---|---|",
+        *[f"| {kind} | {n} |" for kind, n in Counter(r["inputs"] for r in ok).most_common()],
         "",
         "| model type | status | class | inputs | depth | nodes | params | reason |",
         "|---|---|---|---|---|---|---|---|",
@@ -126,7 +132,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("types", nargs="*", help="model types to check (default: all)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--doc-only", action="store_true", help="rewrite docs/coverage.md from the last results")
     args = parser.parse_args(argv)
+    if args.doc_only:
+        write_doc(json.loads(RESULTS.read_text()))
+        return 0
     from gnn.importers.hf import model_types
 
     types = args.types or model_types()
