@@ -85,10 +85,7 @@ def _load(args):
 
             raise SourceError("--seq-len and --batch-size must be positive integers")
         options.update(seq_len=args.seq_len, batch_size=args.batch_size)
-    overrides = parse_overrides(getattr(args, "overrides", []))
-    if args.source.startswith("hf:") or os.path.isdir(args.source) or args.source.endswith("config.json"):
-        return load(args.source, overrides, **options)
-    return load(args.source, overrides)
+    return load(args.source, parse_overrides(getattr(args, "overrides", [])), **options)
 
 
 def _weights(path: str | None):

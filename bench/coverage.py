@@ -62,6 +62,8 @@ def check_type(model_type: str) -> dict:
                 raise
         graph = import_hf(f"hf:{model_type}", HFOptions(overrides=overrides))
         report = validate(graph)
+        read = graph.consumers
+        unused = sum(v.numel() for v in graph.parameters if v.name not in read)
         row.update(
             status="ok" if report.ok else "invalid",
             model_class=graph.meta["model_class"],
@@ -69,6 +71,7 @@ def check_type(model_type: str) -> dict:
             nodes=len(graph.nodes),
             params=graph.num_parameters,
             layers_set=bool(overrides),
+            unused_params=unused,  # e.g. a vision tower when only the text path could be traced
         )
         if not report.ok:
             row["error"] = str(report.errors[0])
@@ -101,14 +104,18 @@ def write_doc(rows: list[dict]) -> None:
         "|---|---|",
         *[f"| {kind} | {n} |" for kind, n in Counter(r["inputs"] for r in ok).most_common()],
         "",
-        "| model type | status | class | inputs | depth | nodes | params | reason |",
-        "|---|---|---|---|---|---|---|---|",
+        "`unused params` counts parameters no traced op reads: a vision-language model whose image",
+        "tokens could not be placed on the meta device is traced along its text path, and its vision",
+        f"tower shows up there ({sum(1 for r in ok if r.get('unused_params'))} types have some).",
+        "",
+        "| model type | status | class | inputs | depth | nodes | params | unused params | reason |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         reason = r.get("error", "").replace("|", "\\|").replace("\n", " ")
         lines.append(
             f"| {r['model_type']} | {r['status']} | {r.get('model_class', '')} | {r.get('inputs', '')} "
-            f"| {_depth(r)} | {r.get('nodes', '')} | {r.get('params', '')} | {reason} |"
+            f"| {_depth(r)} | {r.get('nodes', '')} | {r.get('params', '')} | {r.get('unused_params', '')} | {reason} |"
         )
     DOC.parent.mkdir(parents=True, exist_ok=True)
     tmp = DOC.with_suffix(".tmp")

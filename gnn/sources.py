@@ -56,7 +56,11 @@ def _load_hf(spec: str, overrides=None, head=None, seq_len=16, batch_size=1) -> 
 
 
 def load(source: str, overrides: dict[str, Any] | None = None, **options) -> Graph:
-    """Read any SOURCE into a graph; ``overrides`` (--set) only apply to Hugging Face configs."""
+    """Read any SOURCE into a graph.
+
+    ``overrides`` (--set) and ``options`` (head, seq_len, batch_size) only concern
+    Hugging Face configs; a file that is already a graph ignores the options.
+    """
     if source.startswith("hf:"):
         return _load_hf(source, overrides, **options)
     path = pathlib.Path(source)

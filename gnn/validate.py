@@ -191,41 +191,36 @@ def _propagate(graph: Graph, report: Report) -> None:
     for node in graph.nodes:
         report.checked_nodes += 1
         if node.op.startswith(ops.PREFIX_ONNX) or (onnx_origin and node.op in ATEN_TO_ONNX):
-
             for rule, message, expected, got in infer_onnx_node(graph, node):
                 report.errors.append(_issue(node, rule, message, expected=expected, got=got))
             continue
-        else:
-            try:
-                args = decode(node.args, lookup, _META)
-                kwargs = {k: decode(v, lookup, _META) for k, v in node.kwargs.items()}
-                result = ops.aten_overload(node.op)(*args, **kwargs)
-            except Exception as e:  # noqa: BLE001 - the op's own message is the explanation
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                if _data_dependent(e):
-                    report.warnings.append(_issue(node, "shape", f"not checked: data-dependent ({msg})"))
-                else:
-                    report.errors.append(_issue(node, "shape", f"op fails on its recorded inputs: {msg}"))
-                continue
-            computed = list(result) if isinstance(result, (tuple, list)) else [result]
+        try:
+            args = decode(node.args, lookup, _META)
+            kwargs = {k: decode(v, lookup, _META) for k, v in node.kwargs.items()}
+            result = ops.aten_overload(node.op)(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - the op's own message is the explanation
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if _data_dependent(e):
+                report.warnings.append(_issue(node, "shape", f"not checked: data-dependent ({msg})"))
+            else:
+                report.errors.append(_issue(node, "shape", f"op fails on its recorded inputs: {msg}"))
+            continue
+        computed = list(result) if isinstance(result, (tuple, list)) else [result]
         for i, name in enumerate(node.outputs):
             if name is None or i >= len(computed) or not isinstance(computed[i], torch.Tensor):
                 continue
-            rec = graph.values[name]
-            got_t = computed[i]
-            want = _concrete(rec.shape, hints)
-            if list(got_t.shape) != want:
+            rec, got = graph.values[name], computed[i]
+            if list(got.shape) != _concrete(rec.shape, hints):
                 report.errors.append(
-                    _issue(node, "shape", f"output {i} `{name}`", expected=list(rec.shape), got=list(got_t.shape))
+                    _issue(node, "shape", f"output {i} `{name}`", expected=list(rec.shape), got=list(got.shape))
                 )
-            if str(got_t.dtype).removeprefix("torch.") != rec.dtype:
-                report.errors.append(
-                    _issue(node, "dtype", f"output {i} `{name}`", expected=rec.dtype, got=str(got_t.dtype).removeprefix("torch."))
-                )
-            if got_t.device == _META:
+            got_dtype = str(got.dtype).removeprefix("torch.")
+            if got_dtype != rec.dtype:
+                report.errors.append(_issue(node, "dtype", f"output {i} `{name}`", expected=rec.dtype, got=got_dtype))
+            if got.device == _META:
                 # Go on from what the op really computes (with its strides), so a wrong
                 # record is reported once, not again at every node downstream.
-                tensors[name] = got_t
+                tensors[name] = got
 
 
 def _data_dependent(e: Exception) -> bool:
