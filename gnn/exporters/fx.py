@@ -63,7 +63,7 @@ def state_tensors(graph: Graph, weights: dict[str, torch.Tensor] | None, device,
     return out
 
 
-def _placeholder_name(name: str) -> str:
+def placeholder_name(name: str) -> str:
     s = re.sub(r"\W", "_", name)
     if not s or s[0].isdigit() or keyword.iskeyword(s):
         s = "_" + s
@@ -90,7 +90,7 @@ def to_graph_module(
     for name in graph.inputs:
         v = graph.values[name]
         if v.kind == "input":
-            env[name] = fx.placeholder(_placeholder_name(name))
+            env[name] = fx.placeholder(placeholder_name(name))
             continue
         holder, leaf = _attr_holder(root, v.target or name)
         t = tensors[name]

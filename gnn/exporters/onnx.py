@@ -66,14 +66,14 @@ def check_fits(graph: Graph, budget: int | None = None) -> int:
 
 
 def example_inputs(graph: Graph, device="cpu") -> dict[str, torch.Tensor]:
-    from gnn.exporters.fx import _placeholder_name
+    from gnn.exporters.fx import placeholder_name
 
     hints = graph.dim_hints
     out = {}
     for v in graph.values_of_kind("input"):
         shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
         dtype = dtype_from_name(v.dtype)
-        out[_placeholder_name(v.name)] = (torch.zeros if not dtype.is_floating_point else torch.randn)(
+        out[placeholder_name(v.name)] = (torch.zeros if not dtype.is_floating_point else torch.randn)(
             shape, dtype=dtype, device=device
         )
     return out
@@ -105,9 +105,7 @@ def _via_torch_onnx(graph: Graph, weights):
                 ep, (), kwargs=inputs, dynamo=True, optimize=False, verbose=False,
                 output_names=[o.name for o in graph.outputs],
             )
-    except ExportError:
-        raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - any lowering failure, reported in one line
         first = (str(e).strip().splitlines() or [""])[0]
         raise ExportError(f"torch.onnx could not lower {graph.name}: {type(e).__name__}: {first}") from None
     model = program.model_proto
