@@ -146,7 +146,7 @@ class Graph:
 
     def invalidate(self) -> None:
         """Drop cached lookups after the graph was changed in place."""
-        for attr in ("producers", "consumers", "node_by_id", "hierarchy"):
+        for attr in ("producers", "consumers", "node_by_id", "hierarchy", "_roles"):
             self.__dict__.pop(attr, None)
 
     @property
