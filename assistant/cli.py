@@ -4,6 +4,7 @@
     mad summary SOURCE [--set K=V]... [--json]
     mad validate SOURCE
     mad export GRAPH.json [--onnx OUT.onnx] [--explorer OUT.json] [--weights W.safetensors]
+    mad edit SOURCE [--set K=V]... --program JSON_OR_FILE -o OUT.json [--onnx OUT.onnx] [--peft-config OUT.json]
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import sys
 import warnings
 
@@ -67,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a graph as ONNX and/or Model Explorer JSON")
     p.add_argument("source", help="a graph .json (or any SOURCE)")
+    _add_exports(p)
+
+    p = sub.add_parser("edit", help="apply an edit program and write the edited graph")
+    _add_source(p)
+    p.add_argument("--program", required=True, metavar="JSON_OR_FILE",
+                   help='an edit program, e.g. \'{"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}]}\', or a file holding one')
+    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="edited graph JSON to write")
+    p.add_argument("--peft-config", metavar="OUT.json", help="also write the equivalent peft LoraConfig (add_lora)")
     _add_exports(p)
 
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
@@ -175,7 +185,37 @@ def _dispatch(args) -> int:
         written = sources.export(graph, outputs, weights=_weights(args.weights))
         print("wrote " + ", ".join(map(str, written)))
         return 0
+    if args.command == "edit":
+        from gnn.edits import apply_program
+        from gnn.errors import MadError
+
+        program = _read_program(args.program)
+        graph = _load(args)
+        result = apply_program(graph, program)
+        outputs = _exports(args, {"json": args.output})
+        if args.peft_config:
+            if "peft_config" not in result.extras:
+                raise MadError("--peft-config: this program makes no peft config (add_lora does)")
+            outputs["peft_config"] = args.peft_config
+        written = sources.export(result.graph, outputs, weights=_weights(args.weights), extras=result.extras)
+        print(result.diff)
+        print("wrote " + ", ".join(map(str, written)))
+        return 0
     raise AssertionError(args.command)
+
+
+def _read_program(text: str) -> str:
+    """The --program value: JSON itself, or the path of a file holding it."""
+    from gnn.errors import MadError
+    from gnn.fileio import check_size
+
+    if text.lstrip().startswith(("{", "[")):
+        return text
+    path = pathlib.Path(text)
+    if not path.is_file():
+        raise MadError(f"--program is neither JSON nor an existing file: `{text[:80]}`")
+    check_size(path)
+    return path.read_text()
 
 
 def main(argv: list[str] | None = None) -> None:

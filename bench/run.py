@@ -2,6 +2,7 @@
 
     python -m bench.run                 # everything (about 10 minutes on 2 cores)
     python -m bench.run --skip-onnx     # without the torch.onnx.export comparison
+    python -m bench.run --only-edits    # re-measure the edits only
 
 Every measurement runs in a fresh process; peak memory is that process's
 VmHWM (peak resident set), time is wall-clock seconds of the measured call
@@ -76,6 +77,29 @@ def worker_import(model_type: str, overrides: dict) -> dict:
     }
 
 
+EDIT_PROGRAMS = {
+    "freeze all, unfreeze last layer's q/v": [{"op": "freeze"},
+                                              {"op": "unfreeze", "target": {"layers": [-1], "roles": ["attn.q", "attn.v"]}}],
+    "remove_layers [-1]": [{"op": "remove_layers", "target": {"layers": [-1]}}],
+    "replace_activation gelu (32 sites)": [{"op": "replace_activation", "to": "gelu"}],
+}
+
+
+def worker_edits(model_type: str, overrides: dict) -> dict:
+    """Each edit program on one imported graph: roles labelled afresh, result fully re-validated."""
+    from gnn.edits import apply_program
+    from gnn.importers.hf import HFOptions, import_hf
+
+    graph = import_hf(f"hf:{model_type}", HFOptions(overrides=overrides))
+    out = {}
+    for name, program in EDIT_PROGRAMS.items():
+        graph.__dict__.pop("_roles", None)  # count role labelling in every edit
+        t = time.perf_counter()
+        result = apply_program(graph, program)
+        out[name] = {"seconds": round(time.perf_counter() - t, 3), "params_after": result.graph.num_parameters}
+    return out
+
+
 def worker_torch_onnx(model_type: str, overrides: dict, path: str) -> dict:
     """The alternative: build the real model (weights allocated) and run torch.onnx.export."""
     import warnings
@@ -132,6 +156,15 @@ def write_doc(res: dict) -> None:
     lines += ["", "## Targets (Llama-3-8B shape)", "", "| metric | target | measured | verdict |", "|---|---|---|---|"]
     for key, row in t.items():
         lines.append(f"| {key} | ≤ {row['target']} | {row['measured']} | {row['verdict']} |")
+    if res.get("edits"):
+        lines += ["", "## Edits on the Llama-3-8B graph (target ≤ 1 s each, with role labelling and full re-validation)", "",
+                  "| program | seconds | verdict |", "|---|---|---|"]
+        for name, r in res["edits"].items():
+            if "seconds" not in r:
+                lines.append(f"| {name} | error: {r} | |")
+                continue
+            verdict = "meets" if r["seconds"] <= 1.0 else f"misses by {r['seconds'] - 1.0:.2f} s"
+            lines.append(f"| {name} | {r['seconds']} | {verdict} |")
     lines += ["", "## Growth with depth (Llama-3-8B widths)", "",
               "| layers | ops | import s | s per layer | peak GB | validate s |", "|---|---|---|---|---|---|"]
     for depth, r in res["depth"].items():
@@ -177,6 +210,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--skip-onnx", action="store_true", help="skip the torch.onnx.export comparison")
+    parser.add_argument("--only-edits", action="store_true",
+                        help="re-measure only the edits and update the existing results")
     parser.add_argument("--onnx-layers", type=int, default=12,
                         help="depth of the Llama-3-8B-shaped model exported with real weights (default 12: "
                              "14.6 GB of weights, about the most this 24 GB machine holds)")
@@ -185,10 +220,19 @@ def main(argv=None) -> int:
         kind, *rest = args.worker
         if kind == "import":
             print(json.dumps(worker_import(rest[0], json.loads(rest[1]))))
+        elif kind == "edits":
+            print(json.dumps(worker_edits(rest[0], json.loads(rest[1]))))
         elif kind == "torch_onnx":
             print(json.dumps(worker_torch_onnx(rest[0], json.loads(rest[1]), rest[2])))
         return 0
 
+    if args.only_edits:
+        res = json.loads(RESULTS.read_text())
+        res["edits"] = _spawn("edits", "llama", json.dumps(LLAMA3_8B))
+        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        write_doc(res)
+        print(res["edits"])
+        return 0
     res: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
                  "shapes": {}, "depth": {}}
     for name, (model_type, overrides) in SHAPES.items():
@@ -201,6 +245,8 @@ def main(argv=None) -> int:
         verdict = "meets" if measured is not None and measured <= target else (
             f"misses by {measured - target:.2f} ({measured / target:.2f}× the target)" if measured is not None else "n/a")
         res["targets"][key] = {"target": target, "measured": measured, "verdict": verdict}
+    res["edits"] = _spawn("edits", "llama", json.dumps(LLAMA3_8B))
+    print("edits", res["edits"], flush=True)
     for depth in (2, 8, 32, 80):
         res["depth"][str(depth)] = _spawn("import", "llama", json.dumps({**LLAMA3_8B, "num_hidden_layers": depth}))
         print("depth", depth, res["depth"][str(depth)], flush=True)

@@ -105,10 +105,15 @@ def _write_explorer(graph: Graph, tmp: pathlib.Path, target: pathlib.Path, **_) 
     tmp.write_text(json.dumps(to_explorer(graph)) + "\n")
 
 
-EXPORTERS: dict[str, Callable] = {"json": _write_json, "onnx": _write_onnx, "explorer": _write_explorer}
+def _write_peft_config(graph: Graph, tmp: pathlib.Path, target: pathlib.Path, extras=None, **_) -> None:
+    tmp.write_text(json.dumps((extras or {})["peft_config"], indent=2, sort_keys=True) + "\n")
 
 
-def export(graph: Graph, outputs: dict[str, str | os.PathLike], weights=None) -> list[pathlib.Path]:
+EXPORTERS: dict[str, Callable] = {"json": _write_json, "onnx": _write_onnx, "explorer": _write_explorer,
+                                  "peft_config": _write_peft_config}
+
+
+def export(graph: Graph, outputs: dict[str, str | os.PathLike], weights=None, extras=None) -> list[pathlib.Path]:
     """Write ``{format: path}``; all files appear together or none does."""
     from gnn.fileio import staged
 
@@ -118,5 +123,5 @@ def export(graph: Graph, outputs: dict[str, str | os.PathLike], weights=None) ->
     targets = [pathlib.Path(p) for p in outputs.values()]
     with staged(targets) as temps:
         for fmt, tmp, target in zip(outputs, temps, targets):
-            EXPORTERS[fmt](graph, tmp, target, weights=weights)
+            EXPORTERS[fmt](graph, tmp, target, weights=weights, extras=extras)
     return targets

@@ -120,6 +120,7 @@ def summarize(graph: Graph) -> dict:
         "source": graph.meta.get("source"),
         "model_class": graph.meta.get("model_class", graph.name),
         "params": graph.num_parameters,
+        "trainable_params": graph.num_trainable_parameters,
         # every composite that owns parameters, in the model's order
         "params_by_module": {
             path: h[path].num_parameters
@@ -140,8 +141,9 @@ def summarize(graph: Graph) -> dict:
 
 
 def format_summary(s: dict) -> str:
+    trainable = f" ({s['trainable_params']:,} trainable)" if s["trainable_params"] != s["params"] else ""
     lines = [
-        f"{s['model_class']}: {s['params']:,} parameters ({human(s['params'])}), {s['layers']} repeated blocks, "
+        f"{s['model_class']}: {s['params']:,} parameters ({human(s['params'])}){trainable}, {s['layers']} repeated blocks, "
         f"{s['nodes']} ops, {human(s['flops'])} FLOPs for inputs {s['example_inputs'] or '(as traced)'}",
         "",
         *s["outline"],

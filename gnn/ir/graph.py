@@ -165,6 +165,11 @@ class Graph:
     def num_parameters(self) -> int:
         return sum(v.numel(self.dim_hints) for v in self.parameters)
 
+    @property
+    def num_trainable_parameters(self) -> int:
+        """Parameters not frozen by an edit (``meta["trainable"]`` is False when frozen)."""
+        return sum(v.numel(self.dim_hints) for v in self.parameters if v.meta.get("trainable", True))
+
     @cached_property
     def hierarchy(self):
         from gnn.ir.hierarchy import Hierarchy

@@ -150,7 +150,11 @@ class Hierarchy:
         repeats = []
         for (prefix, cls), indices in groups.items():
             indices.sort()
-            if len(indices) < 2:
+            # A lone block counts when it sits in a layer list (a 1-layer model still has a stack).
+            lone_layer = self.graph.modules.get(prefix) in ("ModuleList", "Sequential") and any(
+                word in cls for word in ("Layer", "Block")
+            )
+            if len(indices) < 2 and not lone_layer:
                 continue
             variants = len({self.signature(f"{prefix}.{i}") for i in indices})
             repeats.append(Repeat(prefix, cls, indices, variants))

@@ -65,7 +65,7 @@ def register(name: str):
 
 def label(graph: Graph, labeler: str = "rules") -> RoleMap:
     """Label a graph's roles with the named labeler (cached on the graph per labeler)."""
-    import gnn.roles.rules  # noqa: F401 - registers "rules"
+    from gnn.roles import rules  # noqa: F401 - importing it registers "rules"
 
     if labeler not in LABELERS:
         raise MadError(f"unknown role labeler `{labeler}`; choose one of {', '.join(sorted(LABELERS))}")

@@ -34,7 +34,9 @@ _QKV = {"c_attn", "qkv_proj", "query_key_value", "wqkv", "qkv", "in_proj", "w_pa
 _UP = {"up_proj", "gate_up_proj", "intermediate_dense", "fc1", "c_fc", "wi", "wi_1", "w3", "fc_in", "lin1", "dense_h_to_4h", "linear_1", "fc_1", "up"}
 _GATE = {"gate_proj", "wi_0", "w1", "gate"}
 _DOWN = {"down_proj", "output_dense", "fc2", "c_proj", "wo", "fc_out", "lin2", "dense_4h_to_h", "w2", "linear_2", "fc_2", "down"}
-_ACT_NAMES = {"act", "act_fn", "activation_fn", "activation", "intermediate_act_fn", "act_layer", "hidden_act"}
+_ACT_NAMES = {"act", "act_fn", "activation_fn", "activation", "intermediate_act_fn", "act_layer", "hidden_act",
+              "transform_act_fn"}
+_ACT_CLASSES = {"gelu", "silu", "relu", "tanh", "quickgelu", "gelutanh", "sigmoid", "mish", "relu6", "leakyrelu"}
 _ACT_OPS = {"aten.gelu.default", "aten.relu.default", "aten.silu.default", "aten.tanh.default", "onnx::Gelu",
             "onnx::Relu", "aten.sigmoid.default", "onnx::Sigmoid"}
 _ROUTER_NAMES = {"router", "gate", "switch"}  # a mixture-of-experts router is not a gated MLP's gate
@@ -147,7 +149,7 @@ def label_by_rules(graph: Graph) -> RoleMap:
         # activations of this feed-forward: modules, else the ops themselves
         for p in [p for p in h.composites if any(p == m or p.startswith(m + ".") for m in mlp_paths)]:
             cls = h[p].module_class.lower()
-            if _leaf(p) in _ACT_NAMES or "activation" in cls or cls in {"gelu", "silu", "relu", "tanh", "quickgelu", "gelutanh"}:
+            if _leaf(p) in _ACT_NAMES or "activation" in cls or cls in _ACT_CLASSES:
                 roles.add(p, "act")
         if block in roles.blocks:
             for child in h[block].children:
@@ -158,6 +160,14 @@ def label_by_rules(graph: Graph) -> RoleMap:
                 for n in h[m].nodes:
                     if by_id[n].op in _ACT_OPS:
                         roles.add_node(n, "act")
+
+    # activation modules outside feed-forwards too (an MLM head's transform, a pooler)
+    for path, comp in h.composites.items():
+        cls = comp.module_class.lower()
+        if path and not comp.children and comp.nodes and (
+            _leaf(path) in _ACT_NAMES or "activation" in cls or cls in _ACT_CLASSES
+        ):
+            roles.add(path, "act")
 
     # 3. normalisations
     _label_norms(graph, roles, projections)

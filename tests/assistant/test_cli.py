@@ -186,3 +186,31 @@ def test_too_big_onnx_is_refused_and_nothing_is_written(tmp_path, capsys):
                        "--set", "vocab_size=128256", "-o", out, "--onnx", onnx_out)
     assert_refused(code, err, "GB of weights to write as ONNX")
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_edit_writes_the_edited_graph_and_prints_the_diff(tmp_path, capsys):
+    program = tmp_path / "p.json"
+    program.write_text('{"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}, {"op": "freeze"}]}')
+    out = tmp_path / "e.json"
+    code, stdout, _ = mad(capsys, "edit", "hf:llama", *LLAMA_SET, "--program", program, "-o", out)
+    assert code == 0 and "parameters:" in stdout and "trainable:" in stdout
+    code, stdout, _ = mad(capsys, "summary", out, "--json")
+    summary = json.loads(stdout)
+    assert summary["layers"] == 1 and summary["trainable_params"] == 0
+
+
+@pytest.mark.parametrize(
+    "program, fragments",
+    [
+        ('{"edits": [{"op": "shrink"}]}', ["unknown edit op `shrink`", "edits are:"]),
+        ('{"edits": [{"op": "remove_layers", "target": {"layers": [40]}}]}', ["layer 40 is out of range", "(0..1)"]),
+        ('{"edits": [{"op": "freeze", "target": {"roles": ["mlp.middle"]}}]}', ["unknown role `mlp.middle`"]),
+        ('{"edits": [{"op": "freeze"', ["not valid JSON"]),
+        ('no-such-program.json', ["--program is neither JSON nor an existing file"]),
+    ],
+)
+def test_bad_edit_programs_write_nothing(tmp_path, capsys, program, fragments):
+    out = tmp_path / "e.json"
+    code, _, err = mad(capsys, "edit", "hf:llama", *LLAMA_SET, "--program", program, "-o", out, "--onnx", tmp_path / "e.onnx")
+    assert_refused(code, err, *fragments)
+    assert list(tmp_path.iterdir()) == []

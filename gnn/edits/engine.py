@@ -1,0 +1,168 @@
+"""Run edit programs: parse, apply in order on a copy, validate, diff, keep a history.
+
+A program is ``{"edits": [{"op": ..., "target": {...}, ...}, ...]}`` (JSON
+Schema: ``gnn/schema/edit.schema.json``).  It is atomic: every edit applies and
+the result validates, or an :class:`EditError` says which edit failed and why and
+the input graph is untouched (edits only ever see copies).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from gnn.edits.ops import EDITS, Edit
+from gnn.edits.target import EditError
+from gnn.ir.graph import Graph
+from gnn.roles import label
+
+SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[1] / "schema" / "edit.schema.json"
+
+
+@functools.cache
+def schema() -> dict:
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+def parse_program(program: str | dict | list) -> list[Edit]:
+    """A program as JSON text, a dict with ``edits``, or a list of edits -> Edit objects."""
+    import jsonschema
+
+    if isinstance(program, str):
+        try:
+            program = json.loads(program)
+        except json.JSONDecodeError as e:
+            raise EditError(f"edit program is not valid JSON ({e}); expected {{\"edits\": [...]}}") from None
+    if isinstance(program, list):
+        program = {"edits": program}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(program))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "<top level>"
+        raise EditError(f"edit program fails the schema at {where}: {error.message}")
+    edits = []
+    for i, data in enumerate(program["edits"]):
+        try:
+            edits.append(Edit.from_dict(data))
+        except EditError as e:
+            raise EditError(f"edit {i}: {e}") from None
+    return edits
+
+
+@dataclass
+class Diff:
+    added_nodes: list[str] = field(default_factory=list)
+    removed_nodes: list[str] = field(default_factory=list)
+    changed_nodes: list[str] = field(default_factory=list)
+    added_composites: list[str] = field(default_factory=list)
+    removed_composites: list[str] = field(default_factory=list)
+    params_before: int = 0
+    params_after: int = 0
+    trainable_before: int = 0
+    trainable_after: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def __str__(self) -> str:
+        def some(items):
+            return ", ".join(items[:4]) + (f", ... ({len(items)})" if len(items) > 4 else "")
+
+        lines = [
+            f"parameters: {self.params_before:,} -> {self.params_after:,} ({self.params_after - self.params_before:+,})",
+            f"trainable:  {self.trainable_before:,} -> {self.trainable_after:,}",
+            f"nodes: +{len(self.added_nodes)} -{len(self.removed_nodes)} ~{len(self.changed_nodes)}",
+        ]
+        if self.added_composites:
+            lines.append(f"added modules: {some(self.added_composites)}")
+        if self.removed_composites:
+            lines.append(f"removed modules: {some(self.removed_composites)}")
+        return "\n".join(lines)
+
+
+def diff(before: Graph, after: Graph) -> Diff:
+    old = {n.id: n for n in before.nodes}
+    new = {n.id: n for n in after.nodes}
+    changed = [i for i in new if i in old and (new[i].op, new[i].args, new[i].kwargs, new[i].module)
+               != (old[i].op, old[i].args, old[i].kwargs, old[i].module)]
+    old_c, new_c = set(before.hierarchy.composites), set(after.hierarchy.composites)
+    return Diff(
+        added_nodes=[i for i in new if i not in old],
+        removed_nodes=[i for i in old if i not in new],
+        changed_nodes=changed,
+        added_composites=sorted(new_c - old_c),
+        removed_composites=sorted(old_c - new_c),
+        params_before=before.num_parameters,
+        params_after=after.num_parameters,
+        trainable_before=before.num_trainable_parameters,
+        trainable_after=after.num_trainable_parameters,
+    )
+
+
+@dataclass
+class EditResult:
+    graph: Graph
+    diff: Diff
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. {"peft_config": {...}}
+    program: list[dict] = field(default_factory=list)
+
+
+def apply_program(graph: Graph, program, labeler: str = "rules", validate_result: bool = True) -> EditResult:
+    """Apply a program to a copy of ``graph``; raise :class:`EditError` and leave ``graph`` as it was on failure."""
+    from gnn.validate import validate
+
+    edits = parse_program(program) if not (isinstance(program, list) and all(isinstance(e, Edit) for e in program)) \
+        else program
+    current = graph
+    extras: dict[str, Any] = {}
+    for i, edit in enumerate(edits):
+        roles = label(current, labeler)
+        work = current.copy()
+        try:
+            extras.update(edit.apply(work, roles) or {})
+        except EditError as e:
+            raise EditError(f"edit {i} (`{edit.op}`): {e}") from None
+        work.invalidate()
+        current = work
+    if validate_result:
+        report = validate(current)
+        if not report.ok:
+            raise EditError(f"the edited graph is invalid, nothing was changed: {report.errors[0]}")
+    current.meta = {**current.meta, "edits": [*graph.meta.get("edits", []), *(e.to_dict() for e in edits)]}
+    return EditResult(current, diff(graph, current), extras, [e.to_dict() for e in edits])
+
+
+class History:
+    """Undo and redo over a sequence of graphs (what the chat app steps through)."""
+
+    def __init__(self, graph: Graph):
+        self._graphs = [graph]
+        self._at = 0
+
+    @property
+    def current(self) -> Graph:
+        return self._graphs[self._at]
+
+    def apply(self, program, **kw) -> EditResult:
+        result = apply_program(self.current, program, **kw)
+        del self._graphs[self._at + 1:]  # a new edit drops the redo branch
+        self._graphs.append(result.graph)
+        self._at += 1
+        return result
+
+    def undo(self) -> Graph:
+        if self._at == 0:
+            raise EditError("nothing to undo")
+        self._at -= 1
+        return self.current
+
+    def redo(self) -> Graph:
+        if self._at == len(self._graphs) - 1:
+            raise EditError("nothing to redo")
+        self._at += 1
+        return self.current
+
+
+__all__ = ["EDITS", "Diff", "EditResult", "History", "apply_program", "diff", "parse_program"]

@@ -1,0 +1,167 @@
+"""Graph surgery shared by the edits: remove, rename, and splice in traced sub-graphs.
+
+Every function here changes the graph it is given in place; edits call them on
+a copy (``Graph.copy()``), never on their input.
+
+:func:`splice` is how new structure enters a graph: a small ``nn.Module`` (an
+activation, a norm, a LoRA branch) is traced with ``torch.export`` on meta
+tensors of the right shapes, exactly as the importers trace whole models, and
+its nodes are inserted with their module paths prefixed.  New structure is
+therefore made of the same primitive ops the real module would produce.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from gnn.ir.args import dtype_from_name
+from gnn.ir.graph import Graph, map_refs
+
+_counter = itertools.count()
+
+
+def drop_nodes(graph: Graph, ids: set[str]) -> None:
+    graph.nodes = [n for n in graph.nodes if n.id not in ids]
+    live = {o for n in graph.nodes for o in n.outputs if o} | set(graph.inputs)
+    for name in [v for v in graph.values if v not in live]:
+        del graph.values[name]
+    graph.invalidate()
+
+
+def prune_dead(graph: Graph) -> set[str]:
+    """Remove nodes none of whose outputs is read (repeatedly); return their ids."""
+    removed: set[str] = set()
+    while True:
+        read = {name for n in graph.nodes for name in n.inputs} | {o.value for o in graph.outputs}
+        dead = {n.id for n in graph.nodes if not any(o in read for o in n.outputs if o)}
+        if not dead:
+            break
+        removed |= dead
+        drop_nodes(graph, dead)
+    return removed
+
+
+def drop_state(graph: Graph, prefix: str) -> list[str]:
+    """Remove parameters, buffers and constants owned under a module path; return their names."""
+    gone = [n for n in graph.inputs if graph.values[n].kind in ("parameter", "buffer", "constant")
+            and (graph.values[n].target or "").startswith(prefix + ".")]
+    graph.inputs = [n for n in graph.inputs if n not in gone]
+    for n in gone:
+        del graph.values[n]
+    graph.modules = {p: c for p, c in graph.modules.items() if not (p == prefix or p.startswith(prefix + "."))}
+    graph.invalidate()
+    return gone
+
+
+def rename_prefix(graph: Graph, old: str, new: str) -> None:
+    """Move everything under module path ``old`` to ``new`` (``model.layers.5`` -> ``model.layers.4``)."""
+
+    def move(path: str | None) -> str | None:
+        if path is None:
+            return None
+        if path == old:
+            return new
+        if path.startswith(old + "."):
+            return new + path[len(old):]
+        return path
+
+    renamed = {}
+    for name, v in list(graph.values.items()):
+        if v.target is not None and move(v.target) != v.target:
+            v.target = move(v.target)
+            if name == move(name) or name.startswith(old + "."):
+                renamed[name] = move(name)
+    if renamed:
+        graph.values = {renamed.get(k, k): v for k, v in graph.values.items()}
+        for k, v in graph.values.items():
+            v.name = k
+        graph.inputs = [renamed.get(n, n) for n in graph.inputs]
+        for node in graph.nodes:
+            node.args = map_refs(node.args, lambda r: renamed.get(r, r))
+            node.kwargs = map_refs(node.kwargs, lambda r: renamed.get(r, r))
+    for node in graph.nodes:
+        node.module = move(node.module)
+    graph.modules = {move(p): c for p, c in graph.modules.items()}
+    graph.invalidate()
+
+
+_TRACED: dict[tuple, Graph] = {}
+
+
+def _traced(module: torch.nn.Module, example: list[torch.Tensor]) -> Graph:
+    """Trace a module on meta tensors; the same module kind and input types are traced once."""
+    from gnn.importers.torch_module import import_module
+
+    shapes = tuple((tuple(t.shape), t.dtype) for t in example)
+    state = tuple((k, tuple(v.shape), v.dtype) for k, v in module.state_dict().items())
+    key = (type(module), repr(module), shapes, state)
+    if key not in _TRACED:
+        with torch.device("meta"):
+            module = module.to("meta")
+        _TRACED[key] = import_module(module, tuple(example))
+    return _TRACED[key].copy()
+
+
+def splice(
+    graph: Graph,
+    module: torch.nn.Module,
+    inputs: list[str],
+    at: int,
+    module_path: str,
+    output: str | None = None,
+    state_prefix: str | None = None,
+) -> str:
+    """Trace ``module(*inputs)`` and insert its nodes at index ``at``; return the output value's name.
+
+    The module's own module paths are placed under ``module_path`` and its
+    parameters under ``state_prefix`` (default: ``module_path``).  ``output``
+    names the produced value (to take over an existing value's name).
+    """
+    hints = graph.dim_hints
+    example = []
+    for name in inputs:
+        v = graph.values[name]
+        shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
+        example.append(torch.empty(shape, dtype=dtype_from_name(v.dtype), device="meta"))
+    sub = _traced(module, example)
+    tag = f"e{next(_counter)}_"
+    state_prefix = module_path if state_prefix is None else state_prefix
+    user_inputs = [n for n in sub.inputs if sub.values[n].kind == "input"]
+    rename = dict(zip(user_inputs, inputs))
+    for name in sub.inputs:
+        v = sub.values[name]
+        if v.kind == "input":
+            continue
+        target = f"{state_prefix}.{v.target}" if state_prefix else v.target
+        rename[name] = target
+        v.name, v.target = target, target
+        graph.values[target] = v
+        graph.inputs.append(target)
+    (out,) = sub.outputs
+    for node in sub.nodes:
+        for o in node.outputs:
+            if o is not None:
+                rename[o] = output if (o == out.value and output) else tag + o
+    new_nodes = []
+    for node in sub.nodes:
+        node.id = tag + node.id
+        node.args = map_refs(node.args, lambda r: rename.get(r, r))
+        node.kwargs = map_refs(node.kwargs, lambda r: rename.get(r, r))
+        for o in node.outputs:
+            if o is not None:
+                v = sub.values[o]
+                v.name = rename[o]
+                graph.values[v.name] = v
+        node.outputs = [rename.get(o, o) if o else o for o in node.outputs]
+        node.module = ".".join(p for p in (module_path, node.module) if p)
+        if not node.module_class:
+            node.module_class = type(module).__name__
+        new_nodes.append(node)
+    for path, cls in sub.modules.items():
+        if path:  # the traced module's own root is the caller's to name
+            graph.modules[".".join(p for p in (module_path, path) if p)] = cls
+    graph.nodes[at:at] = new_nodes
+    graph.invalidate()
+    return rename[out.value] if out.value in rename else out.value
