@@ -96,7 +96,12 @@ def _traced(module: torch.nn.Module, example: list[torch.Tensor]) -> Graph:
 
     shapes = tuple((tuple(t.shape), t.dtype) for t in example)
     state = tuple((k, tuple(v.shape), v.dtype) for k, v in module.state_dict().items())
-    key = (type(module), repr(module), shapes, state)
+    # plain attributes decide the traced ops too (a LoRA layer's scaling, an activation's approximation)
+    settings = tuple(
+        (name, type(m).__name__, tuple(sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_"))))
+        for name, m in module.named_modules()
+    )
+    key = (type(module), shapes, state, settings)
     if key not in _TRACED:
         with torch.device("meta"):
             module = module.to("meta")

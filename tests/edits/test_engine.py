@@ -90,7 +90,7 @@ def test_history_undo_redo(graphs):
 @pytest.mark.parametrize(
     "program, message",
     [
-        ('{"edits": [{"op": "prune_heads"}]}', "unknown edit op `prune_heads`; edits are: freeze, remove_layers"),
+        ('{"edits": [{"op": "prune_heads"}]}', "unknown edit op `prune_heads`; edits are: add_lora, freeze, remove_layers"),
         ('{"edits": [{"op": "freeze", "target": {"roles": ["attn.query"]}}]}', "unknown role `attn.query`; roles are: block"),
         ('{"edits": [{"op": "remove_layers", "target": {"layers": [40]}}]}', "layer 40 is out of range; model.layers: 3 layers (0..2)"),
         ('{"edits": [{"op": "replace_activation", "to": "swoosh"}]}', "unknown activation `swoosh`"),
