@@ -22,6 +22,11 @@ from gnn.ir.graph import Graph, map_refs
 _counter = itertools.count()
 
 
+def fresh_tag() -> str:
+    """A prefix that makes copied node and value names unique."""
+    return f"e{next(_counter)}_"
+
+
 def drop_nodes(graph: Graph, ids: set[str]) -> None:
     graph.nodes = [n for n in graph.nodes if n.id not in ids]
     live = {o for n in graph.nodes for o in n.outputs if o} | set(graph.inputs)
@@ -131,7 +136,7 @@ def splice(
         shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
         example.append(torch.empty(shape, dtype=dtype_from_name(v.dtype), device="meta"))
     sub = _traced(module, example)
-    tag = f"e{next(_counter)}_"
+    tag = fresh_tag()
     state_prefix = module_path if state_prefix is None else state_prefix
     user_inputs = [n for n in sub.inputs if sub.values[n].kind == "input"]
     rename = dict(zip(user_inputs, inputs))

@@ -109,3 +109,29 @@ def test_bad_programs_are_refused_and_change_nothing(program, message):
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert to_json(graph) == before
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_insert_layers_matches_a_deeper_config(family):
+    graph = _import(family)
+    result = apply_program(graph, [{"op": "insert_layers", "target": {"layers": [1]}, "count": 2}])
+    assert_same_architecture(result.graph, _import(family, **{_depth_key(family): 5}))
+
+
+def test_inserted_layers_compute_the_deeper_model():
+    """Filled with a 4-layer Llama's weights, 3 layers + 1 inserted compute that model's logits."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config, _ = FAMILIES["llama"]
+    torch.manual_seed(0)
+    deep = AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **{**config, "num_hidden_layers": 4})).eval()
+    edited = apply_program(_import("llama"), [{"op": "insert_layers", "target": {"layers": [0]}}]).graph
+    ids = torch.randint(0, 100, (1, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(to_graph_module(edited, weights=state_of(deep))(input_ids=ids)["logits"],
+                                   deep(input_ids=ids).logits, atol=1e-5, rtol=0)
+
+
+def test_insert_layers_refuses_bad_counts():
+    with pytest.raises(EditError, match="`count` must be a positive integer, got 0"):
+        apply_program(_import("llama"), [{"op": "insert_layers", "target": {"layers": [0]}, "count": 0}])

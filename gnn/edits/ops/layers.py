@@ -73,3 +73,108 @@ def _swap(obj, old: str, new: str):
     from gnn.ir.graph import map_refs
 
     return map_refs(obj, lambda r: new if r == old else r)
+
+
+@register("insert_layers")
+@dataclass
+class InsertLayers(Edit):
+    """Insert ``count`` new blocks after each targeted block; ``init="copy"`` copies its structure.
+
+    New blocks have parameters of the same shapes (a state dict can fill them, or
+    random weights); the residual stream runs through them, and later blocks are
+    renumbered, as in the same model built with ``num_hidden_layers`` larger.
+    """
+
+    count: int = 1
+    init: str = "copy"
+
+    def __post_init__(self):
+        if not isinstance(self.count, int) or isinstance(self.count, bool) or self.count < 1:
+            raise EditError(f"`count` must be a positive integer, got {self.count!r}")
+        if self.init != "copy":
+            raise EditError(f"`init` must be 'copy' (new blocks copy the targeted block), got {self.init!r}")
+
+    def apply(self, graph, roles):
+        if self.target.layers is None and self.target.modules is None:
+            raise EditError("`insert_layers` needs target.layers (e.g. [-1]) or target.modules naming blocks")
+        sel = select(graph, roles, self.target)
+        blocks = [p for p in (sel.blocks or sel.paths) if p in roles.blocks]
+        if not blocks:
+            raise EditError("`insert_layers` target selects no block")
+        stacks: dict[str, list[str]] = {}
+        for b, (prefix, _) in roles.blocks.items():
+            stacks.setdefault(prefix, []).append(b)
+        # Renumber first, from the end, so new blocks get free indices right after their source.
+        plan: dict[str, list[str]] = {}  # source block (new path) -> new block paths
+        for prefix, members in stacks.items():
+            new_index, moves = 0, []
+            for old in members:
+                moves.append((old, f"{prefix}.{new_index}"))
+                copies = [f"{prefix}.{new_index + k + 1}" for k in range(self.count)] if old in blocks else []
+                if copies:
+                    plan[f"{prefix}.{new_index}"] = copies
+                new_index += 1 + len(copies)
+            for old, new in reversed(moves):
+                if old != new:
+                    rename_prefix(graph, old, new)
+        for source, copies in plan.items():
+            for before, path in zip([source] + copies, copies):  # each copy follows the one before
+                _copy_block(graph, before, path)
+        return {}
+
+
+def _copy_block(graph, source: str, new: str) -> None:
+    """Duplicate block ``source`` as ``new`` right after it, threading the residual stream through."""
+    import copy as _copy
+
+    from gnn.edits.surgery import fresh_tag
+    from gnn.ir.graph import map_refs
+
+    stream_in, stream_out = stream_of(graph, source)
+    comp = graph.hierarchy[source]
+    inside = set(comp.nodes)
+    tag = fresh_tag()
+    rename = {stream_in: stream_out}
+    for name in list(graph.inputs):  # parameters and buffers of the block, same shapes
+        v = graph.values[name]
+        if v.kind != "input" and (v.target or "").startswith(source + "."):
+            twin = _copy.deepcopy(v)
+            twin.target = new + v.target[len(source):]
+            twin.name = twin.target
+            twin.meta.pop("trainable", None)
+            graph.values[twin.name] = twin
+            graph.inputs.append(twin.name)
+            rename[name] = twin.name
+    nodes = [n for n in graph.nodes if n.id in inside]
+    for n in nodes:
+        for o in n.outputs:
+            if o:
+                rename[o] = tag + o
+    copies = []
+    for n in nodes:
+        twin = _copy.deepcopy(n)
+        twin.id = tag + n.id
+        twin.args = map_refs(twin.args, lambda r: rename.get(r, r))
+        twin.kwargs = map_refs(twin.kwargs, lambda r: rename.get(r, r))
+        twin.outputs = [rename.get(o, o) if o else o for o in n.outputs]
+        twin.module = new + n.module[len(source):] if n.module.startswith(source) else n.module
+        for o, t in zip(n.outputs, twin.outputs):
+            if o:
+                v = _copy.deepcopy(graph.values[o])
+                v.name = t
+                graph.values[t] = v
+        copies.append(twin)
+    new_out = rename[stream_out]
+    for n in graph.nodes:  # later readers of the old block's output read the new block's
+        if n.id not in inside:
+            n.args = _swap(n.args, stream_out, new_out)
+            n.kwargs = _swap(n.kwargs, stream_out, new_out)
+    for out in graph.outputs:
+        if out.value == stream_out:
+            out.value = new_out
+    last = max(i for i, n in enumerate(graph.nodes) if n.id in inside)
+    graph.nodes[last + 1:last + 1] = copies
+    for path, cls in list(graph.modules.items()):
+        if path == source or path.startswith(source + "."):
+            graph.modules.setdefault(new + path[len(source):], cls)
+    graph.invalidate()
