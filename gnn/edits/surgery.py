@@ -95,7 +95,7 @@ def rename_prefix(graph: Graph, old: str, new: str) -> None:
 _TRACED: dict[tuple, Graph] = {}
 
 
-def _traced(module: torch.nn.Module, example: list[torch.Tensor]) -> Graph:
+def _traced(module: torch.nn.Module, example: list[torch.Tensor], train: bool = False) -> Graph:
     """Trace a module on meta tensors; the same module kind and input types are traced once."""
     from gnn.importers.torch_module import import_module
 
@@ -106,11 +106,11 @@ def _traced(module: torch.nn.Module, example: list[torch.Tensor]) -> Graph:
         (name, type(m).__name__, tuple(sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_"))))
         for name, m in module.named_modules()
     )
-    key = (type(module), shapes, state, settings)
+    key = (type(module), shapes, state, settings, train)
     if key not in _TRACED:
         with torch.device("meta"):
             module = module.to("meta")
-        _TRACED[key] = import_module(module, tuple(example))
+        _TRACED[key] = import_module(module, tuple(example), train=train)
     return _TRACED[key].copy()
 
 
@@ -122,6 +122,7 @@ def splice(
     module_path: str,
     output: str | None = None,
     state_prefix: str | None = None,
+    train: bool = False,
 ) -> str:
     """Trace ``module(*inputs)`` and insert its nodes at index ``at``; return the output value's name.
 
@@ -135,7 +136,7 @@ def splice(
         v = graph.values[name]
         shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
         example.append(torch.empty(shape, dtype=dtype_from_name(v.dtype), device="meta"))
-    sub = _traced(module, example)
+    sub = _traced(module, example, train)
     tag = fresh_tag()
     state_prefix = module_path if state_prefix is None else state_prefix
     user_inputs = [n for n in sub.inputs if sub.values[n].kind == "input"]
@@ -175,3 +176,50 @@ def splice(
     graph.nodes[at:at] = new_nodes
     graph.invalidate()
     return rename[out.value] if out.value in rename else out.value
+
+
+def replace_composite(graph: Graph, path: str, module: torch.nn.Module, keep_state: bool = False) -> None:
+    """Swap the composite at ``path`` (one input, one output) for a traced ``module``, keeping value names.
+
+    Its parameters go unless ``keep_state``; the module's own parameters take
+    their place under ``path``.
+    """
+    from gnn.edits.target import EditError
+
+    comp = graph.hierarchy[path]
+    if len(comp.inputs) != 1 or len(comp.outputs) != 1:
+        raise EditError(f"`{path}` has {len(comp.inputs)} inputs and {len(comp.outputs)} outputs; expected 1 and 1")
+    (x,), (y,) = comp.inputs, comp.outputs
+    at = graph.nodes.index(graph.node_by_id[comp.nodes[0]])
+    drop_nodes(graph, set(comp.nodes))
+    if not keep_state:
+        drop_state(graph, path)
+    splice(graph, module, [x], at, module_path=path, output=y)
+    cls = type(module).__name__
+    graph.modules[path] = cls
+    for node in graph.nodes:
+        if node.module == path:
+            node.module_class = cls
+    graph.invalidate()
+
+
+def insert_after(graph: Graph, path: str, module: torch.nn.Module, module_path: str, train: bool = False) -> None:
+    """Run the composite's output through a traced ``module``; its readers read the result instead."""
+    from gnn.edits.target import EditError
+
+    comp = graph.hierarchy[path]
+    if len(comp.outputs) != 1:
+        raise EditError(f"`{path}` has {len(comp.outputs)} outputs; a module can only follow a single output")
+    (y,) = comp.outputs
+    inside = set(comp.nodes)
+    readers = [n for n in graph.nodes if n.id not in inside and y in n.inputs]
+    at = graph.nodes.index(graph.producers[y]) + 1
+    new = splice(graph, module, [y], at, module_path=module_path, train=train)
+    for node in readers:  # found before the splice, so the new module itself still reads y
+        node.args = map_refs(node.args, lambda r: new if r == y else r)
+        node.kwargs = map_refs(node.kwargs, lambda r: new if r == y else r)
+    for out in graph.outputs:
+        if out.value == y:
+            out.value = new
+    graph.modules[module_path] = type(module).__name__
+    graph.invalidate()

@@ -21,9 +21,10 @@ def import_module(
     args: tuple = (),
     kwargs: dict[str, Any] | None = None,
     name: str | None = None,
+    train: bool = False,
 ) -> Graph:
-    """Trace ``module(*args, **kwargs)`` into a graph (the module is put in eval mode)."""
-    module.eval()
+    """Trace ``module(*args, **kwargs)`` into a graph, in eval mode unless ``train`` (dropout then stays)."""
+    module.train(train)
     kwargs = kwargs or {}
     try:
         with torch.no_grad():

@@ -1,0 +1,118 @@
+"""Edits that put new modules into a graph: ``replace_norm``, ``insert_adapter``, ``add_dropout``.
+
+Each module is PyTorch's own (``nn.LayerNorm``, ``nn.RMSNorm``, ``nn.Dropout``) or a
+small documented one (:class:`Adapter`), traced into primitive ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gnn.edits.ops.activation import activation_names, make_activation
+from gnn.edits.ops.base import Edit, register
+from gnn.edits.surgery import insert_after, replace_composite
+from gnn.edits.target import EditError, Target, select
+
+NORMS = ("layernorm", "rmsnorm")
+
+
+def _width(graph, path: str) -> int:
+    comp = graph.hierarchy[path]
+    return int(graph.values[comp.outputs[0]].shape[-1])
+
+
+def _selected(graph, roles, target: Target, default_roles: list[str]) -> list[str]:
+    if not target.to_dict() or (target.roles is None and target.modules is None):
+        target = Target(layers=target.layers, roles=default_roles)
+    sel = select(graph, roles, target)
+    # innermost first would edit twice: keep selections that no other selection contains
+    return [p for p in sel.paths if not any(p.startswith(q + ".") for q in sel.paths)]
+
+
+@register("replace_norm")
+@dataclass
+class ReplaceNorm(Edit):
+    """Replace normalisations (default: every ``norm.*``) with ``nn.LayerNorm`` or ``nn.RMSNorm``."""
+
+    to: str = "rmsnorm"
+    eps: float | None = None  # default: 1e-5 for layernorm, 1e-6 for rmsnorm (the usual config defaults)
+
+    def __post_init__(self):
+        if self.to not in NORMS:
+            raise EditError(f"unknown norm `{self.to}` for `to`; choose one of {', '.join(NORMS)}")
+        if self.eps is not None and not (isinstance(self.eps, (int, float)) and self.eps > 0):
+            raise EditError(f"`eps` must be a positive number, got {self.eps!r}")
+
+    def apply(self, graph, roles):
+        paths = _selected(graph, roles, self.target, ["norm.attn", "norm.mlp", "norm.final"])
+        paths = [p for p in paths if any(r.startswith("norm.") for r in roles.composites.get(p, []))]
+        if not paths:
+            raise EditError("the target holds no normalisation (roles norm.attn, norm.mlp, norm.final)")
+        for path in paths:
+            d = _width(graph, path)
+            if self.to == "layernorm":
+                module = torch.nn.LayerNorm(d, eps=self.eps or 1e-5)
+            else:
+                module = torch.nn.RMSNorm(d, eps=self.eps or 1e-6)
+            replace_composite(graph, path, module)
+        return {}
+
+
+class Adapter(torch.nn.Module):
+    """Houlsby-style bottleneck adapter: ``x + up(act(down(x)))``.
+
+    Args:
+        width: the hidden size it reads and writes.
+        bottleneck: the inner size (``down``: width -> bottleneck, ``up``: bottleneck -> width).
+        activation: a transformers activation name (``relu``, ``gelu``, ``silu``, ...).
+    """
+
+    def __init__(self, width: int, bottleneck: int, activation: str = "relu"):
+        super().__init__()
+        self.down = torch.nn.Linear(width, bottleneck)
+        self.act = make_activation(activation)
+        self.up = torch.nn.Linear(bottleneck, width)
+
+    def forward(self, x):  # (B, T, C) -> (B, T, C)
+        return x + self.up(self.act(self.down(x)))
+
+
+@register("insert_adapter")
+@dataclass
+class InsertAdapter(Edit):
+    """Insert a bottleneck :class:`Adapter` after each targeted module (default: every ``mlp``)."""
+
+    bottleneck: int = 64
+    activation: str = "relu"
+
+    def __post_init__(self):
+        if not isinstance(self.bottleneck, int) or isinstance(self.bottleneck, bool) or self.bottleneck < 1:
+            raise EditError(f"`bottleneck` must be a positive integer, got {self.bottleneck!r}")
+        if self.activation not in activation_names():
+            raise EditError(f"unknown activation `{self.activation}`; choose one of {', '.join(activation_names())}")
+
+    def apply(self, graph, roles):
+        for path in _selected(graph, roles, self.target, ["mlp"]):
+            insert_after(graph, path, Adapter(_width(graph, path), self.bottleneck, self.activation), f"{path}.adapter")
+        return {}
+
+
+@register("add_dropout")
+@dataclass
+class AddDropout(Edit):
+    """Add ``nn.Dropout(p)`` after each targeted module (traced in training mode, where it acts)."""
+
+    p: float = 0.1
+
+    def __post_init__(self):
+        if not isinstance(self.p, (int, float)) or not 0 < self.p < 1:
+            raise EditError(f"`p` must be in (0, 1), got {self.p!r}")
+
+    def apply(self, graph, roles):
+        if not self.target.to_dict():
+            raise EditError("`add_dropout` needs a target, e.g. {'roles': ['attn']}")
+        for path in _selected(graph, roles, self.target, ["mlp"]):
+            insert_after(graph, path, torch.nn.Dropout(self.p), f"{path}.dropout_added", train=True)
+        return {}
