@@ -78,10 +78,18 @@ def worker_import(model_type: str, overrides: dict) -> dict:
 
 
 EDIT_PROGRAMS = {
+    "add_lora (peft defaults: q_proj, v_proj, all layers)": [{"op": "add_lora"}],
+    "add_lora r=16 on the last layer's q/k/v/o": [
+        {"op": "add_lora", "r": 16, "alpha": 32, "target": {"layers": [-1], "roles": ["attn.q", "attn.k", "attn.v", "attn.o"]}}],
+    "remove_layers [-1]": [{"op": "remove_layers", "target": {"layers": [-1]}}],
+    "insert_layers after [-1]": [{"op": "insert_layers", "target": {"layers": [-1]}}],
+    "replace_activation gelu (32 sites)": [{"op": "replace_activation", "to": "gelu"}],
+    "replace_norm layernorm (65 sites)": [{"op": "replace_norm", "to": "layernorm"}],
+    "set_kv_heads 1 (re-derived from the config)": [{"op": "set_kv_heads", "kv_heads": 1}],
+    "insert_adapter after every mlp": [{"op": "insert_adapter", "bottleneck": 64}],
+    "add_dropout after every attn": [{"op": "add_dropout", "p": 0.1, "target": {"roles": ["attn"]}}],
     "freeze all, unfreeze last layer's q/v": [{"op": "freeze"},
                                               {"op": "unfreeze", "target": {"layers": [-1], "roles": ["attn.q", "attn.v"]}}],
-    "remove_layers [-1]": [{"op": "remove_layers", "target": {"layers": [-1]}}],
-    "replace_activation gelu (32 sites)": [{"op": "replace_activation", "to": "gelu"}],
 }
 
 

@@ -55,7 +55,8 @@ def drop_state(graph: Graph, prefix: str) -> list[str]:
     graph.inputs = [n for n in graph.inputs if n not in gone]
     for n in gone:
         del graph.values[n]
-    graph.modules = {p: c for p, c in graph.modules.items() if not (p == prefix or p.startswith(prefix + "."))}
+    # sub-modules go; the module itself keeps its place in the model's order
+    graph.modules = {p: c for p, c in graph.modules.items() if not p.startswith(prefix + ".")}
     graph.invalidate()
     return gone
 
@@ -178,7 +179,18 @@ def splice(
     return rename[out.value] if out.value in rename else out.value
 
 
-def replace_composite(graph: Graph, path: str, module: torch.nn.Module, keep_state: bool = False) -> None:
+Boundary = tuple[list[str], list[str], list[str]]  # (inputs, outputs, node ids) of a composite
+
+
+def boundaries(graph: Graph, paths: list[str]) -> dict[str, Boundary]:
+    """Snapshot composites before a multi-site edit: sites are disjoint, so the snapshot stays true
+    while each site is rewritten, and the hierarchy is built once instead of once per site."""
+    h = graph.hierarchy
+    return {p: (list(h[p].inputs), list(h[p].outputs), list(h[p].nodes)) for p in paths}
+
+
+def replace_composite(graph: Graph, path: str, module: torch.nn.Module, boundary: Boundary,
+                      keep_state: bool = False) -> None:
     """Swap the composite at ``path`` (one input, one output) for a traced ``module``, keeping value names.
 
     Its parameters go unless ``keep_state``; the module's own parameters take
@@ -186,12 +198,12 @@ def replace_composite(graph: Graph, path: str, module: torch.nn.Module, keep_sta
     """
     from gnn.edits.target import EditError
 
-    comp = graph.hierarchy[path]
-    if len(comp.inputs) != 1 or len(comp.outputs) != 1:
-        raise EditError(f"`{path}` has {len(comp.inputs)} inputs and {len(comp.outputs)} outputs; expected 1 and 1")
-    (x,), (y,) = comp.inputs, comp.outputs
-    at = graph.nodes.index(graph.node_by_id[comp.nodes[0]])
-    drop_nodes(graph, set(comp.nodes))
+    inputs, outputs, nodes = boundary
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise EditError(f"`{path}` has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
+    (x,), (y,) = inputs, outputs
+    at = graph.nodes.index(graph.node_by_id[nodes[0]])
+    drop_nodes(graph, set(nodes))
     if not keep_state:
         drop_state(graph, path)
     splice(graph, module, [x], at, module_path=path, output=y)
@@ -203,16 +215,17 @@ def replace_composite(graph: Graph, path: str, module: torch.nn.Module, keep_sta
     graph.invalidate()
 
 
-def insert_after(graph: Graph, path: str, module: torch.nn.Module, module_path: str, train: bool = False) -> None:
+def insert_after(graph: Graph, path: str, module: torch.nn.Module, module_path: str, boundary: Boundary,
+                 train: bool = False) -> None:
     """Run the composite's output through a traced ``module``; its readers read the result instead."""
     from gnn.edits.target import EditError
 
-    comp = graph.hierarchy[path]
-    if len(comp.outputs) != 1:
-        raise EditError(f"`{path}` has {len(comp.outputs)} outputs; a module can only follow a single output")
-    (y,) = comp.outputs
-    inside = set(comp.nodes)
-    readers = [n for n in graph.nodes if n.id not in inside and y in n.inputs]
+    _, outputs, nodes = boundary
+    if len(outputs) != 1:
+        raise EditError(f"`{path}` has {len(outputs)} outputs; a module can only follow a single output")
+    (y,) = outputs
+    inside = set(nodes)
+    readers = [n for n in graph.consumers.get(y, []) if n.id not in inside]
     at = graph.nodes.index(graph.producers[y]) + 1
     new = splice(graph, module, [y], at, module_path=module_path, train=train)
     for node in readers:  # found before the splice, so the new module itself still reads y

@@ -214,3 +214,25 @@ def test_bad_edit_programs_write_nothing(tmp_path, capsys, program, fragments):
     code, _, err = mad(capsys, "edit", "hf:llama", *LLAMA_SET, "--program", program, "-o", out, "--onnx", tmp_path / "e.onnx")
     assert_refused(code, err, *fragments)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_edit_writes_the_peft_config(tmp_path, capsys):
+    from peft import LoraConfig
+
+    out, peft_out = tmp_path / "e.json", tmp_path / "lora.json"
+    program = '{"edits": [{"op": "add_lora", "target": {"layers": [-1], "roles": ["attn.q", "attn.v"]}, "r": 4, "alpha": 16}]}'
+    code, stdout, _ = mad(capsys, "edit", "hf:llama", *LLAMA_SET, "--program", program, "-o", out, "--peft-config", peft_out)
+    assert code == 0
+    config = json.loads(peft_out.read_text())
+    assert config["target_modules"] == ["q_proj", "v_proj"] and config["layers_to_transform"] == [1]
+    config.pop("peft_type")
+    LoraConfig(**config)  # peft accepts it as is
+    summary = json.loads(mad(capsys, "summary", out, "--json")[1])
+    assert summary["trainable_params"] == 2 * 4 * 64 + 4 * 64 + 4 * 32  # A and B of q (64->64) and v (64->32)
+
+
+def test_peft_config_without_lora_is_refused(tmp_path, capsys):
+    code, _, err = mad(capsys, "edit", "hf:llama", *LLAMA_SET, "--program", '{"edits": [{"op": "freeze"}]}',
+                       "-o", tmp_path / "e.json", "--peft-config", tmp_path / "p.json")
+    assert_refused(code, err, "--peft-config: this program makes no peft config")
+    assert list(tmp_path.iterdir()) == []

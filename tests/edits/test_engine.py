@@ -90,7 +90,7 @@ def test_history_undo_redo(graphs):
 @pytest.mark.parametrize(
     "program, message",
     [
-        ('{"edits": [{"op": "prune_heads"}]}', "unknown edit op `prune_heads`; edits are: add_lora, freeze, remove_layers"),
+        ('{"edits": [{"op": "prune_heads"}]}', "unknown edit op `prune_heads`; edits are: add_dropout, add_lora, freeze, insert_adapter"),
         ('{"edits": [{"op": "freeze", "target": {"roles": ["attn.query"]}}]}', "unknown role `attn.query`; roles are: block"),
         ('{"edits": [{"op": "remove_layers", "target": {"layers": [40]}}]}', "layer 40 is out of range; model.layers: 3 layers (0..2)"),
         ('{"edits": [{"op": "replace_activation", "to": "swoosh"}]}', "unknown activation `swoosh`"),
@@ -135,3 +135,43 @@ def test_inserted_layers_compute_the_deeper_model():
 def test_insert_layers_refuses_bad_counts():
     with pytest.raises(EditError, match="`count` must be a positive integer, got 0"):
         apply_program(_import("llama"), [{"op": "insert_layers", "target": {"layers": [0]}, "count": 0}])
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "mistral"])
+@pytest.mark.parametrize("kv_heads", [1, 4])  # multi-query, multi-head (the configs have 4 heads, 2 kv heads)
+def test_set_kv_heads_matches_the_config(family, kv_heads):
+    graph = _import(family)
+    result = apply_program(graph, [{"op": "set_kv_heads", "kv_heads": kv_heads}])
+    assert_same_architecture(result.graph, _import(family, num_key_value_heads=kv_heads))
+    k_proj = result.graph.values["model.layers.0.self_attn.k_proj.weight"]
+    assert k_proj.shape == [kv_heads * 16, 64]
+
+
+def test_set_kv_heads_keeps_earlier_edits():
+    graph = apply_program(_import("llama"), [{"op": "remove_layers", "target": {"layers": [-1]}}]).graph
+    result = apply_program(graph, [{"op": "set_kv_heads", "kv_heads": 1}])
+    assert_same_architecture(result.graph, _import("llama", num_key_value_heads=1, num_hidden_layers=2))
+    assert [e["op"] for e in result.graph.meta["edits"]] == ["remove_layers", "set_kv_heads"]
+
+
+@pytest.mark.parametrize(
+    "family, kv_heads, message",
+    [
+        ("llama", 3, "`kv_heads` must divide the 4 attention heads, got 3"),
+        ("llama", 0, "`kv_heads` must be a positive integer, got 0"),
+        ("gpt2", 1, "`gpt2` has no num_key_value_heads setting"),
+    ],
+)
+def test_set_kv_heads_refusals(family, kv_heads, message):
+    with pytest.raises(EditError) as info:
+        apply_program(_import(family), [{"op": "set_kv_heads", "kv_heads": kv_heads}])
+    assert message in str(info.value)
+
+
+def test_set_kv_heads_refuses_graphs_without_a_config(tmp_path):
+    from gnn.exporters.onnx import save_onnx
+    from gnn.importers.onnx import import_onnx
+
+    graph = import_onnx(save_onnx(_import("llama"), tmp_path / "m.onnx"))
+    with pytest.raises(EditError, match="needs a graph imported from a Hugging Face config"):
+        apply_program(graph, [{"op": "set_kv_heads", "kv_heads": 1}])

@@ -60,6 +60,7 @@ class RemoveLayers(Edit):
                     out.value = stream_in
             drop_nodes(graph, inside)
             drop_state(graph, block)
+            graph.modules.pop(block, None)
             prune_dead(graph)
         for prefix, members in stacks.items():
             kept = [b for b in members if b not in blocks]

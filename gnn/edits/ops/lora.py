@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gnn.edits.ops.base import Edit, register
-from gnn.edits.surgery import drop_nodes, splice
+from gnn.edits.surgery import boundaries, replace_composite
 from gnn.edits.target import EditError, Target, select
 
 _LINEAR_CLASSES = {"Linear": False, "Conv1D": True}  # class -> fan_in_fan_out (weight stored (in, out))
@@ -70,13 +70,15 @@ class AddLora(Edit):
         from peft import LoraConfig, get_peft_model
 
         sites = self._sites(graph, roles)
+        snapshot = boundaries(graph, sites)
+        classes = {p: graph.hierarchy[p].module_class for p in sites}
         fan_in_fan_out = set()
         for path in sites:
-            comp = graph.hierarchy[path]
-            cls = comp.module_class
+            comp_inputs, comp_outputs, comp_nodes = snapshot[path]
+            cls = classes[path]
             weight = graph.values.get(f"{path}.weight")
             bias = graph.values.get(f"{path}.bias")
-            if weight is None or len(comp.inputs) != 1 or len(comp.outputs) != 1:
+            if weight is None or len(comp_inputs) != 1 or len(comp_outputs) != 1:
                 raise EditError(f"`{path}` is not a plain projection (one input, one output, a weight)")
             if _LINEAR_CLASSES[cls]:
                 from transformers.pytorch_utils import Conv1D
@@ -92,18 +94,8 @@ class AddLora(Edit):
             config = LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=["layer"],
                                 fan_in_fan_out=_LINEAR_CLASSES[cls])
             layer = get_peft_model(holder, config).base_model.model.layer
-            at = graph.nodes.index(graph.node_by_id[comp.nodes[0]])
-            (x,), (y,) = comp.inputs, comp.outputs
-            old_state = [v for v in (weight, bias) if v is not None]
-            drop_nodes(graph, set(comp.nodes))
-            for v in old_state:  # the base layer takes the projection's weights over, under base_layer.
-                graph.inputs.remove(v.name)
-                del graph.values[v.name]
-            splice(graph, layer, [x], at, module_path=path, output=y)
-            graph.modules[path] = type(layer).__name__
-            for node in graph.nodes:
-                if node.module == path:
-                    node.module_class = type(layer).__name__
+            # the base layer takes the projection's weights over, under <path>.base_layer
+            replace_composite(graph, path, layer, snapshot[path])
         for v in graph.parameters:  # as get_peft_model: only the adapters (this edit's and earlier ones) train
             v.meta["trainable"] = ".lora_A." in v.name or ".lora_B." in v.name
         if len(fan_in_fan_out) > 1:

@@ -12,15 +12,18 @@ import torch
 
 from gnn.edits.ops.activation import activation_names, make_activation
 from gnn.edits.ops.base import Edit, register
-from gnn.edits.surgery import insert_after, replace_composite
+from gnn.edits.surgery import boundaries, insert_after, replace_composite
 from gnn.edits.target import EditError, Target, select
 
 NORMS = ("layernorm", "rmsnorm")
 
 
-def _width(graph, path: str) -> int:
-    comp = graph.hierarchy[path]
-    return int(graph.values[comp.outputs[0]].shape[-1])
+def _width(graph, boundary) -> int:
+    """The hidden size a composite hands on (the last dim of its output)."""
+    outputs = boundary[1]
+    if len(outputs) != 1:
+        raise EditError(f"a composite with {len(outputs)} outputs cannot take a module after it")
+    return int(graph.values[outputs[0]].shape[-1])
 
 
 def _selected(graph, roles, target: Target, default_roles: list[str]) -> list[str]:
@@ -50,13 +53,14 @@ class ReplaceNorm(Edit):
         paths = [p for p in paths if any(r.startswith("norm.") for r in roles.composites.get(p, []))]
         if not paths:
             raise EditError("the target holds no normalisation (roles norm.attn, norm.mlp, norm.final)")
+        sites = boundaries(graph, paths)
         for path in paths:
-            d = _width(graph, path)
+            d = _width(graph, sites[path])
             if self.to == "layernorm":
                 module = torch.nn.LayerNorm(d, eps=self.eps or 1e-5)
             else:
                 module = torch.nn.RMSNorm(d, eps=self.eps or 1e-6)
-            replace_composite(graph, path, module)
+            replace_composite(graph, path, module, sites[path])
         return {}
 
 
@@ -94,8 +98,11 @@ class InsertAdapter(Edit):
             raise EditError(f"unknown activation `{self.activation}`; choose one of {', '.join(activation_names())}")
 
     def apply(self, graph, roles):
-        for path in _selected(graph, roles, self.target, ["mlp"]):
-            insert_after(graph, path, Adapter(_width(graph, path), self.bottleneck, self.activation), f"{path}.adapter")
+        paths = _selected(graph, roles, self.target, ["mlp"])
+        sites = boundaries(graph, paths)
+        for path in paths:
+            width = _width(graph, sites[path])
+            insert_after(graph, path, Adapter(width, self.bottleneck, self.activation), f"{path}.adapter", sites[path])
         return {}
 
 
@@ -113,6 +120,8 @@ class AddDropout(Edit):
     def apply(self, graph, roles):
         if not self.target.to_dict():
             raise EditError("`add_dropout` needs a target, e.g. {'roles': ['attn']}")
-        for path in _selected(graph, roles, self.target, ["mlp"]):
-            insert_after(graph, path, torch.nn.Dropout(self.p), f"{path}.dropout_added", train=True)
+        paths = _selected(graph, roles, self.target, ["mlp"])
+        sites = boundaries(graph, paths)
+        for path in paths:
+            insert_after(graph, path, torch.nn.Dropout(self.p), f"{path}.dropout_added", sites[path], train=True)
         return {}
