@@ -72,6 +72,7 @@ class AddLora(Edit):
         sites = self._sites(graph, roles)
         snapshot = boundaries(graph, sites)
         classes = {p: graph.hierarchy[p].module_class for p in sites}
+        layers: dict[tuple, object] = {}
         fan_in_fan_out = set()
         for path in sites:
             comp_inputs, comp_outputs, comp_nodes = snapshot[path]
@@ -90,10 +91,12 @@ class AddLora(Edit):
                 fan_in_fan_out.add(False)
                 n_out, n_in = weight.shape
                 make = lambda: torch.nn.Linear(n_in, n_out, bias=bias is not None)  # noqa: E731
-            holder = _Holder(make)
-            config = LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=["layer"],
-                                fan_in_fan_out=_LINEAR_CLASSES[cls])
-            layer = get_peft_model(holder, config).base_model.model.layer
+            key = (cls, n_in, n_out, bias is not None, self.r, self.alpha, self.dropout)
+            if key not in layers:  # one peft layer per shape: injecting is slow, sites repeat
+                config = LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                                    target_modules=["layer"], fan_in_fan_out=_LINEAR_CLASSES[cls])
+                layers[key] = get_peft_model(_Holder(make), config).base_model.model.layer
+            layer = layers[key]
             # the base layer takes the projection's weights over, under <path>.base_layer
             replace_composite(graph, path, layer, snapshot[path])
         for v in graph.parameters:  # as get_peft_model: only the adapters (this edit's and earlier ones) train
