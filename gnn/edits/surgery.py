@@ -61,6 +61,18 @@ def drop_state(graph: Graph, prefix: str) -> list[str]:
     return gone
 
 
+def redirect(graph: Graph, old: str, new: str, skip: set[str] = frozenset()) -> None:
+    """Make every reader of value ``old`` (but the nodes in ``skip``), and the graph outputs, read ``new``."""
+    for node in graph.nodes:
+        if node.id not in skip:
+            node.args = map_refs(node.args, lambda r: new if r == old else r)
+            node.kwargs = map_refs(node.kwargs, lambda r: new if r == old else r)
+    for out in graph.outputs:
+        if out.value == old:
+            out.value = new
+    graph.invalidate()
+
+
 def rename_prefix(graph: Graph, old: str, new: str) -> None:
     """Move everything under module path ``old`` to ``new`` (``model.layers.5`` -> ``model.layers.4``)."""
 
@@ -224,15 +236,10 @@ def insert_after(graph: Graph, path: str, module: torch.nn.Module, module_path: 
     if len(outputs) != 1:
         raise EditError(f"`{path}` has {len(outputs)} outputs; a module can only follow a single output")
     (y,) = outputs
-    inside = set(nodes)
-    readers = [n for n in graph.consumers.get(y, []) if n.id not in inside]
     at = graph.nodes.index(graph.producers[y]) + 1
+    before = {n.id for n in graph.nodes}
     new = splice(graph, module, [y], at, module_path=module_path, train=train)
-    for node in readers:  # found before the splice, so the new module itself still reads y
-        node.args = map_refs(node.args, lambda r: new if r == y else r)
-        node.kwargs = map_refs(node.kwargs, lambda r: new if r == y else r)
-    for out in graph.outputs:
-        if out.value == y:
-            out.value = new
+    added = {n.id for n in graph.nodes} - before  # the new module itself still reads y
+    redirect(graph, y, new, skip=set(nodes) | added)
     graph.modules[module_path] = type(module).__name__
     graph.invalidate()

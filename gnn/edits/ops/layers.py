@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gnn.edits.ops.base import Edit, register
-from gnn.edits.surgery import drop_nodes, drop_state, prune_dead, rename_prefix
+from gnn.edits.surgery import drop_nodes, drop_state, prune_dead, redirect, rename_prefix
 from gnn.edits.target import EditError, select
 
 
@@ -30,34 +30,34 @@ def stream_of(graph, block: str) -> tuple[str, str]:
     return max(same, key=lambda v: index.get(v, -1)), out.name
 
 
+def target_blocks(edit: Edit, graph, roles) -> tuple[list[str], dict[str, list[str]]]:
+    """The blocks an edit's target picks, and every stack's blocks in order."""
+    if edit.target.layers is None and edit.target.modules is None:
+        raise EditError(f"`{edit.op}` needs target.layers (e.g. [-1]) or target.modules naming blocks")
+    sel = select(graph, roles, edit.target)
+    blocks = [p for p in (sel.blocks or sel.paths) if p in roles.blocks]
+    if not blocks:
+        raise EditError(f"`{edit.op}` target selects no block; blocks look like {next(iter(roles.blocks), '?')}")
+    stacks: dict[str, list[str]] = {}
+    for b, (prefix, _) in roles.blocks.items():
+        stacks.setdefault(prefix, []).append(b)
+    return blocks, stacks
+
+
 @register("remove_layers")
 @dataclass
 class RemoveLayers(Edit):
     """Remove the blocks selected by ``target.layers`` (and ``target.modules``, if given)."""
 
     def apply(self, graph, roles):
-        if self.target.layers is None and self.target.modules is None:
-            raise EditError("`remove_layers` needs target.layers (e.g. [-1]) or target.modules naming blocks")
-        sel = select(graph, roles, self.target)
-        blocks = [p for p in (sel.blocks or sel.paths) if p in roles.blocks]
-        if not blocks:
-            raise EditError(f"`remove_layers` target selects no block; blocks look like {next(iter(roles.blocks), '?')}")
-        stacks: dict[str, list[str]] = {}
-        for b, (prefix, _) in roles.blocks.items():
-            stacks.setdefault(prefix, []).append(b)
+        blocks, stacks = target_blocks(self, graph, roles)
         for prefix, members in stacks.items():
             if all(b in blocks for b in members):
                 raise EditError(f"`remove_layers` would remove every block of `{prefix}`; keep at least one")
         for block in sorted(blocks, key=lambda b: -roles.blocks[b][1]):
             stream_in, stream_out = stream_of(graph, block)
             inside = set(graph.hierarchy[block].nodes)
-            for node in graph.nodes:
-                if node.id not in inside:
-                    node.args = _swap(node.args, stream_out, stream_in)
-                    node.kwargs = _swap(node.kwargs, stream_out, stream_in)
-            for out in graph.outputs:
-                if out.value == stream_out:
-                    out.value = stream_in
+            redirect(graph, stream_out, stream_in, skip=inside)
             drop_nodes(graph, inside)
             drop_state(graph, block)
             graph.modules.pop(block, None)
@@ -68,12 +68,6 @@ class RemoveLayers(Edit):
                 if roles.blocks[old][1] != new_index:
                     rename_prefix(graph, old, f"{prefix}.{new_index}")
         return {}
-
-
-def _swap(obj, old: str, new: str):
-    from gnn.ir.graph import map_refs
-
-    return map_refs(obj, lambda r: new if r == old else r)
 
 
 @register("insert_layers")
@@ -96,15 +90,7 @@ class InsertLayers(Edit):
             raise EditError(f"`init` must be 'copy' (new blocks copy the targeted block), got {self.init!r}")
 
     def apply(self, graph, roles):
-        if self.target.layers is None and self.target.modules is None:
-            raise EditError("`insert_layers` needs target.layers (e.g. [-1]) or target.modules naming blocks")
-        sel = select(graph, roles, self.target)
-        blocks = [p for p in (sel.blocks or sel.paths) if p in roles.blocks]
-        if not blocks:
-            raise EditError("`insert_layers` target selects no block")
-        stacks: dict[str, list[str]] = {}
-        for b, (prefix, _) in roles.blocks.items():
-            stacks.setdefault(prefix, []).append(b)
+        blocks, stacks = target_blocks(self, graph, roles)
         # Renumber first, from the end, so new blocks get free indices right after their source.
         plan: dict[str, list[str]] = {}  # source block (new path) -> new block paths
         for prefix, members in stacks.items():
@@ -165,14 +151,7 @@ def _copy_block(graph, source: str, new: str) -> None:
                 v.name = t
                 graph.values[t] = v
         copies.append(twin)
-    new_out = rename[stream_out]
-    for n in graph.nodes:  # later readers of the old block's output read the new block's
-        if n.id not in inside:
-            n.args = _swap(n.args, stream_out, new_out)
-            n.kwargs = _swap(n.kwargs, stream_out, new_out)
-    for out in graph.outputs:
-        if out.value == stream_out:
-            out.value = new_out
+    redirect(graph, stream_out, rename[stream_out], skip=inside)  # later readers read the new block's output
     last = max(i for i, n in enumerate(graph.nodes) if n.id in inside)
     graph.nodes[last + 1:last + 1] = copies
     for path, cls in list(graph.modules.items()):
