@@ -41,10 +41,8 @@ class ReplaceActivation(Edit):
             raise EditError(f"unknown activation `{self.to}` for `to`; choose one of {', '.join(activation_names())}")
 
     def apply(self, graph, roles):
-        target = self.target if self.target.to_dict() else Target(roles=["act"])
-        if target.roles is None:
-            target = Target(layers=target.layers, roles=["act"], modules=target.modules, nodes=target.nodes)
-        sel = select(graph, roles, target)
+        t = self.target  # activations only: roles default to `act`
+        sel = select(graph, roles, Target(layers=t.layers, roles=t.roles or ["act"], modules=t.modules, nodes=t.nodes))
         sites = [(p, set(graph.hierarchy[p].nodes)) for p in sel.paths if "act" in roles.composites.get(p, [])]
         sites += [(graph.node_by_id[n].module, {n}) for n in sel.nodes]
         if not sites:
