@@ -55,6 +55,8 @@ def label_by_rules(graph: Graph) -> RoleMap:
     by_id = graph.node_by_id
     roles = RoleMap()
     for rep in h.top_repeats():
+        if not all(h[p].nodes for p in rep.paths):
+            continue  # a stack the trace never ran (a vision tower in a text-only trace)
         for i, path in zip(rep.indices, rep.paths):
             roles.blocks[path] = (rep.prefix, i)
             roles.add(path, "block")

@@ -22,6 +22,13 @@ from gnn.edits.target import EditError, Target, select
 _LINEAR_CLASSES = {"Linear": False, "Conv1D": True}  # class -> fan_in_fan_out (weight stored (in, out))
 
 
+def _kind(module_class: str) -> str | None:
+    """``Linear`` for nn.Linear and its subclasses by name (FalconLinear, ...), ``Conv1D``, else None."""
+    if module_class in _LINEAR_CLASSES:
+        return module_class
+    return "Linear" if module_class.endswith("Linear") else None
+
+
 def peft_default_targets(model_type: str | None) -> list[str] | None:
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as mapping
 
@@ -59,7 +66,7 @@ class AddLora(Edit):
         sites = []
         for path in sel.paths:  # a selected module means every projection inside it
             for p in [path] + [q for q in h.composites if q.startswith(path + ".")]:
-                if not h[p].children and h[p].module_class in _LINEAR_CLASSES and p not in sites:
+                if not h[p].children and _kind(h[p].module_class) and p not in sites:
                     sites.append(p)
         if not sites:
             raise EditError(f"the target selects no Linear/Conv1D projection (found {', '.join(sel.paths[:3])})")
@@ -71,7 +78,7 @@ class AddLora(Edit):
 
         sites = self._sites(graph, roles)
         snapshot = boundaries(graph, sites)
-        classes = {p: graph.hierarchy[p].module_class for p in sites}
+        classes = {p: _kind(graph.hierarchy[p].module_class) for p in sites}
         layers: dict[tuple, object] = {}
         fan_in_fan_out = set()
         for path in sites:
