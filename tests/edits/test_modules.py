@@ -93,3 +93,14 @@ def test_block_that_feeds_later_blocks_is_not_removed():
     """T5's first block computes the relative position bias every later block reads."""
     with pytest.raises(EditError, match="block `decoder.block.0` hands on 3 values; only single-stream blocks"):
         apply_program(_graph("t5"), [{"op": "remove_layers", "target": {"layers": [0]}}])
+
+
+@pytest.mark.parametrize("op, depth", [("remove_layers", 1), ("insert_layers", 3)])
+def test_layers_skip_a_convolutional_stack(op, depth):
+    """wav2vec2's feature extractor is a stack too, but its blocks change the stream's shape."""
+    from tests.edits.ground_truth import assert_same_architecture
+
+    graph = import_hf("hf:wav2vec2", HFOptions(overrides={"num_hidden_layers": 2}, seq_len=8))
+    result = apply_program(graph, [{"op": op, "target": {"layers": [-1]}}])
+    reference = import_hf("hf:wav2vec2", HFOptions(overrides={"num_hidden_layers": depth}, seq_len=8))
+    assert_same_architecture(result.graph, reference)

@@ -41,7 +41,20 @@ def target_blocks(edit: Edit, graph, roles) -> tuple[list[str], dict[str, list[s
     stacks: dict[str, list[str]] = {}
     for b, (prefix, _) in roles.blocks.items():
         stacks.setdefault(prefix, []).append(b)
+    if edit.target.modules is None and len(stacks) > 1:
+        # `layers` alone means residual blocks: leave out stacks whose blocks change the
+        # stream's shape (a convolutional feature extractor), unless nothing else is left.
+        residual = [b for b in blocks if _bypassable(graph, b)]
+        blocks = residual or blocks
     return blocks, stacks
+
+
+def _bypassable(graph, block: str) -> bool:
+    try:
+        stream_of(graph, block)
+        return True
+    except EditError:
+        return False
 
 
 @register("remove_layers")
