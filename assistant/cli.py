@@ -5,6 +5,7 @@
     mad validate SOURCE
     mad export GRAPH.json [--onnx OUT.onnx] [--explorer OUT.json] [--weights W.safetensors]
     mad edit SOURCE [--set K=V]... --program JSON_OR_FILE -o OUT.json [--onnx OUT.onnx] [--peft-config OUT.json]
+    mad roles SOURCE [--json]
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -78,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="edited graph JSON to write")
     p.add_argument("--peft-config", metavar="OUT.json", help="also write the equivalent peft LoraConfig (add_lora)")
     _add_exports(p)
+
+    p = sub.add_parser("roles", help="list the structural roles found in a graph (attn.q, mlp.down, ...)")
+    _add_source(p)
+    p.add_argument("--json", action="store_true", help="print {role: [module paths]} as JSON")
 
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
     return parser
@@ -184,6 +189,20 @@ def _dispatch(args) -> int:
             return 1
         written = sources.export(graph, outputs, weights=_weights(args.weights))
         print("wrote " + ", ".join(map(str, written)))
+        return 0
+    if args.command == "roles":
+        from gnn.roles import ROLES, label
+
+        roles = label(_load(args))
+        found = {role: roles.paths(role) + [f"node {n}" for n, r in roles.nodes.items() if role in r]
+                 for role in ROLES}
+        found = {role: paths for role, paths in found.items() if paths}
+        if args.json:
+            print(json.dumps(found, indent=2))
+        else:
+            for role, paths in found.items():
+                more = f" (+{len(paths) - 2} more)" if len(paths) > 2 else ""
+                print(f"{role:16s} {len(paths):4d}  {', '.join(paths[:2])}{more}")
         return 0
     if args.command == "edit":
         from gnn.edits import apply_program

@@ -236,3 +236,13 @@ def test_peft_config_without_lora_is_refused(tmp_path, capsys):
                        "-o", tmp_path / "e.json", "--peft-config", tmp_path / "p.json")
     assert_refused(code, err, "--peft-config: this program makes no peft config")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_roles_lists_what_the_labeler_found(capsys):
+    code, out, _ = mad(capsys, "roles", "hf:llama", *LLAMA_SET, "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert found["attn.q"] == ["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"]
+    assert found["lm_head"] == ["lm_head"] and "attn.qkv" not in found
+    code, out, _ = mad(capsys, "roles", "hf:gpt2", "--set", "n_layer=2")
+    assert code == 0 and "attn.qkv" in out and "transformer.h.0.attn.c_attn" in out
