@@ -112,17 +112,17 @@ def _traced(module: torch.nn.Module, example: list[torch.Tensor], train: bool = 
     """Trace a module on meta tensors; the same module kind and input types are traced once."""
     from gnn.importers.torch_module import import_module
 
+    module = module.to("meta")  # first: the key must not depend on where the weights were made
     shapes = tuple((tuple(t.shape), t.dtype) for t in example)
     state = tuple((k, tuple(v.shape), v.dtype) for k, v in module.state_dict().items())
     # plain attributes decide the traced ops too (a LoRA layer's scaling, an activation's approximation)
     settings = tuple(
-        (name, type(m).__name__, tuple(sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_"))))
+        (name, type(m).__name__,
+         tuple(sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_") and k != "training")))
         for name, m in module.named_modules()
     )
     key = (type(module), shapes, state, settings, train)
     if key not in _TRACED:
-        with torch.device("meta"):
-            module = module.to("meta")
         _TRACED[key] = import_module(module, tuple(example), train=train)
     return _TRACED[key].copy()
 
