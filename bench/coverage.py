@@ -41,7 +41,7 @@ def check_type(model_type: str) -> dict:
     warnings.filterwarnings("ignore")
     import torch
 
-    from gnn.errors import MadError
+    from gnn.errors import MadError, describe
     from gnn.importers.hf import HFOptions, import_hf, load_config
     from gnn.validate import validate
 
@@ -80,7 +80,7 @@ def check_type(model_type: str) -> dict:
     except MadError as e:
         row.update(status="failed", error=str(e))
     except Exception as e:  # noqa: BLE001 - a bug in the importer, recorded as such
-        row.update(status="failed", error=f"internal {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        row.update(status="failed", error=f"internal {describe(e)}")
     finally:
         signal.alarm(0)
     row["seconds"] = round(time.perf_counter() - start, 2)

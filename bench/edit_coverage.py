@@ -37,7 +37,7 @@ def run_family(family: str) -> dict:
     import torch
 
     from gnn.edits import apply_program
-    from gnn.errors import MadError
+    from gnn.errors import MadError, describe
     from gnn.exporters.fx import to_graph_module
     from gnn.exporters.onnx import example_inputs
     from gnn.importers.hf import HFOptions, import_hf
@@ -55,7 +55,7 @@ def run_family(family: str) -> dict:
         except MadError as e:
             row[name] = f"refused: {e}"
         except Exception as e:  # noqa: BLE001 - recorded as a failure of the engine
-            row[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            row[name] = f"failed: {describe(e)}"
     return row
 
 

@@ -5,6 +5,16 @@ prints its one-line message and exits non-zero instead of showing a traceback.
 """
 
 
+def describe(e: BaseException) -> str:
+    """An exception as one line, ``Type: message``: its first line, and the next one too
+    when the first only introduces it (``... validation error for 'x':``)."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if text.endswith(":") and len(lines) > 1:
+        text = f"{text} {lines[1]}"
+    return f"{type(e).__name__}: {text}"[:300]
+
+
 class MadError(Exception):
     """A user-facing error: one line saying what was wrong and what is accepted."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import torch
 
-from gnn.errors import GraphValidationError
+from gnn.errors import GraphValidationError, describe
 from gnn.ir import ops
 from gnn.ir.args import decode, dtype_from_name
 from gnn.ir.graph import Graph, Node
@@ -199,7 +199,7 @@ def _propagate(graph: Graph, report: Report) -> None:
             kwargs = {k: decode(v, lookup, _META) for k, v in node.kwargs.items()}
             result = ops.aten_overload(node.op)(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - the op's own message is the explanation
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = describe(e)
             if _data_dependent(e):
                 report.warnings.append(_issue(node, "shape", f"not checked: data-dependent ({msg})"))
             else:

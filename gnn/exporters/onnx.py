@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from gnn.errors import ExportError
+from gnn.errors import ExportError, describe
 from gnn.fileio import write_with
 from gnn.ir import ops
 from gnn.ir.args import dtype_from_name
@@ -106,8 +106,7 @@ def _via_torch_onnx(graph: Graph, weights):
                 output_names=[o.name for o in graph.outputs],
             )
     except Exception as e:  # noqa: BLE001 - any lowering failure, reported in one line
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise ExportError(f"torch.onnx could not lower {graph.name}: {type(e).__name__}: {first}") from None
+        raise ExportError(f"torch.onnx could not lower {graph.name}: {describe(e)}") from None
     model = program.model_proto
     _name_nodes(model, paths, graph.modules)
     model.producer_name = "mad"

@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from gnn.errors import SourceError, UnsupportedOpError
+from gnn.errors import SourceError, UnsupportedOpError, describe
 from gnn.importers.exported import from_exported_program, module_paths, tied_parameters
-from gnn.importers.hf_config import all_configs, first_line, load_config, safe_getattr, sub_configs
+from gnn.importers.hf_config import all_configs, load_config, safe_getattr, sub_configs
 from gnn.importers.hf_config import apply_overrides, model_types  # noqa: F401 - re-exported
 
 # Heads in the order they are tried; names follow transformers' auto mappings.
@@ -243,7 +243,7 @@ def import_hf(spec: str, opts: HFOptions | None = None):
         try:
             model = build_meta_model(cls, config)
         except Exception as e:  # noqa: BLE001 - any failure means "try the next head"
-            errors.append(f"{cls.__name__}: build failed: {first_line(e)}")
+            errors.append(f"{cls.__name__}: build failed: {describe(e)}")
             continue
         variants = dummy_inputs(model, config, opts)
         if not variants:
@@ -262,7 +262,7 @@ def import_hf(spec: str, opts: HFOptions | None = None):
             except UnsupportedOpError as e:
                 errors.append(f"{cls.__name__}: {e}")
             except Exception as e:  # noqa: BLE001
-                errors.append(f"{cls.__name__}({', '.join(k for k in inputs if k != 'use_cache')}): export failed: {first_line(e)}")
+                errors.append(f"{cls.__name__}({', '.join(k for k in inputs if k != 'use_cache')}): export failed: {describe(e)}")
         if graph is None:
             continue
         expected = sum(p.numel() for p in model.parameters())

@@ -13,7 +13,7 @@ import json
 import pathlib
 from typing import Any
 
-from gnn.errors import SourceError
+from gnn.errors import SourceError, describe
 
 MAX_CONFIG_BYTES = 5_000_000
 
@@ -57,7 +57,7 @@ def load_config(spec: str, overrides: dict[str, Any] | None = None):
             try:
                 config = make()
             except Exception as e:  # noqa: BLE001 - a broken default config in transformers
-                raise SourceError(f"transformers could not build the default config of `{name}`: {first_line(e)}") from None
+                raise SourceError(f"transformers could not build the default config of `{name}`: {describe(e)}") from None
     else:
         folder = pathlib.Path(spec)
         cfg_file = folder / "config.json"
@@ -78,7 +78,7 @@ def load_config(spec: str, overrides: dict[str, Any] | None = None):
         try:
             config = make()
         except Exception as e:  # noqa: BLE001
-            raise SourceError(f"`{cfg_file}` was rejected by transformers: {first_line(e)}") from None
+            raise SourceError(f"`{cfg_file}` was rejected by transformers: {describe(e)}") from None
     return apply_overrides(config, overrides or {}, make)
 
 
@@ -167,7 +167,7 @@ def apply_overrides(config, overrides: dict[str, Any], make=None):
             try:
                 config = make(**top)
             except Exception as e:  # noqa: BLE001 - the config's own consistency checks
-                raise SourceError(f"--set rejected by {type(config).__name__}: {first_line(e)}") from None
+                raise SourceError(f"--set rejected by {type(config).__name__}: {describe(e)}") from None
         else:
             for k, v in top.items():
                 setattr(config, k, v)
@@ -214,13 +214,3 @@ def _set_keeping_derived(cfg, attr: str, value, explicit: set[str]) -> None:
     setattr(cfg, attr, value)
     if derived and attr in ("hidden_size", "num_attention_heads") and "head_dim" not in explicit:
         cfg.head_dim = cfg.hidden_size // cfg.num_attention_heads
-
-
-
-def first_line(e: BaseException) -> str:
-    """The gist of an exception in one line (the next line too when the first only introduces it)."""
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    if text.endswith(":") and len(lines) > 1:
-        text = f"{text} {lines[1]}"
-    return f"{type(e).__name__}: {text}"[:300]

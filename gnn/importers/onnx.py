@@ -16,7 +16,7 @@ import os
 import pathlib
 from typing import Any
 
-from gnn.errors import SourceError, UnsupportedOpError
+from gnn.errors import SourceError, UnsupportedOpError, describe
 from gnn.fileio import check_size
 from gnn.ir.graph import Graph, Node, Output, Value
 from gnn.ir.onnx_ops import DTYPES, ONNX_TO_ATEN, encode_data, type_of
@@ -104,8 +104,7 @@ def load_model(path: str | os.PathLike):
     try:
         onnx.checker.check_model(str(path))  # by path, so external data resolves beside the file
     except Exception as e:  # noqa: BLE001
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise SourceError(f"`{path}` fails the ONNX checker: {first}") from None
+        raise SourceError(f"`{path}` fails the ONNX checker: {describe(e)}") from None
     return model
 
 
@@ -116,7 +115,7 @@ def import_onnx(path: str | os.PathLike) -> Graph:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as e:  # noqa: BLE001
-        raise SourceError(f"ONNX shape inference failed on `{path}`: {(str(e).splitlines() or [''])[0]}") from None
+        raise SourceError(f"ONNX shape inference failed on `{path}`: {describe(e)}") from None
     g = inferred.graph
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     types: dict[str, tuple[list, str]] = {}

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from gnn.errors import SourceError, UnsupportedOpError
+from gnn.errors import SourceError, describe
 from gnn.importers.exported import from_exported_program, module_paths, tied_parameters
 from gnn.ir.graph import Graph
 
@@ -30,8 +30,7 @@ def import_module(
         with torch.no_grad():
             ep = torch.export.export(module, tuple(args), kwargs, strict=False)
     except Exception as e:  # noqa: BLE001 - tracing failures are the user's model's, reported in one line
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise SourceError(f"torch.export could not trace {type(module).__name__}: {type(e).__name__}: {first}") from None
+        raise SourceError(f"torch.export could not trace {type(module).__name__}: {describe(e)}") from None
     graph = from_exported_program(
         ep, name=name or type(module).__name__, modules=module_paths(module), tied=tied_parameters(module)
     )
@@ -43,5 +42,3 @@ def import_module(
                       module_parameters=sum(p.numel() for p in module.parameters()))
     return graph
 
-
-__all__ = ["import_module", "UnsupportedOpError"]

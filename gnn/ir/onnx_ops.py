@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from gnn.errors import describe
 from gnn.ir.graph import Graph, Node
 
 # ONNX TensorProto.DataType -> torch dtype names
@@ -190,7 +191,7 @@ def infer_onnx_node(graph: Graph, node: Node) -> list[tuple[str, str, object, ob
             schema, proto, input_types, input_data, opset_imports=[onnx.helper.make_opsetid("", opset)]
         )
     except Exception as e:  # noqa: BLE001 - ONNX's inference error is the explanation
-        return [("shape", f"ONNX inference rejects the node: {(str(e).splitlines() or [''])[0]}", None, None)]
+        return [("shape", f"ONNX inference rejects the node: {describe(e)}", None, None)]
     issues = []
     for i, name in enumerate(outputs):
         if not name or name not in got:
