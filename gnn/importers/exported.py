@@ -100,10 +100,8 @@ def from_exported_program(
     name: str,
     modules: dict[str, str] | None = None,
     tied: dict[str, str] | None = None,
-    decompose: bool = True,
 ) -> Graph:
-    if decompose:
-        ep = ep.run_decompositions(core_aten_decompositions())
+    ep = ep.run_decompositions(core_aten_decompositions())
     tied = tied or {}
     graph = Graph(name=name, modules=dict(modules or {}))
     env: dict[torch.fx.Node, str] = {}  # fx node -> value name

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from gnn.errors import SourceError, UnsupportedOpError, describe
-from gnn.importers.exported import from_exported_program, module_paths, tied_parameters
+from gnn.errors import MadError, SourceError, describe
+from gnn.importers.torch_module import import_module
 from gnn.importers.hf_config import all_configs, load_config, safe_getattr, sub_configs
 from gnn.importers.hf_config import apply_overrides, model_types  # noqa: F401 - re-exported
 
@@ -252,27 +252,17 @@ def import_hf(spec: str, opts: HFOptions | None = None):
         graph = None
         for inputs in variants:
             try:
-                # Tensors the forward creates without a device land on meta too.
-                with torch.no_grad(), torch.device("meta"):
-                    ep = torch.export.export(model, (), inputs, strict=False)
-                graph = from_exported_program(
-                    ep, name=cls.__name__, modules=module_paths(model), tied=tied_parameters(model)
-                )
+                graph = import_module(model, (), inputs, name=cls.__name__)
                 break
-            except UnsupportedOpError as e:
-                errors.append(f"{cls.__name__}: {e}")
-            except Exception as e:  # noqa: BLE001
-                errors.append(f"{cls.__name__}({', '.join(k for k in inputs if k != 'use_cache')}): export failed: {describe(e)}")
+            except MadError as e:  # untraceable with these inputs, or an op outside the vocabulary
+                errors.append(f"{cls.__name__}({', '.join(k for k in inputs if k != 'use_cache')}): {e}")
         if graph is None:
             continue
-        expected = sum(p.numel() for p in model.parameters())
         graph.meta.update(
             source=spec,
             model_type=config.model_type,
             model_class=cls.__name__,
             overrides={k: v for k, v in sorted(opts.overrides.items())},
-            example_inputs={k: list(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)},
-            module_parameters=expected,
         )
         return graph
     if not errors:

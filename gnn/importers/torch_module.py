@@ -7,6 +7,7 @@ weights; a module with real weights imports the same way, its weights unread.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -26,8 +27,11 @@ def import_module(
     """Trace ``module(*args, **kwargs)`` into a graph, in eval mode unless ``train`` (dropout then stays)."""
     module.train(train)
     kwargs = kwargs or {}
+    # A module on the meta device gets meta tensors from its forward too (a torch.tensor(...)
+    # without a device would otherwise land on the CPU and clash with the fake weights).
+    on_meta = all(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.device("meta") if on_meta else contextlib.nullcontext():
             ep = torch.export.export(module, tuple(args), kwargs, strict=False)
     except Exception as e:  # noqa: BLE001 - tracing failures are the user's model's, reported in one line
         raise SourceError(f"torch.export could not trace {type(module).__name__}: {describe(e)}") from None
