@@ -151,6 +151,20 @@ def _spawn(*args: str, timeout: int = 1800) -> dict:
 # -- report -------------------------------------------------------------------------------
 
 
+def verdict(measured: float | None, target: float) -> str:
+    if measured is None:
+        return "n/a"
+    if measured <= target:
+        return "meets"
+    return f"misses by {measured - target:.2f} ({measured / target:.2f}× the target)"
+
+
+def _rows(results: dict, columns: int, cells) -> list[str]:
+    """Table rows: ``cells(key, result)`` for a measurement, the error for a run that failed."""
+    return [f"| {key} | error: {r['error']} |" + "|" * (columns - 2) if "error" in r
+            else "| " + " | ".join(str(c) for c in cells(key, r)) + " |" for key, r in results.items()]
+
+
 def write_doc(res: dict) -> None:
     lines = [
         "# Benchmarks",
@@ -164,12 +178,9 @@ def write_doc(res: dict) -> None:
         "| shape | params | ops | import s | peak GB | validate s | JSON MB | JSON write s | JSON read s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in res["shapes"].items():
-        if "error" in r:
-            lines.append(f"| {name} | error: {r['error']} |||||||")
-            continue
-        lines.append(f"| {name} | {r['params'] / 1e9:.2f}B | {r['nodes']} | {r['import_s']} | {r['import_peak_gb']} | "
-                     f"{r['validate_s']} | {r['json_mb']} | {r['json_dump_s']} | {r['json_load_s']} |")
+    lines += _rows(res["shapes"], 9, lambda name, r: [
+        name, f"{r['params'] / 1e9:.2f}B", r["nodes"], r["import_s"], r["import_peak_gb"], r["validate_s"],
+        r["json_mb"], r["json_dump_s"], r["json_load_s"]])
     t = res["targets"]
     lines += ["", "## Targets (Llama-3-8B shape)", "", "| metric | target | measured | verdict |", "|---|---|---|---|"]
     for key, row in t.items():
@@ -183,16 +194,11 @@ def write_doc(res: dict) -> None:
             if "seconds" not in r:
                 lines.append(f"| {name} | error: {r} | |")
                 continue
-            verdict = "meets" if r["seconds"] <= 1.0 else f"misses by {r['seconds'] - 1.0:.2f} s"
-            lines.append(f"| {name} | {r['seconds']} | {verdict} |")
+            lines.append(f"| {name} | {r['seconds']} | {verdict(r['seconds'], 1.0)} |")
     lines += ["", "## Growth with depth (Llama-3-8B widths)", "",
               "| layers | ops | import s | s per layer | peak GB | validate s |", "|---|---|---|---|---|---|"]
-    for depth, r in res["depth"].items():
-        if "error" in r:
-            lines.append(f"| {depth} | error: {r['error']} |||||")
-            continue
-        lines.append(f"| {depth} | {r['nodes']} | {r['import_s']} | {r['import_s'] / int(depth):.3f} | "
-                     f"{r['import_peak_gb']} | {r['validate_s']} |")
+    lines += _rows(res["depth"], 6, lambda depth, r: [
+        depth, r["nodes"], r["import_s"], f"{r['import_s'] / int(depth):.3f}", r["import_peak_gb"], r["validate_s"]])
     if res.get("depth_fit"):
         f = res["depth_fit"]
         lines += ["", f"Least-squares fit: import time = {f['intercept_s']:.2f} s + {f['slope_s_per_layer']:.3f} s × layers "
@@ -262,9 +268,7 @@ def main(argv=None) -> int:
     res["targets"] = {}
     for key, target in TARGETS.items():
         measured = r8.get(key)
-        verdict = "meets" if measured is not None and measured <= target else (
-            f"misses by {measured - target:.2f} ({measured / target:.2f}× the target)" if measured is not None else "n/a")
-        res["targets"][key] = {"target": target, "measured": measured, "verdict": verdict}
+        res["targets"][key] = {"target": target, "measured": measured, "verdict": verdict(measured, target)}
     res["edits"] = _spawn("edits", "llama", json.dumps(LLAMA3_8B))
     print("edits", res["edits"], flush=True)
     for depth in (2, 8, 32, 80):
