@@ -18,6 +18,7 @@ from typing import Any
 
 from gnn.errors import SourceError, UnsupportedOpError, describe
 from gnn.fileio import check_size
+from gnn.ir import ops
 from gnn.ir.graph import Graph, Node, Output, Value
 from gnn.ir.onnx_ops import DTYPES, ONNX_TO_ATEN, encode_data, type_of
 
@@ -177,8 +178,6 @@ def import_onnx(path: str | os.PathLike) -> Graph:
         if n.domain not in ("", "ai.onnx"):
             unsupported.setdefault(f"{n.domain}::{n.op_type}", where)
             continue
-        from gnn.ir import ops
-
         if ops.onnx_schema(f"onnx::{n.op_type}") is None:
             unsupported.setdefault(f"onnx::{n.op_type}", where)
             continue
