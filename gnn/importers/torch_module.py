@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from gnn.errors import SourceError, describe
+from gnn.errors import MadError, SourceError, describe
 from gnn.importers.exported import from_exported_program, module_paths, tied_parameters
 from gnn.ir.graph import Graph
 
@@ -27,17 +27,21 @@ def import_module(
     """Trace ``module(*args, **kwargs)`` into a graph, in eval mode unless ``train`` (dropout then stays)."""
     module.train(train)
     kwargs = kwargs or {}
-    # A module on the meta device gets meta tensors from its forward too (a torch.tensor(...)
-    # without a device would otherwise land on the CPU and clash with the fake weights).
-    on_meta = all(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
+    # A module built on the meta device (a stray CPU parameter or two aside) gets meta tensors
+    # from its forward too: a torch.tensor(...) without a device would otherwise land on the
+    # CPU and clash with the fake weights.
+    on_meta = any(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
     try:
         with torch.no_grad(), torch.device("meta") if on_meta else contextlib.nullcontext():
             ep = torch.export.export(module, tuple(args), kwargs, strict=False)
+            # decomposition re-runs the forward, so it can fail the same ways
+            graph = from_exported_program(
+                ep, name=name or type(module).__name__, modules=module_paths(module), tied=tied_parameters(module)
+            )
+    except MadError:
+        raise
     except Exception as e:  # noqa: BLE001 - tracing failures are the user's model's, reported in one line
         raise SourceError(f"torch.export could not trace {type(module).__name__}: {describe(e)}") from None
-    graph = from_exported_program(
-        ep, name=name or type(module).__name__, modules=module_paths(module), tied=tied_parameters(module)
-    )
     shapes = {}
     for key, value in list(enumerate(args)) + list(kwargs.items()):
         if isinstance(value, torch.Tensor):
