@@ -85,7 +85,7 @@ EDIT_PROGRAMS = {
     "insert_layers after [-1]": [{"op": "insert_layers", "target": {"layers": [-1]}}],
     "replace_activation gelu (32 sites)": [{"op": "replace_activation", "to": "gelu"}],
     "replace_norm layernorm (65 sites)": [{"op": "replace_norm", "to": "layernorm"}],
-    "set_kv_heads 1 (re-derived from the config)": [{"op": "set_kv_heads", "kv_heads": 1}],
+    "set_kv_heads 1 (MQA)": [{"op": "set_kv_heads", "kv_heads": 1}],
     "insert_adapter after every mlp": [{"op": "insert_adapter", "bottleneck": 64}],
     "add_dropout after every attn": [{"op": "add_dropout", "p": 0.1, "target": {"roles": ["attn"]}}],
     "freeze all, unfreeze last layer's q/v": [{"op": "freeze"},

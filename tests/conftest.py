@@ -23,6 +23,7 @@ TINY = {
     "whisper": dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
                     decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
                     max_source_positions=32, num_mel_bins=16),
+    "bloom": dict(hidden_size=64, n_layer=2, n_head=4, vocab_size=100),
     "mistral": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                     num_key_value_heads=2, vocab_size=100),
 }

@@ -243,3 +243,51 @@ def insert_after(graph: Graph, path: str, module: torch.nn.Module, module_path: 
     redirect(graph, y, new, skip=set(nodes) | added)
     graph.modules[module_path] = type(module).__name__
     graph.invalidate()
+
+
+def reinfer_shapes(graph: Graph, seeds: set[str], dirty: set[str] = frozenset()) -> None:
+    """Recompute the output shapes of the nodes in ``seeds`` and of every node downstream of a changed shape.
+
+    ``dirty`` names values (e.g. resized parameters) whose recorded shape already changed.
+    Ops run on the meta device, as validation does; a symbolic dim is kept where its
+    example size still matches.  An op that fails leaves its outputs as they were:
+    validation then names it.
+    """
+    from gnn.ir import ops
+    from gnn.ir.args import decode
+
+    meta = torch.device("meta")
+    hints = graph.dim_hints
+    dirty = set(dirty)
+    cache: dict[str, torch.Tensor] = {}
+
+    def lookup(name: str) -> torch.Tensor:
+        if name not in cache:
+            v = graph.values[name]
+            shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
+            cache[name] = torch.empty(shape, dtype=dtype_from_name(v.dtype), device=meta)
+        return cache[name]
+
+    for node in graph.nodes:
+        if node.id not in seeds and not any(name in dirty for name in node.inputs):
+            continue
+        if not node.op.startswith("aten."):
+            continue
+        try:
+            args = decode(node.args, lookup, meta)
+            kwargs = {k: decode(v, lookup, meta) for k, v in node.kwargs.items()}
+            result = ops.aten_overload(node.op)(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - validation reports the node with the op's own message
+            continue
+        results = list(result) if isinstance(result, (tuple, list)) else [result]
+        for name, got in zip(node.outputs, results):
+            if not name or not isinstance(got, torch.Tensor):
+                continue
+            value = graph.values[name]
+            shape = [old if isinstance(old, str) and hints.get(old) == new else new
+                     for old, new in zip(value.shape, got.shape)] if len(value.shape) == got.dim() \
+                else list(got.shape)
+            if shape != value.shape:
+                value.shape = shape
+                dirty.add(name)
+            cache[name] = got

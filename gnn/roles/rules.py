@@ -84,6 +84,8 @@ def label_by_rules(graph: Graph) -> RoleMap:
             continue
         if not any(by_id[n].op in _MATMULS for n in comp.nodes):
             continue
+        if _leaf(path) == "base_layer":  # a PEFT layer wrapping the projection (LoRA): the wrapper takes the role
+            path = path.rpartition(".")[0]
         name, parent = _leaf(path), _leaf(path.rpartition(".")[0])
         in_attn = attention_ancestor(path) is not None
         if in_attn:
