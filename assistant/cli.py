@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("roles", help="list the structural roles found in a graph (attn.q, mlp.down, ...)")
     _add_source(p)
     p.add_argument("--json", action="store_true", help="print {role: [module paths]} as JSON")
+    p.add_argument("--labeler", choices=["auto", "rules", "learned"], default="auto",
+                   help="rules (names, classes, structure) or learned (the graph transformer, no names; prints "
+                        "confidences); auto: learned when the graph has no module paths")
 
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
     return parser
@@ -193,16 +196,27 @@ def _dispatch(args) -> int:
     if args.command == "roles":
         from gnn.roles import ROLES, label
 
-        roles = label(_load(args))
+        graph = _load(args)
+        labeler = args.labeler
+        if labeler == "auto":
+            labeler = "rules" if any(node.module for node in graph.nodes) else "learned"
+        roles = label(graph, labeler)
         found = {role: roles.paths(role) + [f"node {n}" for n, r in roles.nodes.items() if role in r]
                  for role in ROLES}
         found = {role: paths for role, paths in found.items() if paths}
+        conf = {p.removeprefix("node "): roles.confidence.get(p.removeprefix("node ")) for ps in found.values() for p in ps}
         if args.json:
+            if labeler == "learned":
+                found = {role: {p: conf[p.removeprefix("node ")] for p in paths} for role, paths in found.items()}
             print(json.dumps(found, indent=2))
         else:
             for role, paths in found.items():
                 more = f" (+{len(paths) - 2} more)" if len(paths) > 2 else ""
-                print(f"{role:16s} {len(paths):4d}  {', '.join(paths[:2])}{more}")
+                shown = [p + (f" ({conf[p.removeprefix('node ')]:.2f})" if conf.get(p.removeprefix("node ")) else "")
+                         for p in paths[:2]]
+                scores = [conf[p.removeprefix("node ")] for p in paths if conf.get(p.removeprefix("node "))]
+                low = f"  min confidence {min(scores):.2f}" if scores else ""
+                print(f"{role:16s} {len(paths):4d}  {', '.join(shown)}{more}{low}")
         return 0
     if args.command == "edit":
         from gnn.edits import apply_program

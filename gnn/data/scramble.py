@@ -2,8 +2,8 @@
 
 Node names become ``n<i>``, every value (graph inputs and outputs, initializers,
 intermediate values) ``v<i>`` in order of first appearance; doc strings, metadata
-properties (the module paths MAD and torch.onnx write), value infos, the producer
-and the graph name are dropped.  Ops, attributes, shapes and the wiring are kept,
+properties (the module paths MAD and torch.onnx write), local functions, the
+producer and the graph name are dropped.  Ops, attributes, shapes and the wiring are kept,
 so the model computes the same; only names are gone.
 
     python -m gnn.data.scramble IN.onnx OUT.onnx
@@ -42,7 +42,9 @@ def scramble(model: onnx.ModelProto) -> onnx.ModelProto:
                 raise ValueError("models with sub-graphs (If/Loop/Scan) are not scrambled")
     for value in g.output:
         value.name = rename(value.name)
-    del g.value_info[:]
+    for value in g.value_info:  # inferred shapes stay: they are not names
+        value.name = rename(value.name)
+        value.doc_string = ""
     g.name = "graph"
     g.doc_string = ""
     del g.metadata_props[:]

@@ -22,6 +22,7 @@ class RoleMap:
     nodes: dict[str, list[str]] = field(default_factory=dict)  # node id -> roles (module-less ops)
     blocks: dict[str, tuple[str, int]] = field(default_factory=dict)  # block path -> (stack prefix, index)
     parameters: dict[str, str] = field(default_factory=dict)  # batched expert weights -> projection role
+    confidence: dict[str, float] = field(default_factory=dict)  # path or node id -> probability (learned labeler)
 
     def add(self, path: str, role: str) -> None:
         roles = self.composites.setdefault(path, [])
@@ -65,7 +66,7 @@ def register(name: str):
 
 def label(graph: Graph, labeler: str = "rules") -> RoleMap:
     """Label a graph's roles with the named labeler (cached on the graph per labeler)."""
-    from gnn.roles import rules  # noqa: F401 - importing it registers "rules"
+    from gnn.roles import learned, rules  # noqa: F401 - importing them registers "rules" and "learned"
 
     if labeler not in LABELERS:
         raise MadError(f"unknown role labeler `{labeler}`; choose one of {', '.join(sorted(LABELERS))}")

@@ -1,0 +1,336 @@
+"""Multi-task training and evaluation of the graph model.
+
+    python -m gnn.train [--arch gps] [--epochs 12] [--out gnn/checkpoint]     # the shipped model
+    accelerate launch -m gnn.train ...                                          # the same on many GPUs
+
+Every step runs the four task inputs of one batch (masked ops with roles and kind,
+hidden edges, corrupted graphs, completion) through the model and sums the losses.
+Training goes through ``accelerate`` (one CPU, one GPU or many, unchanged); the
+checkpoint is written as safetensors with its config, the per-epoch metrics as
+JSON and their curves as a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from gnn import tasks
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CHECKPOINT = ROOT / "gnn" / "checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "gps"
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    max_nodes: int = 3000  # larger graphs are left out of training (evaluation keeps them)
+    train_graphs: int | None = None  # a random subset per epoch (None: all)
+    cache: str | None = None
+    out: str | None = str(CHECKPOINT)
+    log: list = field(default_factory=list)
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def split_records(records: list[dict]) -> dict[str, list[dict]]:
+    from gnn.data.build import load_splits
+
+    types = load_splits()["types"]
+    out = {"train": [], "val": [], "test": []}
+    for r in records:
+        out[types[r["model_type"]]["split"]].append(r)
+    return out
+
+
+def _batch(datas):
+    from torch_geometric.data import Batch
+
+    return Batch.from_data_list(datas)
+
+
+def task_batches(datas, gen: torch.Generator) -> dict:
+    """Three inputs per batch: corrupted-or-not graphs with masked ops (masked ops, roles, kind,
+    incompleteness in one pass: masking ops leaves the wiring whole), hidden edges, completion."""
+    return {
+        "masked": _batch([tasks.mask_ops(tasks.corrupt(d, gen), gen) for d in datas]),
+        "links": _batch([tasks.hide_edges(d, gen) for d in datas]),
+        "complete": _batch([tasks.complete(d, gen) for d in datas]),
+    }
+
+
+def losses(model, b: dict) -> dict[str, torch.Tensor]:
+    out = {}
+    m = b["masked"]
+    x = model.encode(m)
+    out["op"] = F.cross_entropy(model.op_head(x[m.masked]), m.op_target[m.masked])
+    keep = ~m.masked
+    out["role"] = F.cross_entropy(model.role_head(x[keep]), m.role[keep])
+    pooled = model.pooled(x, m.batch, m.num_graphs)
+    out["kind"] = F.cross_entropy(model.kind_head(pooled), m.kind)
+    out["incomplete"] = F.binary_cross_entropy_with_logits(model.incomplete_head(pooled).squeeze(-1), m.incomplete)
+    lk = b["links"]
+    x = model.encode(lk)
+    scores = torch.cat([model.link_logits(x, lk.pos_edge_index), model.link_logits(x, lk.neg_edge_index)])
+    target = torch.cat([torch.ones(lk.pos_edge_index.shape[1]), torch.zeros(lk.neg_edge_index.shape[1])])
+    out["link"] = F.binary_cross_entropy_with_logits(scores, target.to(scores.device))
+    p = b["complete"]
+    x = model.encode(p)
+    out["completion_op"] = F.cross_entropy(model.op_head(x[p.completion_index]), p.completion_op)
+    scores = torch.cat([model.link_logits(x, p.comp_pos_edge_index), model.link_logits(x, p.comp_neg_edge_index)])
+    target = torch.cat([torch.ones(p.comp_pos_edge_index.shape[1]), torch.zeros(p.comp_neg_edge_index.shape[1])])
+    out["completion_link"] = F.binary_cross_entropy_with_logits(scores, target.to(scores.device))
+    return out
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    pos, neg = scores[labels > 0.5], scores[labels <= 0.5]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    order = torch.cat([pos, neg]).argsort()
+    ranks = torch.empty(len(order))
+    ranks[order] = torch.arange(1, len(order) + 1, dtype=torch.float)
+    allv = torch.cat([pos, neg])
+    for v in allv.unique():  # average ranks of ties
+        same = allv == v
+        if same.sum() > 1:
+            ranks[same] = ranks[same].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def macro_f1(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean F1 over the classes present in ``target``."""
+    scores = []
+    for c in target.unique().tolist():
+        tp = ((pred == c) & (target == c)).sum().item()
+        fp = ((pred == c) & (target != c)).sum().item()
+        fn = ((pred != c) & (target == c)).sum().item()
+        scores.append(2 * tp / max(2 * tp + fp + fn, 1))
+    return sum(scores) / max(len(scores), 1)
+
+
+@torch.no_grad()
+def predict_all(model, datas, seed: int = 1234, batch_size: int = 16) -> dict[str, tuple]:
+    """Predictions and targets of every task on ``datas`` (task inputs drawn with ``seed``)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    acc: dict[str, list] = {}
+
+    def add(key, *tensors):
+        acc.setdefault(key, [[] for _ in tensors])
+        for slot, t in zip(acc[key], tensors):
+            slot.append(t.detach().cpu())
+
+    for i in range(0, len(datas), batch_size):
+        chunk = datas[i:i + batch_size]
+        clean = _batch(chunk)
+        x = model.encode(clean)
+        add("role", model.role_head(x).argmax(-1), clean.role, clean.source_stripped[clean.batch])
+        add("kind", model.kind_head(model.pooled(x, clean.batch, clean.num_graphs)).argmax(-1), clean.kind)
+        b = task_batches(chunk, gen)
+        m = b["masked"]
+        x = model.encode(m)
+        add("op", model.op_head(x[m.masked]).argmax(-1), m.op_target[m.masked])
+        add("incomplete", model.incomplete_head(model.pooled(x, m.batch, m.num_graphs)).squeeze(-1), m.incomplete)
+        lk = b["links"]
+        x = model.encode(lk)
+        add("link", torch.cat([model.link_logits(x, lk.pos_edge_index), model.link_logits(x, lk.neg_edge_index)]),
+            torch.cat([torch.ones(lk.pos_edge_index.shape[1]), torch.zeros(lk.neg_edge_index.shape[1])]))
+        p = b["complete"]
+        x = model.encode(p)
+        add("completion_op", model.op_head(x[p.completion_index]).argmax(-1), p.completion_op)
+        add("completion_link",
+            torch.cat([model.link_logits(x, p.comp_pos_edge_index), model.link_logits(x, p.comp_neg_edge_index)]),
+            torch.cat([torch.ones(p.comp_pos_edge_index.shape[1]), torch.zeros(p.comp_neg_edge_index.shape[1])]))
+    return {k: tuple(torch.cat(s) for s in v) for k, v in acc.items()}
+
+
+def metrics_of(pred: dict[str, tuple]) -> dict[str, float]:
+    role_pred, role_true, stripped = pred["role"]
+    out = {
+        "role_macro_f1": macro_f1(role_pred, role_true),
+        "role_macro_f1_stripped": macro_f1(role_pred[stripped], role_true[stripped]) if stripped.any() else float("nan"),
+        "masked_op_top1": float((pred["op"][0] == pred["op"][1]).float().mean()),
+        "link_auroc": auroc(*pred["link"]),
+        "incomplete_auroc": auroc(*pred["incomplete"]),
+        "completion_op_top1": float((pred["completion_op"][0] == pred["completion_op"][1]).float().mean()),
+        "completion_link_auroc": auroc(*pred["completion_link"]),
+        "kind_macro_f1": macro_f1(*pred["kind"]),
+    }
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def evaluate(model, datas, seed: int = 1234) -> dict[str, float]:
+    return metrics_of(predict_all(model, datas, seed))
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+def datasets(cfg: TrainConfig, records: list[dict] | None = None) -> dict[str, list]:
+    from gnn.data.build import load
+
+    records = records if records is not None else load(cfg.cache)
+    if not records:
+        raise SystemExit("no dataset: build it first with `python -m gnn.data.build`")
+    out = {}
+    for split, recs in split_records(records).items():
+        datas = []
+        for r in recs:
+            d = tasks.to_data(r)
+            d.source_stripped = torch.tensor([r["source"] == "onnx-stripped"])
+            datas.append(d)
+        out[split] = datas
+    return out
+
+
+def train(cfg: TrainConfig, data: dict[str, list] | None = None, progress: bool = True):
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    from gnn.model import GraphModel, GraphModelConfig, save
+    from gnn.tokens import OpVocab
+
+    torch.manual_seed(cfg.seed)
+    accelerator = Accelerator()
+    data = data or datasets(cfg)
+    train_set = [d for d in data["train"] if d.num_nodes <= cfg.max_nodes]
+    vocab = OpVocab()
+    model = GraphModel(GraphModelConfig(vocab_size=len(vocab), arch=cfg.arch, hidden=cfg.hidden, layers=cfg.layers,
+                                        heads=cfg.heads))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = min(len(train_set), cfg.train_graphs or len(train_set))
+    steps = cfg.epochs * math.ceil(per_epoch / cfg.batch_size / accelerator.num_processes)
+    warmup = max(1, steps // 10)  # linear warm-up, cosine decay; batch counts vary a little with sizes
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history = []
+    bar = tqdm(total=steps, disable=not (progress and accelerator.is_main_process), desc=f"train {cfg.arch}")
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(len(train_set), generator=gen)[:per_epoch].tolist()
+        mine = order[accelerator.process_index::accelerator.num_processes]
+        totals: dict[str, float] = {}
+        start = time.perf_counter()
+        for chunk_ids in size_batches(mine, [train_set[j].num_nodes for j in mine], cfg.batch_size, gen):
+            chunk = [train_set[j] for j in chunk_ids]
+            batch = {k: v.to(accelerator.device) for k, v in task_batches(chunk, gen).items()}
+            parts = model(batch)
+            loss = sum(parts.values())
+            opt.zero_grad()
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + float(v) * len(chunk)
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - start, 1),
+               "graphs_per_s": round(len(mine) / max(time.perf_counter() - start, 1e-9), 2),
+               **{f"train_{k}": round(v / max(len(mine), 1), 4) for k, v in totals.items()}}
+        if data.get("val"):
+            row.update({f"val_{k}": v for k, v in evaluate(_inner(model), data["val"]).items()})
+        history.append(row)
+        if accelerator.is_main_process and progress:
+            tqdm.write(json.dumps(row))
+    bar.close()
+    model = _inner(accelerator.unwrap_model(model))
+    if cfg.out and accelerator.is_main_process:
+        save(model, cfg.out, vocab.ops, {"train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "log"},
+                                         "history": history})
+        plot(history, pathlib.Path(cfg.out) / "curves.png")
+    return model, history
+
+
+def size_batches(ids: list[int], sizes: list[int], batch_size: int, gen: torch.Generator,
+                 max_nodes: int = 8000) -> list[list[int]]:
+    """Batches of graphs of similar size (global attention pads every graph to the batch's largest),
+    at most ``batch_size`` graphs and about ``max_nodes`` nodes each, in random order."""
+    ranked = [i for _, i in sorted(zip(sizes, ids))]
+    size_of = dict(zip(ids, sizes))
+    batches, current, total = [], [], 0
+    for i in ranked:
+        if current and (len(current) == batch_size or total + size_of[i] > max_nodes):
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += size_of[i]
+    if current:
+        batches.append(current)
+    return [batches[k] for k in torch.randperm(len(batches), generator=gen).tolist()]
+
+
+def _inner(model):
+    return getattr(model, "module", model)
+
+
+def plot(history: list[dict], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in sorted(k for k in history[0] if k.startswith("train_")):
+        a.plot(epochs, [h[key] for h in history], label=key[6:])
+    a.set(title="training losses", xlabel="epoch", yscale="log")
+    a.legend(fontsize=7)
+    for key in sorted(k for k in history[0] if k.startswith("val_")):
+        b.plot(epochs, [h[key] for h in history], label=key[4:])
+    b.set(title="held-out (val) metrics", xlabel="epoch", ylim=(0, 1.02))
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    from gnn.fileio import staged
+
+    with staged([path]) as (tmp,):
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "log":
+            continue
+        kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
+    args = parser.parse_args(argv)
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
+    _, history = train(cfg)
+    print(json.dumps(history[-1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
