@@ -218,6 +218,11 @@ def write_doc(res: dict) -> None:
             lines.append(f"| torch.onnx.export (build model + export + save) | {v['torch_onnx']['seconds']} | "
                          f"{v['torch_onnx']['peak_gb']} |")
             lines.append(f"| ratio (torch.onnx / MAD) | {v['time_ratio']:.1f}× | {v['memory_ratio']:.1f}× |")
+    gnn = ROOT / "bench" / "results" / "gnn.json"
+    if gnn.exists():
+        from bench.gnn import doc_lines
+
+        lines += doc_lines(json.loads(gnn.read_text()))
     DOC.write_text("\n".join(lines) + "\n")
 
 

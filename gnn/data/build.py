@@ -22,6 +22,7 @@ already built are kept, so an interrupted build resumes.  Default cache:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pathlib
@@ -254,7 +255,9 @@ def build(types: list[str] | None = None, workers: int = 2, onnx: bool = True, c
         raise SystemExit(f"not in gnn/data/splits.json: {', '.join(unknown)}")
     out = cache_dir(cache)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [t for t in wanted if not (out / f"{t}.pt").exists()]
+    # a fixed shuffle: an interrupted build still spans the families and every split
+    todo = sorted((t for t in wanted if not (out / f"{t}.pt").exists()),
+                  key=lambda t: hashlib.sha256(t.encode()).hexdigest())
     log(f"{len(wanted) - len(todo)} of {len(wanted)} model types already built in {out}")
     jobs = [(t, info[t], str(out), onnx) for t in todo]
     if jobs:
@@ -280,8 +283,6 @@ def load(cache: str | None = None, types: list[str] | None = None) -> list[dict]
 
 def make_splits(coverage: pathlib.Path, val: float = 0.1, test: float = 0.15) -> dict:
     """The committed split: every model type imported in full, families hashed into train/val/test."""
-    import hashlib
-
     rows = json.loads(coverage.read_text())
     types = {}
     for r in rows:

@@ -115,8 +115,20 @@ def apply_program(graph: Graph, program, labeler: str = "rules", validate_result
 
     edits = parse_program(program) if not (isinstance(program, list) and all(isinstance(e, Edit) for e in program)) \
         else program
-    current = graph
     extras: dict[str, Any] = {}
+    if graph.nodes and not any(node.module for node in graph.nodes):
+        # No module paths (an ONNX file with its names stripped): the learned labeler's node roles
+        # rebuild the projections and blocks the edits work on (gnn.roles.structure).
+        from gnn.errors import MadError
+        from gnn.roles.learned import predict_node_roles
+        from gnn.roles.structure import infer_modules
+
+        try:
+            graph = infer_modules(graph, predict_node_roles(graph)[0])
+        except MadError as e:
+            raise EditError(f"this graph has no module names and its structure could not be inferred: {e}") from None
+        extras["inferred_modules"] = True
+    current = graph
     for i, edit in enumerate(edits):
         roles = label(current, labeler)
         work = current.copy()

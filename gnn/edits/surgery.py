@@ -182,6 +182,8 @@ def splice(
         node.module = ".".join(p for p in (module_path, node.module) if p)
         if not node.module_class:
             node.module_class = type(module).__name__
+        if graph.meta.get("origin") == "onnx":
+            node.meta["traced"] = True  # validated by torch, not ONNX inference
         new_nodes.append(node)
     for path, cls in sub.modules.items():
         if path:  # the traced module's own root is the caller's to name

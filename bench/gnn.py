@@ -1,0 +1,128 @@
+"""Graph model benchmarks: role inference on the 8B graph and on a 50k-node graph, training throughput.
+
+    python -m bench.gnn
+
+Each measurement runs in a fresh process (peak memory is its VmHWM). Inference is
+tokenization plus the model's node-role prediction, with the shipped checkpoint
+(``gnn/checkpoint``; a randomly initialised model of the same configuration when
+none is built: speed does not depend on the weights).  Results go to
+``bench/results/gnn.json`` and the "Graph model" section of ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "gnn.json"
+TARGETS = {"8B": 1.0, "50k": 10.0}
+MEMORY_TARGET_GB = 4.0
+
+
+def _model():
+    from gnn.model import GraphModel, GraphModelConfig, load
+    from gnn.tokens import OpVocab
+
+    ck = ROOT / "gnn" / "checkpoint"
+    if (ck / "model.safetensors").exists():
+        model, meta = load(ck)
+        return model, OpVocab(meta["ops"]), "shipped checkpoint"
+    return GraphModel(GraphModelConfig(vocab_size=len(OpVocab()))).eval(), OpVocab(), "untrained (no checkpoint)"
+
+
+def worker_infer(layers: int) -> dict:
+    import torch
+
+    from bench.run import LLAMA3_8B, _peak_gb
+    from gnn.importers.hf import HFOptions, import_hf
+    from gnn.tokens import tokenize
+
+    graph = import_hf("hf:llama", HFOptions(overrides={**LLAMA3_8B, "num_hidden_layers": layers}))
+    model, vocab, which = _model()
+    before = _peak_gb()
+    with torch.no_grad():
+        t = time.perf_counter()
+        tokens = tokenize(graph, vocab)
+        tokenize_s = time.perf_counter() - t
+        x = model.encode(tokens.to_data())
+        roles = model.role_head(x).argmax(-1)
+        composite = model.composite_tokens(x, tokens.composite)
+        total = time.perf_counter() - t
+    return {"layers": layers, "nodes": len(graph.nodes), "composite_tokens": int(composite.shape[0]),
+            "tokenize_s": round(tokenize_s, 3), "infer_s": round(total, 3), "peak_gb": round(_peak_gb(), 3),
+            "peak_gb_before_inference": round(before, 3), "labelled": int(roles.numel()), "model": which}
+
+
+def worker_train(arch: str, graphs: int) -> dict:
+    import torch
+
+    from gnn.train import TrainConfig, datasets, train
+
+    torch.manual_seed(0)
+    data = datasets(TrainConfig())
+    cfg = TrainConfig(arch=arch, epochs=1, train_graphs=graphs, out=None)
+    _, history = train(cfg, {"train": data["train"], "val": []}, progress=False)
+    return {"arch": arch, "graphs": graphs, "graphs_per_s": history[-1]["graphs_per_s"]}
+
+
+def _spawn(*args: str) -> dict:
+    env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "bench.gnn", "--worker", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=3600)
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+
+
+def doc_lines(res: dict) -> list[str]:
+    """The "Graph model" section of docs/benchmarks.md."""
+    from bench.run import verdict
+
+    lines = ["", "## Graph model (`python -m bench.gnn`)", "",
+             "Node-role inference (tokenize + graph transformer + role head) on Llama-3-8B-shaped graphs; "
+             "the 50k-node graph is the same architecture made deep enough.", "",
+             "| graph | nodes | composite tokens | seconds | target | peak GB (process) | model |", "|---|---|---|---|---|---|---|"]
+    for key, r in res.get("inference", {}).items():
+        if "error" in r:
+            lines.append(f"| {key} | error: {r['error']} | | | | | |")
+            continue
+        mem = f"{r['peak_gb']} ({'meets' if r['peak_gb'] <= MEMORY_TARGET_GB else 'misses'} ≤ {MEMORY_TARGET_GB})" \
+            if key == "50k" else r["peak_gb"]
+        lines.append(f"| {key} ({r['layers']} layers) | {r['nodes']} | {r['composite_tokens']} | {r['infer_s']} | "
+                     f"≤ {TARGETS[key]} s: {verdict(r['infer_s'], TARGETS[key])} | {mem} | {r['model']} |")
+    if res.get("training"):
+        lines += ["", "Training throughput (graphs per second, all task inputs of each graph, 2 CPU cores): " +
+                  ", ".join(f"{r['arch']} {r['graphs_per_s']}" for r in res["training"] if "error" not in r) + "."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--worker":
+        kind, *rest = args[1:]
+        sys.path.insert(0, str(ROOT))
+        if kind == "infer":
+            print(json.dumps(worker_infer(int(rest[0]))))
+        else:
+            print(json.dumps(worker_train(rest[0], int(rest[1]))))
+        return 0
+    res = {"inference": {"8B": _spawn("infer", "32"), "50k": _spawn("infer", "470")}}
+    print(res, flush=True)
+    res["training"] = [_spawn("train", arch, "300") for arch in ("gps", "gin", "gcn", "mlp")]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+    from bench.run import RESULTS as MAIN, write_doc
+
+    write_doc(json.loads(MAIN.read_text()))
+    print("\n".join(doc_lines(res)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Module structure for graphs that have none: named composites from predicted node roles.
+
+An ONNX file from another exporter, or one whose names were stripped, imports as a
+flat list of ops.  The edits work on modules (a LoRA layer replaces a projection
+module), so :func:`infer_modules` rebuilds them from node roles (the learned
+labeler's predictions):
+
+* a **projection** is a matmul that reads a weight, with its neighbours of the same
+  role (the weight's transpose, the bias add); its module is named after the role as
+  Llama names it (``q_proj``, ``down_proj``, ...);
+* its **block** is read off the residual stream: a node after ``k`` residual adds lies
+  in block ``k // adds_per_block``, where ``adds_per_block`` is the number of residual
+  adds over the number of attention blocks (one query or fused q/k/v projection each);
+* attention projections of a block go under ``layers.<b>.self_attn``, feed-forward ones
+  under ``layers.<b>.mlp``, the head is ``lm_head``.
+
+Only stacks of identical blocks with one attention each (decoders, encoders) are
+rebuilt; anything else is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from gnn.errors import MadError
+from gnn.ir.graph import Graph, map_refs
+
+_MATMULS = {"aten.mm.default", "aten.addmm.default", "aten.matmul.default", "aten.bmm.default", "onnx::MatMul",
+            "onnx::Gemm", "aten.linear.default"}
+_NAMES = {"attn.q": "q_proj", "attn.k": "k_proj", "attn.v": "v_proj", "attn.o": "o_proj", "attn.qkv": "qkv_proj",
+          "mlp.up": "up_proj", "mlp.gate": "gate_proj", "mlp.down": "down_proj"}
+
+
+def _reads_weight(graph: Graph, node) -> bool:
+    """Whether a matmul reads a 2-d weight, directly or through its transpose."""
+    for name in node.inputs:
+        value = graph.values[name]
+        if value.kind == "parameter" and len(value.shape) == 2:
+            return True
+        producer = graph.producers.get(name)
+        if producer is not None and producer.inputs and all(
+                graph.values[i].kind == "parameter" and len(graph.values[i].shape) == 2 for i in producer.inputs):
+            return True
+    return False
+
+
+def infer_modules(graph: Graph, labels: list[str]) -> Graph:
+    """A copy of ``graph`` whose nodes carry module paths rebuilt from ``labels`` (one role per node)."""
+    if len(labels) != len(graph.nodes):
+        raise MadError(f"{len(labels)} labels for {len(graph.nodes)} nodes")
+    out = graph.copy()
+    role = {node.id: r for node, r in zip(out.nodes, labels)}
+    producers, consumers = out.producers, out.consumers
+    # residual adds before each node, along the longest path
+    seen_res: dict[str, int] = {}
+    for node in out.nodes:
+        before = [seen_res[producers[i].id] + (role[producers[i].id] == "residual")
+                  for i in node.inputs if i in producers]
+        seen_res[node.id] = max(before, default=0)
+    seeds = [n for n in out.nodes if n.op in _MATMULS and _reads_weight(out, n) and (role[n.id] in _NAMES or
+                                                                                   role[n.id] == "lm_head")]
+    seed_ids = {n.id for n in seeds}
+    attn_seeds = [n for n in seeds if role[n.id] in ("attn.q", "attn.qkv")]
+    residuals = sum(r == "residual" for r in labels)
+    if not attn_seeds or not residuals or residuals % len(attn_seeds):
+        raise MadError(f"cannot rebuild the blocks of this unnamed graph: {len(attn_seeds)} query projections and "
+                       f"{residuals} residual adds were found (expected one query projection and the same number "
+                       "of residual adds per block)")
+    per_block = residuals // len(attn_seeds)
+    taken: set[str] = set()
+    renames: dict[str, str] = {}
+    for seed in seeds:
+        r = role[seed.id]
+        if r == "lm_head":
+            path = "lm_head"
+        else:
+            block = seen_res[seed.id] // per_block
+            part = "self_attn" if r.startswith("attn.") else "mlp"
+            path = f"layers.{block}.{part}.{_NAMES[r]}"
+            out.modules.setdefault("layers", "ModuleList")
+            out.modules.setdefault(f"layers.{block}", "DecoderLayer")
+            out.modules.setdefault(f"layers.{block}.{part}", "Attention" if part == "self_attn" else "MLP")
+        if path in out.modules:
+            raise MadError(f"two `{r}` projections fall in the same block ({path}); the role predictions do not "
+                           "form regular blocks")
+        out.modules[path] = "Linear"
+        # the projection's own ops: the connected run of nodes with its role around the matmul
+        # (the weight's transpose, reshapes and their shape constants, the bias add)
+        members, todo = {seed.id: seed}, [seed]
+        while todo:
+            node = todo.pop()
+            near = [producers[i] for i in node.inputs if i in producers]
+            near += [c for o in node.outputs if o for c in consumers.get(o, [])]
+            for m in near:
+                if m.id not in members and role[m.id] == r and m.id not in seed_ids:
+                    members[m.id] = m
+                    todo.append(m)
+        members = list(members.values())
+        # a weight the matmul reads as stored is (in, out), GPT-2's Conv1D; through a transpose, a Linear
+        direct = any(out.values[i].kind == "parameter" and len(out.values[i].shape) == 2 for i in seed.inputs)
+        cls = "Conv1D" if direct else "Linear"
+        out.modules[path] = cls
+        for m in members:
+            if m.id not in taken:
+                m.module, m.module_class = path, cls
+                taken.add(m.id)
+        # the module owns its weight (and bias): name them as a Linear's state
+        params = [i for m in members for i in m.inputs if out.values[i].kind == "parameter"]
+        for name in dict.fromkeys(params):
+            dims = len(out.values[name].shape)
+            if dims in (1, 2) and name not in renames:
+                renames[name] = f"{path}.{'weight' if dims == 2 else 'bias'}"
+    _rename_values(out, renames)
+    out.meta = {**out.meta, "inferred_modules": True}
+    out.invalidate()
+    return out
+
+
+def _rename_values(graph: Graph, renames: dict[str, str]) -> None:
+    if not renames:
+        return
+    graph.values = {renames.get(k, k): v for k, v in graph.values.items()}
+    for name, value in graph.values.items():
+        if value.name in renames:
+            value.name = name
+            value.target = name
+    graph.inputs = [renames.get(n, n) for n in graph.inputs]
+    for node in graph.nodes:
+        node.args = map_refs(node.args, lambda r: renames.get(r, r))
+        node.kwargs = map_refs(node.kwargs, lambda r: renames.get(r, r))
+

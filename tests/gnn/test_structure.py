@@ -1,0 +1,61 @@
+"""Module structure rebuilt from node roles lets edits work on ONNX files whose names were stripped."""
+
+from collections import Counter
+
+import onnx
+import pytest
+
+from gnn.data.labels import node_roles
+from gnn.data.scramble import scramble
+from gnn.edits import apply_program
+from gnn.errors import MadError
+from gnn.exporters.onnx import save_onnx
+from gnn.importers.onnx import import_onnx
+from gnn.roles.structure import infer_modules
+
+
+def _pair(graph, tmp_path):
+    named = save_onnx(graph, tmp_path / "named.onnx")
+    onnx.save(scramble(onnx.load(named)), tmp_path / "blank.onnx")
+    return import_onnx(named), import_onnx(tmp_path / "blank.onnx")
+
+
+def _added(before, after):
+    return Counter(n.op for n in after.nodes) - Counter(n.op for n in before.nodes)
+
+
+@pytest.mark.parametrize("family, roles", [("llama", ["attn.q", "attn.v"]), ("gpt2", ["attn.qkv"])])
+def test_lora_on_a_stripped_onnx_file_with_true_roles(graphs, tmp_path, family, roles):
+    """With the named twin's node roles (what the learned labeler is trained to predict), rebuilt
+    modules take the same LoRA edit as the named file."""
+    named, blank = _pair(graphs[family], tmp_path)
+    rebuilt = infer_modules(blank, node_roles(named))
+    assert not any(n.module for n in blank.nodes)  # the input stays as it was
+    h_named, h_rebuilt = named.hierarchy, rebuilt.hierarchy
+    prefix = "model.layers.0.self_attn." if family == "llama" else "transformer.h.0.attn."
+    for name, rebuilt_name in ([("q_proj", "q_proj"), ("v_proj", "v_proj")] if family == "llama"
+                               else [("c_attn", "qkv_proj")]):
+        ops = [named.node_by_id[n].op for n in h_named[prefix + name].nodes]
+        assert ops == [rebuilt.node_by_id[n].op for n in h_rebuilt[f"layers.0.self_attn.{rebuilt_name}"].nodes]
+    program = [{"op": "add_lora", "target": {"layers": [-1], "roles": roles}}]
+    a, b = apply_program(named, program), apply_program(rebuilt, program)
+    assert a.diff.params_after - a.diff.params_before == b.diff.params_after - b.diff.params_before > 0
+    assert _added(named, a.graph) == _added(rebuilt, b.graph)
+    assert b.graph.num_parameters == a.graph.num_parameters
+
+
+def test_irregular_roles_are_refused(graphs, tmp_path):
+    _, blank = _pair(graphs["llama"], tmp_path)
+    with pytest.raises(MadError, match="cannot rebuild the blocks of this unnamed graph: 0 query projections"):
+        infer_modules(blank, ["other"] * len(blank.nodes))
+
+
+def test_editing_an_unnamed_graph_needs_the_model(graphs, tmp_path, monkeypatch):
+    from gnn.roles import learned
+
+    _, blank = _pair(graphs["llama"], tmp_path)
+    monkeypatch.setenv("MAD_GNN_CHECKPOINT", str(tmp_path / "nowhere"))
+    learned._model.cache_clear()
+    with pytest.raises(MadError, match="no trained graph model at"):
+        apply_program(blank, [{"op": "add_lora"}])
+    learned._model.cache_clear()
