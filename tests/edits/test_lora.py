@@ -101,3 +101,12 @@ def test_bad_lora_parameters(edit, message):
     with pytest.raises(EditError) as info:
         apply_program(graph, [edit])
     assert message in str(info.value)
+
+
+def test_q_and_v_of_a_fused_projection_mean_the_fused_projection(graphs):
+    """GPT-2 keeps q, k and v in c_attn: LoRA "on q and v" goes there, as peft does with target c_attn."""
+    from gnn.edits import apply_program
+
+    result = apply_program(graphs["gpt2"], [{"op": "add_lora", "target": {"layers": [-1], "roles": ["attn.q", "attn.v"]}}])
+    assert result.extras["peft_config"]["target_modules"] == ["c_attn"]
+    assert result.diff.params_after - result.diff.params_before == 8 * 64 + 3 * 64 * 8

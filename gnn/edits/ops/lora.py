@@ -13,6 +13,8 @@ roles or modules, PEFT's default target modules for the model type.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from gnn.edits.ops.base import Edit, register
@@ -61,6 +63,12 @@ class AddLora(Edit):
             else:
                 fused = bool(roles.paths("attn.qkv"))
                 target = Target(layers=target.layers, roles=["attn.qkv"] if fused else ["attn.q", "attn.v"])
+        separate = ("attn.q", "attn.k", "attn.v")
+        if target.roles and set(target.roles) & set(separate) and not any(roles.paths(r) for r in separate) \
+                and roles.paths("attn.qkv"):
+            # q, k and v live in one fused projection (GPT-2's c_attn): LoRA goes there, as peft does
+            fused = list(dict.fromkeys("attn.qkv" if r in separate else r for r in target.roles))
+            target = dataclasses.replace(target, roles=fused)
         sel = select(graph, roles, target)
         h = graph.hierarchy
         sites = []
