@@ -1,7 +1,8 @@
 """Write a graph read from ONNX back to ONNX, node for node.
 
 ``onnx::`` nodes are emitted as they were read; ATen nodes that came from ONNX
-ops are mapped back through :data:`gnn.importers.onnx.ONNX_TO_ATEN`.
+ops are mapped back through :data:`gnn.importers.onnx.ONNX_TO_ATEN`; ATen nodes an
+edit traced in are written by :mod:`gnn.exporters.aten_onnx`.
 Parameters get random values (or the supplied ones); small constants keep the
 data the importer kept.
 """
@@ -43,6 +44,16 @@ def to_onnx_native(graph: Graph, weights=None):
         initializers.append(numpy_helper.from_array(arr, name))
     nodes = []
     for node in graph.nodes:
+        if node.meta.get("traced"):  # spliced in by an edit: ATen arguments, written op by op
+            from gnn.exporters.aten_onnx import to_onnx_nodes
+
+            protos, consts = to_onnx_nodes(node, graph)
+            initializers.extend(consts)
+            for proto in protos:
+                set_metadata(proto, "namespace", node.module)
+                set_metadata(proto, "module_class", node.module_class)
+            nodes.extend(protos)
+            continue
         if node.op.startswith(ops.PREFIX_ONNX):
             op_type, args, attrs = node.op[len(ops.PREFIX_ONNX):], node.args, node.kwargs
         elif node.op in ATEN_TO_ONNX:

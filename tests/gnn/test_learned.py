@@ -1,0 +1,64 @@
+"""The shipped graph model behind the labeler interface: agreement with the rule labeler on named
+graphs, and LoRA by role on ONNX files whose names were all stripped (issue 4, section 7)."""
+
+import json
+from collections import Counter
+
+import onnx
+import pytest
+
+from gnn.data.scramble import scramble
+from gnn.edits import apply_program
+from gnn.exporters.onnx import save_onnx
+from gnn.importers.hf import HFOptions, import_hf
+from gnn.importers.onnx import import_onnx
+from gnn.roles import label
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.skipif(not (__import__("gnn.roles.learned", fromlist=["CHECKPOINT"]).CHECKPOINT /
+                                     "model.safetensors").exists(), reason="no shipped checkpoint")
+
+MODULE_ROLES = {"attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down",
+                "norm.attn", "norm.mlp", "norm.final", "embed.tokens", "lm_head"}
+FAMILIES = {"llama": TINY["llama"], "qwen2": TINY["llama"], "mistral": TINY["mistral"], "gpt2": TINY["gpt2"]}
+
+
+def _graph(family):
+    return import_hf(f"hf:{family}", HFOptions(overrides=FAMILIES[family], seq_len=8))
+
+
+def agreement(graph) -> float:
+    rules, learned = label(graph, "rules"), label(graph, "learned")
+    wanted = {p: set(r) & MODULE_ROLES for p, r in rules.composites.items() if set(r) & MODULE_ROLES}
+    same = sum(bool(roles & set(learned.composites.get(p, []))) for p, roles in wanted.items())
+    return same / len(wanted)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_learned_labeler_agrees_with_the_rules(family, capsys):
+    score = agreement(_graph(family))
+    print(f"{family}: {score:.3f} of rule-labelled modules get the same role")
+    assert score >= 0.9
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_lora_by_role_on_a_stripped_onnx_file(family, tmp_path):
+    named_path = save_onnx(_graph(family), tmp_path / "named.onnx")
+    onnx.save(scramble(onnx.load(named_path)), tmp_path / "blank.onnx")
+    named, blank = import_onnx(named_path), import_onnx(tmp_path / "blank.onnx")
+    program = [{"op": "add_lora", "target": {"layers": [-1], "roles": ["attn.q", "attn.v"]}}]
+    a, b = apply_program(named, program), apply_program(blank, program)
+    assert b.extras.get("inferred_modules")
+    assert a.diff.params_after - a.diff.params_before == b.diff.params_after - b.diff.params_before > 0
+    added = [Counter(n.op for n in r.graph.nodes) - Counter(n.op for n in g.nodes) for r, g in ((a, named), (b, blank))]
+    assert added[0] == added[1]
+
+
+def test_mad_roles_prints_confidences(tmp_path, capsys):
+    from assistant.cli import main
+
+    named_path = save_onnx(_graph("llama"), tmp_path / "named.onnx")
+    onnx.save(scramble(onnx.load(named_path)), tmp_path / "blank.onnx")
+    assert main(["roles", str(tmp_path / "blank.onnx"), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert "attn.q" in found and all(0 < c <= 1 for c in found["attn.q"].values())
