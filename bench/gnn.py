@@ -55,7 +55,8 @@ def worker_infer(layers: int) -> dict:
         total = time.perf_counter() - t
     return {"layers": layers, "nodes": len(graph.nodes), "composite_tokens": int(composite.shape[0]),
             "tokenize_s": round(tokenize_s, 3), "infer_s": round(total, 3), "peak_gb": round(_peak_gb(), 3),
-            "peak_gb_before_inference": round(before, 3), "labelled": int(roles.numel()), "model": which}
+            "peak_gb_before_inference": round(before, 3), "labelled": int(roles.numel()), "model": which,
+            "threads": torch.get_num_threads()}
 
 
 def worker_train(arch: str, graphs: int) -> dict:
@@ -67,7 +68,7 @@ def worker_train(arch: str, graphs: int) -> dict:
     data = datasets(TrainConfig())
     cfg = TrainConfig(arch=arch, epochs=1, train_graphs=graphs, out=None)
     _, history = train(cfg, {"train": data["train"], "val": []}, progress=False)
-    return {"arch": arch, "graphs": graphs, "graphs_per_s": history[-1]["graphs_per_s"]}
+    return {"arch": arch, "graphs": graphs, "graphs_per_s": history[-1]["graphs_per_s"], "threads": torch.get_num_threads()}
 
 
 def _spawn(*args: str) -> dict:
@@ -86,7 +87,8 @@ def doc_lines(res: dict) -> list[str]:
 
     lines = ["", "## Graph model (`python -m bench.gnn`)", "",
              "Node-role inference (tokenize + graph transformer + role head) on Llama-3-8B-shaped graphs; "
-             "the 50k-node graph is the same architecture made deep enough.", "",
+             "the 50k-node graph is the same architecture made deep enough. CPU threads: " +
+             ", ".join(f"{k} {r.get('threads', '?')}" for k, r in res.get("inference", {}).items()) + ".", "",
              "| graph | nodes | composite tokens | seconds | target | peak GB (process) | model |", "|---|---|---|---|---|---|---|"]
     for key, r in res.get("inference", {}).items():
         if "error" in r:
@@ -97,7 +99,9 @@ def doc_lines(res: dict) -> list[str]:
         lines.append(f"| {key} ({r['layers']} layers) | {r['nodes']} | {r['composite_tokens']} | {r['infer_s']} | "
                      f"≤ {TARGETS[key]} s: {verdict(r['infer_s'], TARGETS[key])} | {mem} | {r['model']} |")
     if res.get("training"):
-        lines += ["", "Training throughput (graphs per second, all task inputs of each graph, 2 CPU cores): " +
+        threads = res["training"][0].get("threads", "?")
+        lines += ["", f"Training throughput (graphs per second, all task inputs of each graph, {threads} CPU thread(s), "
+                  "the shipped configuration): " +
                   ", ".join(f"{r['arch']} {r['graphs_per_s']}" for r in res["training"] if "error" not in r) + "."]
     return lines
 

@@ -35,8 +35,8 @@ from gnn.tokens import NUM_FEATS
 class GraphModelConfig:
     vocab_size: int
     arch: str = "gps"  # gps | gin | gcn | mlp
-    hidden: int = 128
-    layers: int = 4
+    hidden: int = 96
+    layers: int = 3
     heads: int = 4
     dropout: float = 0.0  # thousands of distinct graphs; dropout on padded attention batches costs ~30%
     attn_type: str = "performer"  # GPSConv's global attention: performer (linear) or multihead

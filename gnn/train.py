@@ -1,10 +1,11 @@
 """Multi-task training and evaluation of the graph model.
 
-    python -m gnn.train [--arch gps] [--epochs 12] [--out gnn/checkpoint]     # the shipped model
-    accelerate launch -m gnn.train ...                                          # the same on many GPUs
+    python -m gnn.train                          # the shipped model, gnn/checkpoint (defaults below)
+    accelerate launch -m gnn.train               # the same on one or many GPUs
 
-Every step runs the four task inputs of one batch (masked ops with roles and kind,
-hidden edges, corrupted graphs, completion) through the model and sums the losses.
+Every step runs the three task inputs of one batch (masked ops on graphs that may have
+been cut, with roles, kind and incompleteness; hidden edges; completion) through the
+model and sums the losses.
 Training goes through ``accelerate`` (one CPU, one GPU or many, unchanged); the
 checkpoint is written as safetensors with its config, the per-epoch metrics as
 JSON and their curves as a plot.
@@ -33,8 +34,8 @@ CHECKPOINT = ROOT / "gnn" / "checkpoint"
 @dataclass
 class TrainConfig:
     arch: str = "gps"
-    hidden: int = 128
-    layers: int = 4
+    hidden: int = 96
+    layers: int = 3
     heads: int = 4
     epochs: int = 12
     batch_size: int = 16

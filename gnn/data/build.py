@@ -112,10 +112,9 @@ def _heads(graph) -> int | None:
     from gnn.edits.ops.kv_heads import _plan
     from gnn.roles import label
 
-    roles = label(graph, "rules")
-    attention = roles.paths("attn")
     try:
-        return _plan(graph, roles, attention[0]).heads if attention else None
+        attention = label(graph, "rules").paths("attn")
+        return _plan(graph, label(graph, "rules"), attention[0]).heads if attention else None
     except Exception:  # noqa: BLE001 - no grouped variant then
         return None
 
@@ -178,23 +177,26 @@ def _small(model_type: str, base: dict) -> list[dict]:
     """Overrides that shrink the base config's widths and vocabulary (tried in order) for the ONNX export."""
     from gnn.importers.hf import load_config
 
+    from gnn.importers.hf_config import safe_getattr
+
     out = []
     try:
         config = load_config(f"hf:{model_type}", base)
-    except Exception:  # noqa: BLE001
-        return [base]
-    text = getattr(config, "get_text_config", lambda: config)()
-    hidden, vocab = getattr(text, "hidden_size", None), getattr(text, "vocab_size", None)
-    smaller = {"vocab_size": 512} if isinstance(vocab, int) and vocab > 512 else {}
-    if isinstance(hidden, int) and hidden >= 1024 and hidden % 4 == 0:
-        heads = getattr(text, "num_attention_heads", 1) or 1
-        if (hidden // 4) % heads == 0 and getattr(text, "head_dim", None) in (None, hidden // heads):
-            width = {"hidden_size": hidden // 4}
-            if isinstance(getattr(text, "intermediate_size", None), int):
-                width["intermediate_size"] = hidden // 2
-            out.append({**base, **smaller, **width})
-    if smaller:
-        out.append({**base, **smaller})
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        hidden, vocab = safe_getattr(text, "hidden_size"), safe_getattr(text, "vocab_size")
+        smaller = {"vocab_size": 512} if isinstance(vocab, int) and vocab > 512 else {}
+        if isinstance(hidden, int) and hidden >= 1024 and hidden % 4 == 0:
+            heads = safe_getattr(text, "num_attention_heads") or 1
+            if isinstance(heads, int) and (hidden // 4) % heads == 0 \
+                    and safe_getattr(text, "head_dim") in (None, hidden // heads):
+                width = {"hidden_size": hidden // 4}
+                if isinstance(safe_getattr(text, "intermediate_size"), int):
+                    width["intermediate_size"] = hidden // 2
+                out.append({**base, **smaller, **width})
+        if smaller:
+            out.append({**base, **smaller})
+    except Exception:  # noqa: BLE001 - configs that cannot be read plainly get the base only
+        pass
     out.append(base)
     return out
 
@@ -231,6 +233,10 @@ def _work(args) -> tuple[str, int, list[str], float]:
         records, skipped = build_type(model_type, info, onnx)
     except _Timeout:
         records, skipped = [], [f"timed out after {TIMEOUT_S} s"]
+    except Exception as e:  # noqa: BLE001 - one model type's failure must not stop the build
+        from gnn.errors import describe
+
+        records, skipped = [], [f"failed: {describe(e)}"]
     finally:
         signal.alarm(0)
     path = pathlib.Path(out) / f"{model_type}.pt"

@@ -93,6 +93,20 @@ def infer_modules(graph: Graph, labels: list[str]) -> Graph:
                 if m.id not in members and role[m.id] == r and m.id not in seed_ids:
                     members[m.id] = m
                     todo.append(m)
+        # helpers computed from constants or weights alone that only this projection reads
+        # (a reshape's target shape, the weight's transpose) belong to it whatever their predicted role
+        grown = True
+        while grown:
+            grown = False
+            for m in list(members.values()):
+                for name in m.inputs:
+                    p = producers.get(name)
+                    if p is None or p.id in members or p.id in seed_ids:
+                        continue
+                    if all(i not in producers and out.values[i].kind in ("parameter", "constant") for i in p.inputs) \
+                            and all(c.id in members for o in p.outputs if o for c in consumers.get(o, [])):
+                        members[p.id] = p
+                        grown = True
         members = list(members.values())
         # a weight the matmul reads as stored is (in, out), GPT-2's Conv1D; through a transpose, a Linear
         direct = any(out.values[i].kind == "parameter" and len(out.values[i].shape) == 2 for i in seed.inputs)
