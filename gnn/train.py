@@ -20,7 +20,7 @@ import math
 import pathlib
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,6 @@ class TrainConfig:
     train_graphs: int | None = None  # a random subset per epoch (None: all)
     cache: str | None = None
     out: str | None = str(CHECKPOINT)
-    log: list = field(default_factory=list)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -253,7 +252,7 @@ def train(cfg: TrainConfig, data: dict[str, list] | None = None, progress: bool 
             opt.step()
             sched.step()
             for k, v in parts.items():
-                totals[k] = totals.get(k, 0.0) + float(v) * len(chunk)
+                totals[k] = totals.get(k, 0.0) + v.item() * len(chunk)
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.3f}")
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - start, 1),
@@ -267,8 +266,7 @@ def train(cfg: TrainConfig, data: dict[str, list] | None = None, progress: bool 
     bar.close()
     model = _inner(accelerator.unwrap_model(model))
     if cfg.out and accelerator.is_main_process:
-        save(model, cfg.out, vocab.ops, {"train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "log"},
-                                         "history": history})
+        save(model, cfg.out, vocab.ops, {"train": dataclasses.asdict(cfg), "history": history})
         plot(history, pathlib.Path(cfg.out) / "curves.png")
     return model, history
 
@@ -322,8 +320,6 @@ def plot(history: list[dict], path: pathlib.Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "log":
-            continue
         kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
     args = parser.parse_args(argv)
