@@ -34,6 +34,15 @@ class RoleMap:
         if role not in roles:
             roles.append(role)
 
+    def add_blocks(self, hierarchy) -> None:
+        """Every block of the model's layer stacks (top-level repeats the trace ran) gets role ``block``."""
+        for rep in hierarchy.top_repeats():
+            if not all(hierarchy[p].nodes for p in rep.paths):
+                continue  # a stack the trace never ran (a vision tower in a text-only trace)
+            for i, path in zip(rep.indices, rep.paths):
+                self.blocks[path] = (rep.prefix, i)
+                self.add(path, "block")
+
     def paths(self, role: str) -> list[str]:
         return [p for p, roles in self.composites.items() if role in roles]
 

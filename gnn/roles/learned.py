@@ -72,11 +72,7 @@ def label_learned(graph: Graph) -> RoleMap:
                 roles.confidence[node.id] = c
         return roles
     h = graph.hierarchy
-    for rep in h.top_repeats():
-        if all(h[p].nodes for p in rep.paths):
-            for i, path in zip(rep.indices, rep.paths):
-                roles.blocks[path] = (rep.prefix, i)
-                roles.add(path, "block")
+    roles.add_blocks(h)
     module_roles = {"attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down",
                     "norm.attn", "norm.mlp", "norm.final", "embed.tokens", "embed.positions", "lm_head", "act"}
     leaves: dict[str, str] = {}

@@ -54,12 +54,7 @@ def label_by_rules(graph: Graph) -> RoleMap:
     h = graph.hierarchy
     by_id = graph.node_by_id
     roles = RoleMap()
-    for rep in h.top_repeats():
-        if not all(h[p].nodes for p in rep.paths):
-            continue  # a stack the trace never ran (a vision tower in a text-only trace)
-        for i, path in zip(rep.indices, rep.paths):
-            roles.blocks[path] = (rep.prefix, i)
-            roles.add(path, "block")
+    roles.add_blocks(h)
 
     def is_attention(path: str) -> bool:
         c = h[path] if path in h else None
