@@ -38,7 +38,7 @@ def _short(op: str) -> str:
 
 def node_flops(graph: Graph, node: Node) -> int:
     hints = graph.dim_hints
-    shape = lambda name: [d if isinstance(d, int) else hints.get(d, 1) for d in graph.values[name].shape]  # noqa: E731
+    shape = lambda name: graph.values[name].concrete_shape(hints)  # noqa: E731
     ins = [i for i in node.inputs]
     name = _short(node.op)
     outs = [o for o in node.outputs if o is not None]

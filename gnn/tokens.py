@@ -113,7 +113,7 @@ def tokenize(graph: Graph, vocab: OpVocab | None = None, walk_steps: int = 8, ch
             out_degree[p] += 1
         depth[i] = 1 + max((depth[p] for p in preds), default=-1)
         out = graph.values[node.outputs[0]] if node.outputs and node.outputs[0] else None
-        shape = [d if isinstance(d, int) else hints.get(d, 1) for d in out.shape] if out else []
+        shape = out.concrete_shape(hints) if out else []
         numel = math.prod(shape) if shape else 1
         feats[i, 0] = len(shape)
         feats[i, 1] = _log2(numel)

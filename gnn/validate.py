@@ -168,10 +168,6 @@ def _check_arity(node: Node, report: Report) -> None:
 # -- shapes and dtypes ---------------------------------------------------------------
 
 
-def _concrete(shape, hints) -> list[int]:
-    return [d if isinstance(d, int) else hints.get(d, 1) for d in shape]
-
-
 def _propagate(graph: Graph, report: Report) -> None:
     from gnn.ir.onnx_ops import ATEN_TO_ONNX, infer_onnx_node
 
@@ -184,7 +180,7 @@ def _propagate(graph: Graph, report: Report) -> None:
         t = tensors.get(name)
         if t is None:
             v = graph.values[name]
-            t = torch.empty(_concrete(v.shape, hints), dtype=dtype_from_name(v.dtype), device=_META)
+            t = torch.empty(v.concrete_shape(hints), dtype=dtype_from_name(v.dtype), device=_META)
             tensors[name] = t
         return t
 
@@ -212,7 +208,7 @@ def _propagate(graph: Graph, report: Report) -> None:
             if name is None or i >= len(computed) or not isinstance(computed[i], torch.Tensor):
                 continue
             rec, got = graph.values[name], computed[i]
-            if list(got.shape) != _concrete(rec.shape, hints):
+            if list(got.shape) != rec.concrete_shape(hints):
                 report.errors.append(
                     _issue(node, "shape", f"output {i} `{name}`", expected=list(rec.shape), got=list(got.shape))
                 )

@@ -147,7 +147,7 @@ def splice(
     example = []
     for name in inputs:
         v = graph.values[name]
-        shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
+        shape = v.concrete_shape(hints)
         example.append(torch.empty(shape, dtype=dtype_from_name(v.dtype), device="meta"))
     sub = _traced(module, example, train)
     tag = fresh_tag()
@@ -266,7 +266,7 @@ def reinfer_shapes(graph: Graph, seeds: set[str], dirty: set[str] = frozenset())
     def lookup(name: str) -> torch.Tensor:
         if name not in cache:
             v = graph.values[name]
-            shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
+            shape = v.concrete_shape(hints)
             cache[name] = torch.empty(shape, dtype=dtype_from_name(v.dtype), device=meta)
         return cache[name]
 

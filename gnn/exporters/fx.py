@@ -51,7 +51,7 @@ def state_tensors(graph: Graph, weights: dict[str, torch.Tensor] | None, device,
                 continue
             out[v.name] = t.detach().to(device)
             continue
-        shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
+        shape = v.concrete_shape(hints)
         dtype = dtype_from_name(v.dtype)
         if dtype.is_floating_point:
             t = torch.randn(shape, generator=gen, dtype=torch.float32).mul_(0.02).to(dtype)

@@ -71,7 +71,7 @@ def example_inputs(graph: Graph, device="cpu") -> dict[str, torch.Tensor]:
     hints = graph.dim_hints
     out = {}
     for v in graph.values_of_kind("input"):
-        shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
+        shape = v.concrete_shape(hints)
         dtype = dtype_from_name(v.dtype)
         out[placeholder_name(v.name)] = (torch.zeros if not dtype.is_floating_point else torch.randn)(
             shape, dtype=dtype, device=device

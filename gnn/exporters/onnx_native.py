@@ -32,7 +32,7 @@ def to_onnx_native(graph: Graph, weights=None):
             inputs.append(helper.make_value_info(name, type_proto(v.shape, v.dtype)))
             continue
         np_dtype = np.dtype("bool" if v.dtype == "bool" else v.dtype)
-        shape = [d if isinstance(d, int) else hints.get(d, 1) for d in v.shape]
+        shape = v.concrete_shape(hints)
         if weights is not None and v.target in weights:
             arr = weights[v.target].detach().cpu().numpy().astype(np_dtype)
         elif "data" in v.meta:

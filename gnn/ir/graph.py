@@ -45,10 +45,14 @@ class Value:
             return None
         return self.target.rpartition(".")[0]
 
+    def concrete_shape(self, hints: dict[str, int] | None = None) -> list[int]:
+        """The shape with each symbolic dim replaced by its example size (1 when there is none)."""
+        return [d if isinstance(d, int) else (hints or {}).get(d, 1) for d in self.shape]
+
     def numel(self, hints: dict[str, int] | None = None) -> int:
         n = 1
-        for d in self.shape:
-            n *= d if isinstance(d, int) else (hints or {}).get(d, 1)
+        for d in self.concrete_shape(hints):
+            n *= d
         return n
 
 

@@ -137,7 +137,7 @@ def _numel(shape) -> int:
 
 def _shape(graph: Graph, name: str) -> list[int]:
     hints = graph.dim_hints
-    return [d if isinstance(d, int) else hints.get(d, 1) for d in graph.values[name].shape]
+    return graph.values[name].concrete_shape(hints)
 
 
 def _head_split(graph: Graph, value: str, scope: set[str]) -> Node | None:
