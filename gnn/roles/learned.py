@@ -21,6 +21,7 @@ from collections import Counter
 
 import torch
 
+from gnn.data.labels import MODULE_ROLES
 from gnn.errors import MadError
 from gnn.ir.graph import Graph
 from gnn.ir.hierarchy import ancestors
@@ -57,9 +58,6 @@ def predict_node_roles(graph: Graph) -> tuple[list[str], list[float]]:
     return [NODE_ROLES[i] for i in idx.tolist()], [round(float(c), 4) for c in conf]
 
 
-_PROJECTIONS = ("attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down", "lm_head")
-
-
 @register("learned")
 def label_learned(graph: Graph) -> RoleMap:
     labels, conf = predict_node_roles(graph)
@@ -73,8 +71,7 @@ def label_learned(graph: Graph) -> RoleMap:
         return roles
     h = graph.hierarchy
     roles.add_blocks(h)
-    module_roles = {"attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down",
-                    "norm.attn", "norm.mlp", "norm.final", "embed.tokens", "embed.positions", "lm_head", "act"}
+    module_roles = set(MODULE_ROLES)
     leaves: dict[str, str] = {}
     for path, comp in h.composites.items():
         if not path or comp.children or not comp.nodes:

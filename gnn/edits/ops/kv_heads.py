@@ -221,9 +221,8 @@ def _repeat_pattern(graph: Graph, name: str) -> tuple[list[Node], str] | None:
 
 @dataclass
 class _Stream:
-    """Keys or values from their source to the op where they meet the queries."""
+    """Keys or values from their head split to the op where they meet the queries."""
 
-    source: str  # the value read by the head split
     split: Node
     core: Node | None
 
@@ -361,12 +360,12 @@ def _plan(graph: Graph, roles, path: str) -> _Plan:
     plan.heads, plan.head_dim = _shape(graph, q_split.outputs[0])[-2:]
     q_region = _descendants(graph, q_split.outputs[0], order)
     kv_old = set()
-    for source, split in zip(kv_sources, kv_splits):
+    for split in kv_splits:
         if split is None:
             raise EditError(f"cannot find where the keys/values of {where} are split into heads")
         region = _descendants(graph, split.outputs[0], order)
         core = next((n for n in order if n.id in region and n.id in q_region), None)
-        plan.streams.append(_Stream(source, split, core))
+        plan.streams.append(_Stream(split, core))
         heads, dim = _shape(graph, split.outputs[0])[-2:]
         if dim != plan.head_dim:
             raise EditError(f"keys/values of {where} have head size {dim}, queries {plan.head_dim}; "
