@@ -6,7 +6,9 @@ targets, reproducibly from a ``torch.Generator``:
 * :func:`mask_ops`: 15% of the nodes show ``<mask>`` instead of their op;
 * :func:`hide_edges`: 10% of the data edges are removed; they and as many non-edges are to be told apart;
 * :func:`corrupt`: half the graphs lose a node or a whole composite (a block, an embedding) with
-  its edges: incomplete or not;
+  its edges: incomplete or not.  The structural features the tokenizer derives from the wiring
+  (degrees, topological depth, random-walk encodings) are recomputed on what is left, as the
+  tokenizer would on a graph that really lacks the part: a stale degree must not give the cut away;
 * :func:`complete`: one node loses its op, features and edges; its op and its edges are to be recovered.
 
 Role labels and the architecture kind come with every graph.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from gnn.data.build import KINDS
-from gnn.tokens import MASK
+from gnn.tokens import MASK, random_walk_pe
 
 
 def to_data(record: dict):
@@ -77,7 +79,29 @@ def _keep(data, keep: torch.Tensor):
     for key in ("op", "feats", "pe", "role", "composite"):
         out[key] = data[key][keep]
     out.num_nodes = int(keep.sum())
-    return out
+    return restructure(out)
+
+
+def restructure(data):
+    """Recompute the wiring-derived features (in/out degree, topological depth, random-walk PE) of
+    ``data`` from its ``edge_index``, as :func:`gnn.tokens.tokenize` computes them."""
+    n, ei = data.num_nodes, data.edge_index
+    feats = data.feats.clone()
+    feats[:, 4] = torch.bincount(ei[1], minlength=n).float()
+    feats[:, 5] = torch.bincount(ei[0], minlength=n).float()
+    depth = [0] * n
+    incoming: list[list[int]] = [[] for _ in range(n)]
+    for s, d in ei.t().tolist():
+        incoming[d].append(s)
+    for i in range(n):  # nodes are in topological order: every edge points forward
+        depth[i] = 1 + max((depth[p] for p in incoming[i]), default=-1)
+    depth_t = torch.tensor(depth, dtype=torch.float)
+    feats[:, 10] = torch.log2(1.0 + depth_t)
+    feats[:, 11] = depth_t / (max(depth, default=0) or 1)
+    data.feats = feats
+    walk_steps = data.pe.shape[1] - 1
+    data.pe = torch.cat([random_walk_pe(ei, n, walk_steps), feats[:, 11:12]], dim=1)
+    return data
 
 
 def corrupt(data, gen: torch.Generator, p: float = 0.5):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -149,13 +150,15 @@ def random_walk_pe(edge_index: torch.Tensor, n: int, steps: int) -> torch.Tensor
         return torch.zeros(0, steps)
     both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
     ones = torch.ones(both.shape[1])
-    adj = torch.sparse_coo_tensor(both, ones, (n, n)).coalesce()
+    adj = torch.sparse_coo_tensor(both, ones, (n, n), check_invariants=False).coalesce()
     idx, val = adj.indices(), adj.values().clamp(max=1.0)
     deg = torch.zeros(n).index_add_(0, idx[0], val)
-    P = torch.sparse_coo_tensor(idx, val / deg[idx[0]].clamp(min=1.0), (n, n)).coalesce()
+    P = torch.sparse_coo_tensor(idx, val / deg[idx[0]].clamp(min=1.0), (n, n), check_invariants=False).coalesce()
     powers = [None, P]
-    for _ in range(2, (steps + 1) // 2 + 1):
-        powers.append(torch.sparse.mm(powers[-1], P).coalesce())
+    with warnings.catch_warnings():  # torch notes that its sparse kernels are in beta, once per process
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(2, (steps + 1) // 2 + 1):
+            powers.append(torch.sparse.mm(powers[-1], P).coalesce())
     out = torch.zeros(n, steps)
     for k in range(1, steps + 1):
         a, b = k // 2, k - k // 2

@@ -43,7 +43,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     seed: int = 0
     max_nodes: int = 3000  # larger graphs are left out of training (evaluation keeps them)
-    train_graphs: int | None = None  # a random subset per epoch (None: all)
+    train_graphs: int | None = 2000  # a random subset per epoch (None: all): keeps a rebuild under an hour
     cache: str | None = None
     out: str | None = str(CHECKPOINT)
 
@@ -195,11 +195,14 @@ def datasets(cfg: TrainConfig, records: list[dict] | None = None) -> dict[str, l
     records = records if records is not None else load(cfg.cache)
     if not records:
         raise SystemExit("no dataset: build it first with `python -m gnn.data.build`")
+    from gnn.data.build import load_splits
+
+    kinds = {t: v["kind"] for t, v in load_splits()["types"].items()}
     out = {}
     for split, recs in split_records(records).items():
         datas = []
         for r in recs:
-            d = tasks.to_data(r)
+            d = tasks.to_data({**r, "kind": kinds[r["model_type"]]})  # the committed split's kind wins over a shard's
             d.source_stripped = torch.tensor([r["source"] == "onnx-stripped"])
             datas.append(d)
         out[split] = datas
@@ -254,7 +257,7 @@ def train(cfg: TrainConfig, data: dict[str, list] | None = None, progress: bool 
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + v.item() * len(chunk)
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - start, 1),
                "graphs_per_s": round(len(mine) / max(time.perf_counter() - start, 1e-9), 2),
                **{f"train_{k}": round(v / max(len(mine), 1), 4) for k, v in totals.items()}}

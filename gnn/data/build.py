@@ -73,7 +73,8 @@ def kind_of(inputs: str, model_class: str) -> str:
         return "audio"
     if "pixel_values" in names:
         return "multimodal" if "input_ids" in names else "vision"
-    return "decoder" if "CausalLM" in model_class else "encoder"
+    # causal LM heads: *ForCausalLM, and the older *LMHeadModel (GPT-2, GPT, CTRL)
+    return "decoder" if "CausalLM" in model_class or model_class.endswith("LMHeadModel") else "encoder"
 
 
 def load_splits() -> dict:

@@ -120,11 +120,11 @@ def apply_program(graph: Graph, program, labeler: str = "rules", validate_result
         # No module paths (an ONNX file with its names stripped): the learned labeler's node roles
         # rebuild the projections and blocks the edits work on (gnn.roles.structure).
         from gnn.errors import MadError
-        from gnn.roles.learned import predict_node_roles
-        from gnn.roles.structure import infer_modules
+        from gnn.roles.learned import predict_node_probs
+        from gnn.roles.structure import decode_roles, infer_modules
 
         try:
-            graph = infer_modules(graph, predict_node_roles(graph)[0])
+            graph = infer_modules(graph, *decode_roles(graph, predict_node_probs(graph)))
         except MadError as e:
             raise EditError(f"this graph has no module names and its structure could not be inferred: {e}") from None
         extras["inferred_modules"] = True

@@ -45,30 +45,42 @@ def checkpoint_path() -> str:
 
 
 @torch.no_grad()
-def predict_node_roles(graph: Graph) -> tuple[list[str], list[float]]:
-    """A role and its probability for every node, in node order."""
-    from gnn.data.labels import NODE_ROLES
+def predict_node_probs(graph: Graph) -> torch.Tensor:
+    """Role probabilities (N, len(NODE_ROLES)) for every node, in node order."""
     from gnn.tokens import OpVocab, tokenize
 
     model, meta = _model(checkpoint_path())
     tokens = tokenize(graph, OpVocab(meta["ops"]), walk_steps=model.config.walk_steps)
-    x = model.encode(tokens.to_data())
-    probs = model.role_head(x).softmax(-1)
-    conf, idx = probs.max(-1)
+    return model.role_head(model.encode(tokens.to_data())).softmax(-1)
+
+
+def predict_node_roles(graph: Graph) -> tuple[list[str], list[float]]:
+    """A role and its probability for every node, in node order."""
+    from gnn.data.labels import NODE_ROLES
+
+    conf, idx = predict_node_probs(graph).max(-1)
     return [NODE_ROLES[i] for i in idx.tolist()], [round(float(c), 4) for c in conf]
 
 
 @register("learned")
 def label_learned(graph: Graph) -> RoleMap:
-    labels, conf = predict_node_roles(graph)
+    from gnn.data.labels import NODE_ROLES
+
     roles = RoleMap()
     row = {node.id: i for i, node in enumerate(graph.nodes)}
     if not any(node.module for node in graph.nodes):
+        # no modules to vote in: projections decoded jointly per attention (gnn.roles.structure)
+        from gnn.roles.structure import decode_roles
+
+        probs = predict_node_probs(graph)
+        labels, _ = decode_roles(graph, probs)
+        conf = [float(f"{float(probs[i, NODE_ROLES.index(r)]):.4g}") for i, r in enumerate(labels)]
         for node, role, c in zip(graph.nodes, labels, conf):
             if role != "other":
                 roles.add_node(node.id, role)
                 roles.confidence[node.id] = c
         return roles
+    labels, conf = predict_node_roles(graph)
     h = graph.hierarchy
     roles.add_blocks(h)
     module_roles = set(MODULE_ROLES)

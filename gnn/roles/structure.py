@@ -16,6 +16,18 @@ labeler's predictions):
 
 Only stacks of identical blocks with one attention each (decoders, encoders) are
 rebuilt; anything else is refused with the reason.
+
+:func:`decode_roles` turns the learned labeler's per-node probabilities into labels
+that form such blocks.  Node by node, the model tells attention cores (score
+product, softmax, context product) apart reliably; which of two projections is the
+query and which the key it gets wrong more often.  So the projections are decoded
+jointly, per attention: the weight matmuls that reach a predicted softmax without
+passing another weight matmul are its query and key (or one fused q/k/v), those
+that reach its context product are its value, the next one after the context is
+its output; each group takes the most probable assignment of distinct roles under
+the model.  The weight matmuls between one attention's output and the next
+attention are that block's feed-forward (the last one ``down``, the others ``up``
+and ``gate`` by the model).
 """
 
 from __future__ import annotations
@@ -42,8 +54,112 @@ def _reads_weight(graph: Graph, node) -> bool:
     return False
 
 
-def infer_modules(graph: Graph, labels: list[str]) -> Graph:
-    """A copy of ``graph`` whose nodes carry module paths rebuilt from ``labels`` (one role per node)."""
+def _seeds(graph: Graph) -> list:
+    return [n for n in graph.nodes if n.op in _MATMULS and _reads_weight(graph, n)]
+
+
+def _walk(start, step, stop) -> list:
+    """Nodes reached from ``start`` by ``step`` (producers or consumers), not going past nodes in ``stop``;
+    the ``stop`` nodes met are returned, in the order met."""
+    seen, met, todo = {start.id}, [], [start]
+    while todo:
+        node = todo.pop(0)
+        for m in step(node):
+            if m.id in seen:
+                continue
+            seen.add(m.id)
+            if m.id in stop:
+                met.append(m)
+            else:
+                todo.append(m)
+    return met
+
+
+def decode_roles(graph: Graph, probs) -> tuple[list[str], dict[str, int]]:
+    """Per-node labels from role probabilities ``probs`` (N, len(NODE_ROLES)), with the projections
+    decoded jointly per attention (see the module docstring), and the block of each decoded projection."""
+    import itertools
+
+    from gnn.data.labels import NODE_ROLES
+
+    logp = probs.clamp(min=1e-9).log()
+    labels = [NODE_ROLES[i] for i in probs.argmax(-1).tolist()]
+    row = {node.id: i for i, node in enumerate(graph.nodes)}
+    producers, consumers = graph.producers, graph.consumers
+    ups = lambda n: [producers[i] for i in n.inputs if i in producers]  # noqa: E731
+    downs = lambda n: [c for o in n.outputs if o for c in consumers.get(o, [])]  # noqa: E731
+    seeds = _seeds(graph)
+    seed_ids = {n.id for n in seeds}
+    order = {node.id: i for i, node in enumerate(graph.nodes)}
+    softmaxes = [n for n in graph.nodes if labels[row[n.id]] == "attn.softmax"]
+    products = {n.id for n in graph.nodes if n.op in _MATMULS and n.id not in seed_ids}
+    chosen: dict[str, str] = {}
+    blocks: dict[str, int] = {}
+
+    def best(group: list, roles: list[str]) -> None:
+        """The most probable assignment of distinct ``roles`` to the nodes of ``group``."""
+        score = lambda perm: sum(float(logp[row[n.id], NODE_ROLES.index(r)]) for n, r in zip(group, perm))  # noqa: E731
+        for n, r in zip(group, max(itertools.permutations(roles, len(group)), key=score)):
+            chosen[n.id] = r
+
+    for b, soft in enumerate(softmaxes):
+        qk = _walk(soft, ups, seed_ids)
+        context = next(iter(_walk(soft, downs, products)), None)
+        # the value: reached from the context product but not through the softmax (nor the q/k
+        # projections, which shape computations may also lead back to)
+        v = [n for n in _walk(context, ups, seed_ids | {soft.id}) if n.id != soft.id] if context else []
+        o = _walk(context, downs, seed_ids)[:1] if context else []
+        if len(qk) == 1 and [n.id for n in v] == [qk[0].id]:
+            chosen[qk[0].id] = "attn.qkv"
+        elif len(qk) == 2 and len(v := [n for n in v if n.id not in {m.id for m in qk}]) == 1:
+            best(qk, ["attn.q", "attn.k"])
+            chosen[v[0].id] = "attn.v"
+        else:
+            continue
+        for n in o:
+            chosen[n.id] = "attn.o"
+        for n in qk + v + o:
+            blocks[n.id] = b
+    # feed-forward: the weight matmuls after block b's output projection and before block b + 1's attention
+    starts = sorted((order[i], b) for i, b in blocks.items() if chosen[i] == "attn.o")
+    ends = sorted(order[i] for i in blocks if chosen[i] in ("attn.q", "attn.k", "attn.qkv"))
+    for k, (start, b) in enumerate(starts):
+        stop = next((e for e in ends if e > start), len(graph.nodes))
+        group = [n for n in seeds if start < order[n.id] < stop and n.id not in chosen]
+        if not group:
+            continue
+        if k == len(starts) - 1:  # after the last block: a head may follow the last feed-forward
+            group = [n for n in group if labels[row[n.id]] != "lm_head"]
+        if len(group) > 3:
+            continue
+        *rest, last = group
+        chosen[last.id] = "mlp.down"
+        if len(rest) == 1:
+            chosen[rest[0].id] = "mlp.up"
+        elif rest:
+            best(rest, ["mlp.up", "mlp.gate"])
+        for n in group:
+            blocks[n.id] = b
+    # each decoded projection's own ops (its weight's transpose, the bias add) take its role with it
+    for seed_id, role in chosen.items():
+        old = labels[row[seed_id]]
+        labels[row[seed_id]] = role
+        todo = [graph.node_by_id[seed_id]] if old != role and old in _NAMES else []
+        while todo:
+            node = todo.pop()
+            for m in ups(node) + downs(node):
+                if m.id not in seed_ids and labels[row[m.id]] == old:
+                    labels[row[m.id]] = role
+                    todo.append(m)
+    numbers = {b: i for i, b in enumerate(sorted(set(blocks.values())))}  # attentions not decoded leave no gaps
+    return labels, {k: numbers[b] for k, b in blocks.items()}
+
+
+def infer_modules(graph: Graph, labels: list[str], blocks: dict[str, int] | None = None) -> Graph:
+    """A copy of ``graph`` whose nodes carry module paths rebuilt from ``labels`` (one role per node).
+
+    ``blocks`` (node id -> block index, from :func:`decode_roles`) places projections in blocks;
+    without it the residual adds among ``labels`` count the blocks off."""
     if len(labels) != len(graph.nodes):
         raise MadError(f"{len(labels)} labels for {len(graph.nodes)} nodes")
     out = graph.copy()
@@ -55,16 +171,19 @@ def infer_modules(graph: Graph, labels: list[str]) -> Graph:
         before = [seen_res[producers[i].id] + (role[producers[i].id] == "residual")
                   for i in node.inputs if i in producers]
         seen_res[node.id] = max(before, default=0)
-    seeds = [n for n in out.nodes if n.op in _MATMULS and _reads_weight(out, n) and (role[n.id] in _NAMES or
-                                                                                   role[n.id] == "lm_head")]
+    seeds = [n for n in _seeds(out) if role[n.id] in _NAMES or role[n.id] == "lm_head"]
     seed_ids = {n.id for n in seeds}
     attn_seeds = [n for n in seeds if role[n.id] in ("attn.q", "attn.qkv")]
     residuals = sum(r == "residual" for r in labels)
-    if not attn_seeds or not residuals or residuals % len(attn_seeds):
+    if blocks:
+        seeds = [n for n in seeds if n.id in blocks or role[n.id] == "lm_head"]
+        if not attn_seeds:
+            raise MadError("cannot rebuild the blocks of this unnamed graph: no query projection was found")
+    elif not attn_seeds or not residuals or residuals % len(attn_seeds):
         raise MadError(f"cannot rebuild the blocks of this unnamed graph: {len(attn_seeds)} query projections and "
                        f"{residuals} residual adds were found (expected one query projection and the same number "
                        "of residual adds per block)")
-    per_block = residuals // len(attn_seeds)
+    per_block = residuals // len(attn_seeds) if not blocks else 0
     taken: set[str] = set()
     renames: dict[str, str] = {}
     for seed in seeds:
@@ -72,7 +191,7 @@ def infer_modules(graph: Graph, labels: list[str]) -> Graph:
         if r == "lm_head":
             path = "lm_head"
         else:
-            block = seen_res[seed.id] // per_block
+            block = blocks[seed.id] if blocks else seen_res[seed.id] // per_block
             part = "self_attn" if r.startswith("attn.") else "mlp"
             path = f"layers.{block}.{part}.{_NAMES[r]}"
             out.modules.setdefault("layers", "ModuleList")

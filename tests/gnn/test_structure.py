@@ -59,3 +59,43 @@ def test_editing_an_unnamed_graph_needs_the_model(graphs, tmp_path, monkeypatch)
     with pytest.raises(MadError, match="no trained graph model at"):
         apply_program(blank, [{"op": "add_lora"}])
     learned._model.cache_clear()
+
+
+def _one_hot(labels, confuse=()):
+    """Probabilities that put 0.9 on each label; for roles in ``confuse`` (a, b) pairs, nodes of role a
+    lean (0.6) to a but give b 0.4, the kind of q/k doubt the learned model has."""
+    import torch
+
+    from gnn.data.labels import NODE_ROLES
+
+    probs = torch.full((len(labels), len(NODE_ROLES)), 0.1 / (len(NODE_ROLES) - 1))
+    for i, role in enumerate(labels):
+        probs[i, NODE_ROLES.index(role)] = 0.9
+    for a, b in confuse:
+        for i, role in enumerate(labels):
+            if role == a:
+                probs[i] = 0.0
+                probs[i, NODE_ROLES.index(a)], probs[i, NODE_ROLES.index(b)] = 0.4, 0.6
+    return probs
+
+
+@pytest.mark.parametrize("family, roles", [("llama", ["attn.q", "attn.v"]), ("gpt2", ["attn.qkv"])])
+def test_decoding_groups_projections_per_attention(graphs, tmp_path, family, roles):
+    """Joint decoding: when the model leans the wrong way on every key projection (its argmax says q, so
+    two queries per attention), each attention still gets one q and one k, and the blocks come from the
+    attentions alone (no residual labels needed)."""
+    from gnn.roles.structure import decode_roles
+
+    named, blank = _pair(graphs[family], tmp_path)
+    truth = node_roles(named)
+    labels = [r if r != "residual" else "other" for r in truth]
+    decoded, blocks = decode_roles(blank, _one_hot(labels, confuse=[("attn.k", "attn.q")]))
+    seeds = [n for n in blank.nodes if n.op == "onnx::MatMul" and truth[blank.nodes.index(n)] in ("attn.q", "attn.k")]
+    assert seeds or family == "gpt2"
+    assert [decoded[blank.nodes.index(n)] for n in seeds] == [truth[blank.nodes.index(n)] for n in seeds]
+    assert sorted(set(blocks.values())) == list(range(len(set(blocks.values()))))
+    rebuilt = infer_modules(blank, decoded, blocks)
+    program = [{"op": "add_lora", "target": {"layers": [-1], "roles": roles}}]
+    a, b = apply_program(named, program), apply_program(rebuilt, program)
+    assert a.diff.params_after - a.diff.params_before == b.diff.params_after - b.diff.params_before > 0
+    assert _added(named, a.graph) == _added(rebuilt, b.graph)
