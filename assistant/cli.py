@@ -6,6 +6,7 @@
     mad export GRAPH.json [--onnx OUT.onnx] [--explorer OUT.json] [--weights W.safetensors]
     mad edit SOURCE [--set K=V]... --program JSON_OR_FILE -o OUT.json [--onnx OUT.onnx] [--peft-config OUT.json]
     mad roles SOURCE [--json]
+    mad describe SOURCE [--set K=V]... [--json]
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -86,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labeler", choices=["auto", "rules", "learned"], default="auto",
                    help="rules (names, classes, structure) or learned (the graph transformer, no names; prints "
                         "confidences); auto: learned when the graph has no module paths")
+
+    p = sub.add_parser("describe", help="describe an architecture: kind, depth, width, attention, norm, "
+                                        "activation, positions, parameters, methods with papers (all read off the graph)")
+    _add_source(p)
+    p.add_argument("--json", action="store_true", help="print the facts as JSON")
 
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
     return parser
@@ -217,6 +223,16 @@ def _dispatch(args) -> int:
                 scores = [conf[p.removeprefix("node ")] for p in paths if conf.get(p.removeprefix("node "))]
                 low = f"  min confidence {min(scores):.2f}" if scores else ""
                 print(f"{role:16s} {len(paths):4d}  {', '.join(shown)}{more}{low}")
+        return 0
+    if args.command == "describe":
+        from assistant.describe import describe
+        from assistant.facts import facts
+        from gnn.roles import label
+
+        graph = _load(args)
+        labeler = "rules" if any(node.module for node in graph.nodes) else "learned"
+        found = facts(graph, label(graph, labeler))
+        print(json.dumps(found.to_dict(), indent=2) if args.json else describe(found))
         return 0
     if args.command == "edit":
         from gnn.edits import apply_program

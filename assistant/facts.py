@@ -1,0 +1,328 @@
+"""Facts about an architecture, read off its graph: what descriptions and answers are made of.
+
+Every fact comes from the graph (its ops, shapes, roles and the inputs it was traced
+with), never from a model card or from what the language model believes: depth is
+the number of repeated blocks, the width is the token embedding's output size, heads
+and KV heads are where queries and keys are split into heads (the same analysis
+``set_kv_heads`` uses), the norm and the activation are the ops their modules run.
+A fact the graph does not show is ``None`` and is said to be unknown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+from dataclasses import dataclass, field
+
+from gnn.ir.graph import Graph
+from gnn.roles import RoleMap, label
+
+CORPORA = pathlib.Path(__file__).resolve().parents[1] / "corpora"
+
+_LAYER_NORM_OPS = {"aten.native_layer_norm.default", "aten.layer_norm.default", "onnx::LayerNormalization"}
+_RMS_OPS = {"aten.rsqrt.default", "onnx::Sqrt", "aten.sqrt.default"}
+_MEAN_OPS = {"aten.mean.dim", "onnx::ReduceMean"}
+_ACT_OPS = {"aten.silu.default": "SiLU", "aten.relu.default": "ReLU", "aten.gelu.default": "GELU",
+            "aten.sigmoid.default": "sigmoid", "aten.tanh.default": "tanh", "aten.mish.default": "Mish",
+            "aten.elu.default": "ELU", "aten.hardswish.default": "hard swish", "onnx::Relu": "ReLU",
+            "onnx::Gelu": "GELU", "onnx::Sigmoid": "sigmoid", "onnx::Tanh": "tanh"}
+# transformers' activation modules by class name (those that trace into several primitive ops)
+_ACT_CLASSES = {"NewGELUActivation": "GELU (tanh approximation)", "GELUTanh": "GELU (tanh approximation)",
+                "PytorchGELUTanh": "GELU (tanh approximation)", "FastGELUActivation": "GELU (tanh approximation)",
+                "QuickGELUActivation": "QuickGELU", "GELUActivation": "GELU", "SiLUActivation": "SiLU",
+                "SiLU": "SiLU", "ReLUSquaredActivation": "squared ReLU", "ReLU": "ReLU", "GELU": "GELU",
+                "Tanh": "tanh", "MishActivation": "Mish", "Mish": "Mish"}
+
+
+@dataclass
+class Facts:
+    name: str
+    kind: str | None = None  # decoder, encoder, encoder-decoder, vision, audio, multimodal
+    layers: int = 0  # repeated blocks, all stacks
+    stacks: dict[str, int] = field(default_factory=dict)  # stack path -> blocks
+    hidden: int | None = None
+    vocab: int | None = None
+    heads: int | None = None
+    kv_heads: int | None = None
+    head_dim: int | None = None
+    attention: str | None = None  # multi-head, grouped-query, multi-query
+    fused_qkv: bool = False
+    norm: str | None = None  # RMSNorm, LayerNorm
+    norm_position: str | None = None  # pre-norm, post-norm
+    activation: str | None = None
+    gated_mlp: bool = False
+    mlp_hidden: int | None = None
+    positions: str | None = None  # rotary, learned absolute, relative bias, alibi, sinusoidal
+    tied_embeddings: bool = False
+    params: int = 0
+    trainable_params: int = 0
+    lora: bool = False
+    adapters: bool = False
+    methods: list[dict] = field(default_factory=list)  # corpus entries the graph shows: id, name, paper, arxiv, year
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@functools.cache
+def methods_corpus() -> dict[str, dict]:
+    return {e["id"]: e for e in json.loads((CORPORA / "methods.json").read_text())}
+
+
+def _ops_of(graph: Graph, paths) -> list[str]:
+    h = graph.hierarchy
+    out = []
+    for p in paths:
+        out.extend(graph.node_by_id[n].op for n in h[p].nodes)
+    return out
+
+
+def _out_dim(graph: Graph, path: str) -> int | None:
+    h = graph.hierarchy
+    outs = h[path].outputs
+    if not outs:
+        return None
+    shape = graph.values[outs[0]].concrete_shape(graph.dim_hints)
+    return int(shape[-1]) if shape else None
+
+
+def _first_block_paths(roles: RoleMap, role: str) -> list[str]:
+    """Composites with ``role`` in the first block that has any (else anywhere)."""
+    paths = roles.paths(role)
+    if not paths:
+        return []
+    first = roles.block_of(paths[0])
+    return [p for p in paths if roles.block_of(p) == first]
+
+
+def _norm_kind(ops: list[str]) -> str | None:
+    if any(op in _LAYER_NORM_OPS for op in ops):
+        return "LayerNorm"
+    if any(op in _RMS_OPS for op in ops) and any(op in _MEAN_OPS for op in ops):
+        # LayerNorm written out subtracts the mean first: a sub before the variance
+        return "LayerNorm" if any(op in ("aten.sub.Tensor", "onnx::Sub") for op in ops) else "RMSNorm"
+    return None
+
+
+def _written_out(ops: list[str]) -> str | None:
+    """Activations that trace into several primitive ops, known by their op pattern."""
+    muls = sum(op in ("aten.mul.Tensor", "onnx::Mul") for op in ops)
+    if any(op in ("aten.tanh.default", "onnx::Tanh") for op in ops) and muls >= 3:
+        return "GELU (tanh approximation)"  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+    if any(op in ("aten.erf.default", "onnx::Erf") for op in ops):
+        return "GELU"
+    if any(op in ("aten.sigmoid.default", "onnx::Sigmoid") for op in ops):
+        return "QuickGELU" if muls >= 2 else "SiLU"  # x sigmoid(1.702 x) / x sigmoid(x)
+    return None
+
+
+def _activation(graph: Graph, roles: RoleMap) -> str | None:
+    h = graph.hierarchy
+    for path in _first_block_paths(roles, "act"):
+        cls = h[path].module_class or ""
+        if cls in _ACT_CLASSES:
+            return _ACT_CLASSES[cls]
+        ops = _ops_of(graph, [path])
+        if (found := _written_out(ops)) is not None:
+            return found
+        for op in ops:
+            if op in _ACT_OPS:
+                return _ACT_OPS[op]
+    for node_id, rs in roles.nodes.items():
+        if "act" in rs:
+            node = graph.node_by_id[node_id]
+            if node.module and (found := _written_out([n.op for n in graph.nodes if n.module == node.module])):
+                return found
+            if node.op == "aten.gelu.default" and node.kwargs.get("approximate") == "tanh":
+                return "GELU (tanh approximation)"
+            if node.op in _ACT_OPS:
+                return _ACT_OPS[node.op]
+    return None
+
+
+def _attention(graph: Graph, roles: RoleMap) -> tuple[int | None, int | None, int | None]:
+    from gnn.edits.target import EditError
+    from gnn.edits.ops.kv_heads import _plan
+
+    for path in roles.paths("attn"):
+        try:
+            plan = _plan(graph, roles, path)
+        except (EditError, KeyError, IndexError, ValueError):
+            continue
+        return int(plan.heads), int(plan.kv_old), int(plan.head_dim)
+    return None, None, None
+
+
+def _positions(graph: Graph, roles: RoleMap) -> str | None:
+    if roles.paths("embed.positions") or _added_position_table(graph, roles):
+        return "learned absolute"
+    ops = {n.op for n in graph.nodes}
+    if {"aten.cos.default", "aten.sin.default"} <= ops or {"onnx::Cos", "onnx::Sin"} <= ops:
+        return "rotary" if _rotates_half(graph) else "sinusoidal"
+    if _linear_biases(graph):
+        return "alibi"
+    h = graph.hierarchy
+    for path in roles.paths("attn"):  # T5-style: a bucketed relative-position embedding inside attention
+        if any(graph.node_by_id[n].op in ("aten.embedding.default", "onnx::Gather") and
+               any(graph.values[i].kind == "parameter" for i in graph.node_by_id[n].inputs) for n in h[path].nodes):
+            return "relative bias"
+    return None
+
+
+def _added_position_table(graph: Graph, roles: RoleMap) -> bool:
+    """A trained table added to the embeddings before the first block (ViT's position embeddings):
+    an add reading a parameter shaped (1, positions, width)."""
+    order = {n.id: i for i, n in enumerate(graph.nodes)}
+    h = graph.hierarchy
+    starts = [min(order[n] for n in h[b].nodes) for b in roles.blocks if h[b].nodes]
+    if not starts:
+        return False
+    for node in graph.nodes[:min(starts)]:
+        if node.op in ("aten.add.Tensor", "onnx::Add"):
+            for i in node.inputs:
+                v = graph.values[i]
+                if v.kind == "parameter" and len(v.shape) == 3 and v.shape[0] == 1:
+                    return True
+    return False
+
+
+_PRODUCTS = {"aten.bmm.default", "aten.matmul.default", "aten.mm.default", "aten.baddbmm.default",
+             "aten.addmm.default", "onnx::MatMul", "onnx::Gemm"}
+_SOFTMAXES = {"aten._softmax.default", "aten._safe_softmax.default", "onnx::Softmax"}
+
+
+def _linear_biases(graph: Graph, limit: int = 60) -> bool:
+    """ALiBi (BLOOM, MPT): what is added to the attention scores before the softmax is built from
+    positions (arange, cumsum) and per-head slopes (a power), not looked up in a trained table."""
+    for soft in graph.nodes:
+        if soft.op not in _SOFTMAXES:
+            continue
+        seen, todo, found = set(), [soft], set()
+        while todo and len(seen) < limit:
+            n = todo.pop(0)
+            if n.id in seen:
+                continue
+            seen.add(n.id)
+            found.add(n.op)
+            if n.op in _PRODUCTS and n is not soft:
+                continue  # the score product itself: queries and keys lie behind it
+            todo += [graph.producers[i] for i in n.inputs if i in graph.producers]
+        if any(op.startswith("aten.pow.") or op == "onnx::Pow" for op in found) and \
+                any(op.startswith(("aten.arange", "aten.cumsum")) or op in ("onnx::Range", "onnx::CumSum")
+                    for op in found):
+            return True
+    return False
+
+
+def _rotates_half(graph: Graph) -> bool:
+    """RoPE's rotate_half: a negation concatenated with a slice of the same tensor."""
+    for node in graph.nodes:
+        if node.op in ("aten.cat.default", "onnx::Concat"):
+            producers = [graph.producers.get(i) for i in node.inputs]
+            if any(p is not None and p.op in ("aten.neg.default", "onnx::Neg") for p in producers):
+                return True
+    return False
+
+
+def _kind(graph: Graph) -> str | None:
+    from gnn.data.build import kind_of
+
+    inputs = graph.meta.get("example_inputs") or {}
+    cls = graph.meta.get("model_class")
+    if not inputs or not cls:
+        return None
+    return kind_of(",".join(inputs), cls)
+
+
+def _norm_position(graph: Graph, roles: RoleMap) -> str | None:
+    """Pre-norm when a block's first norm runs before its attention projections, post-norm after."""
+    h = graph.hierarchy
+    norms = _first_block_paths(roles, "norm.attn")
+    projections = [p for r in ("attn.q", "attn.qkv") for p in _first_block_paths(roles, r)]
+    if not norms or not projections:
+        return None
+    order = {n.id: i for i, n in enumerate(graph.nodes)}
+    first = lambda p: min((order[n] for n in h[p].nodes), default=None)  # noqa: E731
+    n, q = first(norms[0]), first(projections[0])
+    if n is None or q is None:
+        return None
+    return "pre-norm" if n < q else "post-norm"
+
+
+def facts(graph: Graph, roles: RoleMap | None = None) -> Facts:
+    roles = roles or label(graph, "rules")
+    h = graph.hierarchy
+    f = Facts(name=graph.meta.get("model_class") or graph.name, kind=_kind(graph),
+              params=graph.num_parameters, trainable_params=graph.num_trainable_parameters)
+    for block in roles.blocks:
+        stack = block.rpartition(".")[0]
+        f.stacks[stack] = f.stacks.get(stack, 0) + 1
+    f.layers = sum(f.stacks.values())
+    embeds = roles.paths("embed.tokens")
+    if embeds:
+        f.hidden = _out_dim(graph, embeds[0])
+        # the table the lookup reads (a shared table may be owned by another module)
+        weights = [i for n in h[embeds[0]].nodes for i in graph.node_by_id[n].inputs
+                   if graph.values[i].kind == "parameter" and len(graph.values[i].shape) == 2]
+        if weights:
+            f.vocab = int(graph.values[weights[0]].concrete_shape(graph.dim_hints)[0])
+    if f.hidden is None:  # no token embedding (vision, audio): the residual stream's width
+        outs = _first_block_paths(roles, "attn.o") or _first_block_paths(roles, "mlp.down")
+        f.hidden = _out_dim(graph, outs[0]) if outs else None
+    f.heads, f.kv_heads, f.head_dim = _attention(graph, roles)
+    if f.heads:
+        f.attention = ("multi-head" if f.kv_heads == f.heads else "multi-query" if f.kv_heads == 1
+                       else "grouped-query")
+    f.fused_qkv = bool(roles.paths("attn.qkv"))
+    norm_paths = [p for r in ("norm.attn", "norm.mlp") for p in _first_block_paths(roles, r)]
+    f.norm = _norm_kind(_ops_of(graph, norm_paths)) if norm_paths else None
+    f.norm_position = _norm_position(graph, roles)
+    f.activation = _activation(graph, roles)
+    f.gated_mlp = bool(roles.paths("mlp.gate"))
+    ups = _first_block_paths(roles, "mlp.up")
+    f.mlp_hidden = _out_dim(graph, ups[0]) if ups else None
+    f.positions = _positions(graph, roles)
+    tied = graph.meta.get("tied_parameters") or {}
+    heads = roles.paths("lm_head")
+    f.tied_embeddings = bool(tied) and bool(heads) and bool(embeds) and any(
+        p.startswith(heads[0] + ".") or p.startswith(embeds[0] + ".") for pair in tied.items() for p in pair)
+    modules = [n.module for n in graph.nodes if n.module]
+    f.lora = any(".lora_A" in m or ".lora_B" in m for m in modules)
+    f.adapters = any(e.get("op") == "insert_adapter" for e in graph.meta.get("edits", []))
+    f.methods = _methods(f)
+    return f
+
+
+def _methods(f: Facts) -> list[dict]:
+    corpus = methods_corpus()
+    ids = []
+    if f.attention:
+        ids.append({"multi-head": "multi_head_attention", "grouped-query": "grouped_query_attention",
+                    "multi-query": "multi_query_attention"}[f.attention])
+    if f.norm:
+        ids.append("rmsnorm" if f.norm == "RMSNorm" else "layernorm")
+    if f.norm_position:
+        ids.append("pre_ln" if f.norm_position == "pre-norm" else "post_ln")
+    if f.gated_mlp and f.activation == "SiLU":
+        ids.append("swiglu")
+    elif f.gated_mlp and f.activation and f.activation.startswith("GELU"):
+        ids.append("geglu")
+    elif f.gated_mlp:
+        ids.append("glu")
+    ids.append({"rotary": "rope", "learned absolute": "learned_position_embedding", "alibi": "alibi",
+                "relative bias": "t5_relative_position_bias", "sinusoidal": "sinusoidal_position_encoding",
+                None: None}[f.positions])
+    if f.tied_embeddings:
+        ids.append("tied_embeddings")
+    if f.lora:
+        ids.append("lora")
+    if f.adapters:
+        ids.append("houlsby_adapter")
+    out = []
+    for i in ids:
+        if i and i in corpus:
+            e = corpus[i]
+            out.append({"id": i, "name": e["name"], "paper": e["paper"], "arxiv": e["arxiv"], "year": e["year"]})
+    return out

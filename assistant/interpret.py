@@ -1,0 +1,168 @@
+"""From a request to a validated graph: prompt, constrained decoding, execution, one retry.
+
+1. The prompt (``prompts/edit.md`` and ``prompts/edit_user.md``) carries a one-line
+   outline of the graph (its facts), the methods the request names (retrieval over
+   the methods corpus, with what the engine can do for each) and the request.
+2. The answer is decoded under :func:`assistant.schema.answer_schema` with
+   lm-format-enforcer, so only well-formed answers come out: an edit program, a
+   question, or a refusal.
+3. A program runs through the edit engine and the result is validated.  If the
+   engine refuses it, its one-line reason goes back to the model for one more try;
+   a second failure is reported as it is, and the graph is left unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.facts import Facts, facts
+from gnn.ir.graph import Graph
+
+PROMPTS = pathlib.Path(__file__).resolve().parents[1] / "prompts"
+MIN_METHOD_SCORE = 0.45
+
+
+def outline(f: Facts) -> str:
+    """The graph's facts on one line, the way every prompt shows them."""
+    parts = [f.name, f.kind or "unknown kind", f"{f.layers} blocks (layers 0 to {max(f.layers - 1, 0)})"]
+    if f.hidden:
+        parts.append(f"width {f.hidden}")
+    if f.heads:
+        parts.append(f"{f.heads} heads, {f.kv_heads} kv heads" + (", fused qkv" if f.fused_qkv else ""))
+    if f.norm:
+        parts.append(f"{f.norm} {f.norm_position or ''}".strip())
+    if f.activation:
+        parts.append(f.activation + (" gated mlp" if f.gated_mlp else " mlp"))
+    if f.positions:
+        parts.append(f"{f.positions} positions")
+    if f.lora:
+        parts.append("has LoRA")
+    return " | ".join(parts)
+
+
+def methods_text(request: str, k: int = 2) -> str:
+    from assistant.retrieval import search
+
+    lines = []
+    for hit in search(request, k):
+        if hit.score < MIN_METHOD_SCORE:
+            continue
+        e = hit.entry
+        can = json.dumps(e["program"]["edits"], separators=(",", ":")) if e["program"] else f"no edit: {e['engine_note']}"
+        lines.append(f"{e['name']} -> {can}")
+    return "; ".join(lines) or "none named"
+
+
+@functools.cache
+def _prompt(name: str) -> str:
+    return (PROMPTS / name).read_text().strip()
+
+
+def messages(f: Facts, request: str, graph_placeholder: str = "", error: str | None = None,
+             previous: str | None = None) -> list[dict]:
+    user = _prompt("edit_user.md").format(outline=outline(f), graph=graph_placeholder or "(not shown)",
+                                          methods=methods_text(request), request=request)
+    out = [{"role": "system", "content": _prompt("edit.md")}, {"role": "user", "content": user}]
+    if error is not None:
+        out += [{"role": "assistant", "content": previous or ""},
+                {"role": "user", "content": f"The engine refused that: {error} Answer again."}]
+    return out
+
+
+def tokenizer_data(tokenizer):
+    """lm-format-enforcer's view of a tokenizer: each regular token's text, and whether it starts a word.
+
+    (lm-format-enforcer's own transformers integration imports a module transformers 5 moved;
+    this is the same table, built from the tokenizer the same way.)"""
+    from lmformatenforcer import TokenEnforcerTokenizerData
+
+    zero = tokenizer.encode("0", add_special_tokens=False)[-1]
+    special = set(tokenizer.all_special_ids)
+    regular = []
+    for i in range(len(tokenizer)):
+        if i in special:
+            continue
+        after_zero = tokenizer.decode([zero, i])[1:]  # "0" first: a word-start token keeps its leading space
+        regular.append((i, after_zero, len(after_zero) > len(tokenizer.decode([i]))))
+    decode = lambda tokens: tokenizer.decode(tokens).rstrip("\ufffd")  # noqa: E731
+    return TokenEnforcerTokenizerData(regular, decode, tokenizer.eos_token_id, False, len(tokenizer))
+
+
+@dataclass
+class Outcome:
+    action: str  # edit | ask | refuse | failed
+    message: str  # what to tell the user
+    program: dict | None = None
+    result: Any = None  # gnn.edits.EditResult for a done edit
+    answers: list[str] = field(default_factory=list)  # the model's raw answers, one per try
+    seconds: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.action == "edit" and self.result is not None
+
+
+class Assistant:
+    """The language model behind requests; ``llm`` is a path or cached hub id (default SmolLM2-135M-Instruct)."""
+
+    def __init__(self, llm: str | None = None, max_new_tokens: int = 120, log=print):
+        from assistant.llm import load
+
+        self.model, self.tokenizer = load(llm, log=log)
+        self.max_new_tokens = max_new_tokens
+
+    @functools.cached_property
+    def _tokenizer_data(self):
+        return tokenizer_data(self.tokenizer)
+
+    def generate(self, chat: list[dict]) -> str:
+        """The model's answer to ``chat``, decoded under the answer schema (greedy)."""
+        import torch
+        from lmformatenforcer import JsonSchemaParser, TokenEnforcer
+
+        from assistant.schema import answer_schema
+
+        ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        enforcer = TokenEnforcer(self._tokenizer_data, JsonSchemaParser(answer_schema()))
+        allowed = lambda batch_id, sent: enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens  # noqa: E731
+        with torch.no_grad():
+            out = self.model.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                      prefix_allowed_tokens_fn=allowed, pad_token_id=self.tokenizer.pad_token_id)
+        return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    def interpret(self, graph: Graph, request: str, tries: int = 2) -> Outcome:
+        from gnn.edits import apply_program
+        from gnn.edits.target import EditError
+
+        start = time.perf_counter()
+        f = facts(graph)
+        answers: list[str] = []
+        error = None
+        for _ in range(tries):
+            raw = self.generate(messages(f, request, error=error, previous=answers[-1] if answers else None))
+            answers.append(raw)
+            try:
+                answer = json.loads(raw)
+            except json.JSONDecodeError:  # the token budget ran out mid-answer
+                error = "the answer was cut off; give a shorter one."
+                continue
+            if answer["action"] == "ask":
+                return Outcome("ask", answer["question"], answers=answers, seconds=time.perf_counter() - start)
+            if answer["action"] == "refuse":
+                return Outcome("refuse", answer["reason"], answers=answers, seconds=time.perf_counter() - start)
+            program = {"edits": answer["edits"]}
+            try:
+                result = apply_program(graph, program)
+            except EditError as e:
+                error = str(e)
+                continue
+            return Outcome("edit", str(result.diff), program=program, result=result, answers=answers,
+                           seconds=time.perf_counter() - start)
+        return Outcome("failed", f"could not turn that into a valid edit: {error}", answers=answers,
+                       seconds=time.perf_counter() - start)

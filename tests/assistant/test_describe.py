@@ -1,0 +1,110 @@
+"""`mad describe`: every fact in a description is checked against the Hugging Face config, the real
+model's parameters and what transformers' code for the family does (issue 5, section 5)."""
+
+import re
+
+import pytest
+import torch
+import transformers
+
+from assistant.describe import describe
+from assistant.facts import facts
+from tests.conftest import TINY
+
+# What each family's transformers code does (norm, activation, positions, kind, fused q/k/v, gated MLP,
+# pre/post norm, tied embeddings): known from the modelling files, not from the graph.
+KNOWN = {
+    "llama": ("RMSNorm", "SiLU", "rotary", "decoder-only", False, True, "pre-norm", False),
+    "mistral": ("RMSNorm", "SiLU", "rotary", "decoder-only", False, True, "pre-norm", False),
+    "gpt2": ("LayerNorm", "GELU (tanh approximation)", "learned absolute", "decoder-only", True, False, "pre-norm", True),
+    "bert": ("LayerNorm", "GELU", "learned absolute", "encoder-only", False, False, "post-norm", True),
+    "t5": ("RMSNorm", "ReLU", "relative", "encoder-decoder", False, False, "pre-norm", True),
+    "vit": ("LayerNorm", "GELU", "learned absolute", "vision", False, False, "pre-norm", False),
+    "whisper": ("LayerNorm", "GELU", "learned absolute", "encoder-decoder", False, False, "pre-norm", True),
+    "bloom": ("LayerNorm", "GELU (tanh approximation)", "ALiBi", "decoder-only", True, False, "pre-norm", True),
+}
+POSITIONS = {"rotary": "rotary embeddings", "learned absolute": "learned absolute position embedding",
+             "relative": "relative-position bias", "ALiBi": "(ALiBi)"}
+
+
+def _truth(graph, family):
+    config = transformers.AutoConfig.for_model(family, **TINY[family])
+    layers = config.num_hidden_layers
+    if family == "t5":
+        layers = config.num_layers + config.num_decoder_layers
+    if family == "whisper":
+        layers = config.encoder_layers + config.decoder_layers
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "d_kv", None) or config.hidden_size // heads
+    with torch.device("meta"):
+        model = getattr(transformers, graph.meta["model_class"])(config)
+    params = sum(p.numel() for p in model.parameters())  # shared (tied) tensors once
+    return dict(layers=layers, width=config.hidden_size, heads=heads, kv=kv, head_dim=head_dim, params=params,
+                vocab=getattr(config, "vocab_size", None))
+
+
+def _parse(text):
+    grab = lambda pattern: (m.group(1) if (m := re.search(pattern, text)) else None)  # noqa: E731
+    num = lambda s: int(s.replace(",", "")) if s else None  # noqa: E731
+    heads = grab(r"(\d+) query heads") or grab(r"multi-head attention with (\d+) heads")
+    kv = grab(r"share (\d+) key/value head")
+    return dict(
+        layers=num(grab(r"with (\d+) repeated blocks")), width=num(grab(r"width (\d+)")),
+        vocab=num(grab(r"vocabulary of ([\d,]+) tokens")), heads=num(heads),
+        kv=num(kv) if kv else num(heads), head_dim=num(grab(r"head size (\d+)")),
+        params=num(grab(r"Parameters: ([\d,]+)")), norm=grab(r"Normalization: (\w+)"),
+        activation=grab(r"\bwith ([^,]+), inner width"), inner=num(grab(r"inner width (\d+)")),
+        kind=grab(r" is an? ([\w-]+(?: transformer| model))"),
+        fused="one fused q/k/v projection" in text, gated="gated feed-forward" in text,
+        norm_position=grab(r"\((pre-norm|post-norm)\)"), tied="embeddings tied" in text,
+    )
+
+
+@pytest.mark.parametrize("family", sorted(KNOWN))
+def test_every_fact_in_a_description_is_true(graphs, family):
+    graph = graphs[family]
+    text = describe(facts(graph))
+    got, truth = _parse(text), _truth(graph, family)
+    norm, act, positions, kind, fused, gated, norm_position, tied = KNOWN[family]
+    assert got["layers"] == truth["layers"], text
+    assert got["width"] == truth["width"], text
+    assert got["heads"] == truth["heads"] and got["kv"] == truth["kv"] and got["head_dim"] == truth["head_dim"], text
+    assert got["params"] == truth["params"], text
+    if got["vocab"] is not None:
+        assert got["vocab"] == truth["vocab"], text
+    assert got["norm"] == norm and got["activation"] == act, text
+    assert POSITIONS[positions] in text, text
+    assert got["kind"].startswith(kind), text
+    assert (got["fused"], got["gated"], got["norm_position"], got["tied"]) == (fused, gated, norm_position, tied), text
+    attention = "grouped-query" if 1 < truth["kv"] < truth["heads"] else "multi-query" if truth["kv"] == 1 else \
+        "multi-head"
+    assert f"{attention} attention" in text
+    for m in facts(graph).methods:  # references come from the methods corpus
+        assert m["paper"] in text and (m["arxiv"] is None or m["arxiv"] in text)
+
+
+def test_edits_show_in_the_description(graphs):
+    from gnn.edits import apply_program
+
+    edited = apply_program(graphs["llama"], [{"op": "set_kv_heads", "kv_heads": 1}, {"op": "add_lora"}]).graph
+    text = describe(facts(edited))
+    assert "multi-query attention: 4 query heads share 1 key/value head" in text
+    assert "LoRA adapters" in text and "LoRA: \"LoRA: Low-Rank Adaptation of Large Language Models\"" in text
+    trainable = int(re.search(r"\(([\d,]+) trainable\)", text).group(1).replace(",", ""))
+    assert trainable == edited.num_trainable_parameters < edited.num_parameters
+
+
+def test_mad_describe(capsys):
+    from assistant.cli import run
+
+    sets = [a for k, v in TINY["mistral"].items() for a in ("--set", f"{k}={v}")]
+    assert run(["describe", "hf:mistral", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "MistralForCausalLM is a decoder-only transformer with 2 repeated blocks, width 64" in out
+    assert run(["describe", "hf:mistral", *sets, "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["kv_heads"] == 2
+    assert run(["describe", "hf:not-a-model"]) == 2
+    assert "not-a-model" in capsys.readouterr().err
