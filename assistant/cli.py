@@ -4,9 +4,11 @@
     mad summary SOURCE [--set K=V]... [--json]
     mad validate SOURCE
     mad export GRAPH.json [--onnx OUT.onnx] [--explorer OUT.json] [--weights W.safetensors]
-    mad edit SOURCE [--set K=V]... --program JSON_OR_FILE -o OUT.json [--onnx OUT.onnx] [--peft-config OUT.json]
+    mad edit SOURCE [--set K=V]... (--program JSON_OR_FILE | --request TEXT) -o OUT.json [--onnx OUT.onnx]
+             [--peft-config OUT.json] [--llm PATH_OR_ID]
     mad roles SOURCE [--json]
     mad describe SOURCE [--set K=V]... [--json]
+    mad ask SOURCE [--set K=V]... "QUESTION"
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -28,6 +30,7 @@ def _quiet() -> None:
     """Library chatter (deprecations, tracing notes) is not for the command's user."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' weight-loading bars too
     warnings.filterwarnings("ignore")
     import logging
 
@@ -75,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("edit", help="apply an edit program and write the edited graph")
     _add_source(p)
-    p.add_argument("--program", required=True, metavar="JSON_OR_FILE",
-                   help='an edit program, e.g. \'{"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}]}\', or a file holding one')
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--program", metavar="JSON_OR_FILE",
+                     help='an edit program, e.g. \'{"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}]}\', or a file holding one')
+    how.add_argument("--request", metavar="TEXT", help='a request in words, e.g. "add LoRA to the last layer": the '
+                                                      "language model turns it into a program (or asks back)")
+    p.add_argument("--llm", metavar="PATH_OR_ID", help="the language model for --request (default: SmolLM2-135M-Instruct)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="edited graph JSON to write")
     p.add_argument("--peft-config", metavar="OUT.json", help="also write the equivalent peft LoraConfig (add_lora)")
     _add_exports(p)
@@ -92,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "activation, positions, parameters, methods with papers (all read off the graph)")
     _add_source(p)
     p.add_argument("--json", action="store_true", help="print the facts as JSON")
+
+    p = sub.add_parser("ask", help="answer a question about an architecture from its graph")
+    _add_source(p)
+    p.add_argument("question", help='e.g. "how many KV heads?"')
 
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
     return parser
@@ -234,13 +245,33 @@ def _dispatch(args) -> int:
         found = facts(graph, label(graph, labeler))
         print(json.dumps(found.to_dict(), indent=2) if args.json else describe(found))
         return 0
+    if args.command == "ask":
+        from assistant.ask import ask
+        from assistant.facts import facts
+        from gnn.roles import label
+
+        graph = _load(args)
+        text, key = ask(facts(graph, label(graph, "rules" if any(n.module for n in graph.nodes) else "learned")),
+                        args.question)
+        print(text)
+        return 0 if key else 1
     if args.command == "edit":
         from gnn.edits import apply_program
         from gnn.errors import MadError
 
-        program = _read_program(args.program)
         graph = _load(args)
-        result = apply_program(graph, program)
+        if args.request is not None:
+            from assistant.interpret import Assistant
+
+            outcome = Assistant(args.llm, log=lambda m: print(m, file=sys.stderr)).interpret(graph, args.request)
+            if not outcome.done:
+                label_ = {"ask": "question", "refuse": "cannot do that", "failed": "error"}[outcome.action]
+                print(f"{label_}: {outcome.message}")
+                return 1
+            print("program: " + json.dumps(outcome.program))
+            result = outcome.result
+        else:
+            result = apply_program(graph, _read_program(args.program))
         outputs = _exports(args, {"json": args.output})
         if args.peft_config:
             if "peft_config" not in result.extras:
