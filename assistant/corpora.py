@@ -1,0 +1,129 @@
+"""Build the architecture corpus: facts and a description of every model type, from its graph.
+
+    python -m assistant.corpora [--types llama gpt2 ...] [--workers 2]
+
+Each model type in ``gnn/data/splits.json`` is imported from its default config (the
+real depth and width, on the meta device), its facts read off the graph
+(:mod:`assistant.facts`) and described (:mod:`assistant.describe`); with the shipped
+graph model, its composite embeddings (the graph tokens) are kept beside it in the
+cache.  Per type results go to ``~/.cache/mad/corpora`` (resumable); the corpus,
+``corpora/architectures.jsonl``, is written at the end (temporary file, then rename),
+one line per type with its family and split, sorted by type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import signal
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpora" / "architectures.jsonl"
+TIMEOUT = 300
+
+
+def cache_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("MAD_CACHE", pathlib.Path.home() / ".cache" / "mad")) / "corpora"
+
+
+def _alarm(signum, frame):
+    raise TimeoutError(f"took longer than {TIMEOUT} s")
+
+
+def build_one(model_type: str) -> dict:
+    """Facts, description and graph tokens of one model type (an ``error`` line if it cannot be imported)."""
+    import torch
+
+    from assistant.describe import describe
+    from assistant.facts import facts
+    from gnn.data.build import family_of, load_splits
+    from gnn.errors import describe as describe_error
+    from gnn.importers.hf import HFOptions, import_hf
+
+    torch.set_num_threads(1)
+    info = load_splits()["types"][model_type]
+    row = {"model_type": model_type, "family": family_of(model_type), "split": info["split"]}
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(TIMEOUT)
+    try:
+        graph = import_hf(f"hf:{model_type}", HFOptions(seq_len=16))
+        f = facts(graph)
+        row.update(facts=f.to_dict(), description=describe(f))
+        tokens = graph_tokens(graph)
+        if tokens is not None:
+            torch.save(tokens, cache_dir() / f"{model_type}.tokens.pt")
+    except Exception as e:  # noqa: BLE001 - recorded, not fatal: the corpus says which types it lacks
+        row["error"] = describe_error(e)
+    finally:
+        signal.alarm(0)
+    return row
+
+
+def graph_tokens(graph):
+    """The shipped graph model's composite embeddings for ``graph`` (None without a checkpoint)."""
+    import torch
+
+    from gnn.roles.learned import CHECKPOINT, _model, checkpoint_path
+    from gnn.tokens import OpVocab, tokenize
+
+    if not (CHECKPOINT / "model.safetensors").exists():
+        return None
+    model, meta = _model(checkpoint_path())
+    tokens = tokenize(graph, OpVocab(meta["ops"]), walk_steps=model.config.walk_steps)
+    with torch.no_grad():
+        x = model.encode(tokens.to_data())
+        return model.composite_tokens(x, tokens.composite).half()
+
+
+def _work(model_type: str) -> dict:
+    out = cache_dir() / f"{model_type}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    start = time.perf_counter()
+    row = build_one(model_type)
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row))
+    os.replace(tmp, out)
+    return row
+
+
+def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathlib.Path:
+    import multiprocessing as mp
+
+    from gnn.data.build import load_splits
+
+    every = sorted(load_splits()["types"])
+    wanted = types or every
+    unknown = [t for t in wanted if t not in every]
+    if unknown:
+        raise SystemExit(f"not in gnn/data/splits.json: {', '.join(unknown)}")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with mp.get_context("spawn").Pool(workers, maxtasksperchild=8) as pool:
+        for i, row in enumerate(pool.imap_unordered(_work, wanted), 1):
+            log(f"[{i}/{len(wanted)}] {row['model_type']}: " + (f"error: {row['error']}" if "error" in row
+                                                                 else f"{row['facts']['layers']} blocks"))
+    rows = [json.loads((cache_dir() / f"{t}.json").read_text()) for t in every if (cache_dir() / f"{t}.json").exists()]
+    tmp = CORPUS.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "seconds"}) + "\n" for r in rows))
+    os.replace(tmp, CORPUS)
+    return CORPUS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--types", nargs="+", metavar="MODEL_TYPE", help="only these model types")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    out = build(args.types, args.workers)
+    lines = out.read_text().splitlines()
+    print(f"{sum('error' not in json.loads(x) for x in lines)} of {len(lines)} architectures described in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
