@@ -108,33 +108,78 @@ class Outcome:
 
 
 class Assistant:
-    """The language model behind requests; ``llm`` is a path or cached hub id (default SmolLM2-135M-Instruct)."""
+    """The language model behind requests; ``llm`` is a path or cached hub id (default SmolLM2-135M-Instruct).
 
-    def __init__(self, llm: str | None = None, max_new_tokens: int = 120, log=print):
+    ``adapter`` is a folder written by ``python -m assistant.train_llm`` (default: the shipped
+    ``assistant/adapter`` when it exists; ``None`` for the base model): its LoRA weights are loaded
+    with peft and, if it was trained with graph tokens, its projector puts the graph model's
+    composite embeddings at the prompt's ``<graph>`` placeholders."""
+
+    def __init__(self, llm: str | None = None, adapter: str | pathlib.Path | None | bool = True,
+                 max_new_tokens: int = 120, log=print):
         from assistant.llm import load
+        from assistant.train_llm import ADAPTER
 
-        self.model, self.tokenizer = load(llm, log=log)
+        if adapter is True:
+            adapter = ADAPTER if (ADAPTER / "adapter_config.json").exists() else None
+        self.projector = None
+        self.graph_id = None
+        if adapter:
+            self.model, self.tokenizer = self._with_adapter(llm, pathlib.Path(adapter), log)
+        else:
+            self.model, self.tokenizer = load(llm, log=log)
+        self.adapter = adapter or None
         self.max_new_tokens = max_new_tokens
+
+    def _with_adapter(self, llm, adapter: pathlib.Path, log):
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        from assistant.llm import load
+        from assistant.train_llm import Projector, add_graph_token
+        from gnn.errors import MadError
+
+        if not (adapter / "adapter_config.json").exists():
+            raise MadError(f"`{adapter}` is not an adapter folder (no adapter_config.json); build one with "
+                           "`python -m assistant.train_llm`")
+        base, tokenizer = load(llm, log=log, fresh=True)
+        model = PeftModel.from_pretrained(base, str(adapter)).eval()
+        meta = json.loads((adapter / "graph_tokens.json").read_text())
+        if meta.get("graph_tokens"):
+            self.graph_id = add_graph_token(tokenizer)
+            self.projector = Projector(meta["d_graph"], base.config.hidden_size)
+            self.projector.load_state_dict(load_file(str(adapter / "projector.safetensors")))
+            self.projector.eval()
+        return model, tokenizer
 
     @functools.cached_property
     def _tokenizer_data(self):
         return tokenizer_data(self.tokenizer)
 
-    def generate(self, chat: list[dict]) -> str:
-        """The model's answer to ``chat``, decoded under the answer schema (greedy)."""
+    def generate(self, chat: list[dict], graph_tokens=None) -> str:
+        """The model's answer to ``chat``, decoded under the answer schema (greedy); ``graph_tokens``
+        (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
         import torch
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
 
         from assistant.schema import answer_schema
+        from assistant.train_llm import embed_with_graph
 
         ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
         enforcer = TokenEnforcer(self._tokenizer_data, JsonSchemaParser(answer_schema()))
         allowed = lambda batch_id, sent: enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens  # noqa: E731
+        kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=False, prefix_allowed_tokens_fn=allowed,
+                      pad_token_id=self.tokenizer.pad_token_id)
         with torch.no_grad():
-            out = self.model.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                      prefix_allowed_tokens_fn=allowed, pad_token_id=self.tokenizer.pad_token_id)
-        return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+            if self.projector is not None and graph_tokens is not None:
+                embeds = embed_with_graph(self.model, ids["input_ids"], self.graph_id, [graph_tokens], self.projector)
+                out = self.model.generate(inputs_embeds=embeds, attention_mask=ids["attention_mask"], **kwargs)
+                new = out[0]  # with embeddings as input, generate returns only the new tokens
+            else:
+                out = self.model.generate(**ids, **kwargs)
+                new = out[0, ids["input_ids"].shape[1]:]
+        return self.tokenizer.decode(new, skip_special_tokens=True).strip()
 
     def interpret(self, graph: Graph, request: str, tries: int = 2) -> Outcome:
         from gnn.edits import apply_program
@@ -142,10 +187,19 @@ class Assistant:
 
         start = time.perf_counter()
         f = facts(graph)
+        tokens, placeholder = None, ""
+        if self.projector is not None:
+            from assistant.corpora import graph_tokens
+            from assistant.train_llm import graph_placeholder
+
+            tokens = graph_tokens(graph)
+            placeholder = graph_placeholder(len(tokens)) if tokens is not None else ""
         answers: list[str] = []
         error = None
         for _ in range(tries):
-            raw = self.generate(messages(f, request, error=error, previous=answers[-1] if answers else None))
+            chat = messages(f, request, graph_placeholder=placeholder, error=error,
+                            previous=answers[-1] if answers else None)
+            raw = self.generate(chat, tokens) if tokens is not None else self.generate(chat)
             answers.append(raw)
             try:
                 answer = json.loads(raw)

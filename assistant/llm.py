@@ -91,8 +91,7 @@ def resolve(llm: str | None = None, log=print) -> pathlib.Path | str:
     return llm
 
 
-@functools.cache
-def _load(where: str, dtype: str):
+def _load_fresh(where: str, dtype: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -107,6 +106,10 @@ def _load(where: str, dtype: str):
     return model.eval(), tokenizer
 
 
-def load(llm: str | None = None, dtype: str = "float32", log=print):
-    """``(model, tokenizer)`` for ``llm`` (default SmolLM2-135M-Instruct), cached per process."""
-    return _load(str(resolve(llm, log)), dtype)
+_load = functools.cache(_load_fresh)
+
+
+def load(llm: str | None = None, dtype: str = "float32", log=print, fresh: bool = False):
+    """``(model, tokenizer)`` for ``llm`` (default SmolLM2-135M-Instruct), cached per process unless ``fresh``
+    (a model an adapter will be injected into must not be the shared one)."""
+    return (_load_fresh if fresh else _load)(str(resolve(llm, log)), dtype)

@@ -1,0 +1,261 @@
+"""LoRA-tune the language model on instruction data, with graph tokens as in InstructGLM.
+
+    python -m assistant.train_llm                 # the shipped adapter, assistant/adapter
+    python -m assistant.train_llm --no-graph-tokens --out /tmp/no-graph   # the ablation
+    accelerate launch -m assistant.train_llm      # the same on GPUs
+
+Each prompt carries the graph's one-line outline and ``<graph>`` placeholders, one per
+composite of the graph (a block, an embedding, a head); the graph model's composite
+embeddings, projected by a trained two-layer MLP into the language model's embedding
+space, take the placeholders' places.  LoRA (peft's defaults for the model type: rank
+8 on ``q_proj``/``v_proj`` for SmolLM2) and the projector train together; only the
+answer's tokens are scored.  The adapter is saved in peft's format
+(``adapter_config.json`` + ``adapter_model.safetensors``) with ``projector.safetensors``
+and ``graph_tokens.json`` beside it.
+
+Training data: the instruction examples (:mod:`assistant.instructions`) of every model
+type of the training families in the architecture corpus (``python -m
+assistant.corpora``), without the held-out phrasings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pathlib
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ADAPTER = ROOT / "assistant" / "adapter"
+GRAPH_TOKEN = "<graph>"
+MAX_GRAPH_TOKENS = 48
+
+
+@dataclass
+class LLMTrainConfig:
+    llm: str | None = None
+    steps: int = 600
+    batch_size: int = 4
+    lr: float = 2e-4
+    graph_tokens: bool = True
+    examples_per_type: int = 24
+    seed: int = 0
+    max_length: int = 512
+    out: str = str(ADAPTER)
+
+
+class Projector(nn.Module):
+    """Graph-model composite embeddings -> the language model's embedding space."""
+
+    def __init__(self, d_graph: int, d_model: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_graph, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def graph_placeholder(n: int) -> str:
+    return GRAPH_TOKEN * min(n, MAX_GRAPH_TOKENS)
+
+
+def pool_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """At most :data:`MAX_GRAPH_TOKENS` graph tokens: longer runs are averaged in even groups."""
+    if len(tokens) <= MAX_GRAPH_TOKENS:
+        return tokens
+    groups = torch.arange(len(tokens)) * MAX_GRAPH_TOKENS // len(tokens)
+    out = torch.zeros(MAX_GRAPH_TOKENS, tokens.shape[1], dtype=tokens.dtype)
+    out.index_add_(0, groups, tokens)
+    return out / torch.bincount(groups, minlength=MAX_GRAPH_TOKENS).unsqueeze(1).to(tokens.dtype)
+
+
+def add_graph_token(tokenizer) -> int:
+    if GRAPH_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [GRAPH_TOKEN]})
+    return tokenizer.convert_tokens_to_ids(GRAPH_TOKEN)
+
+
+def embed_with_graph(model, ids: torch.Tensor, graph_id: int, graph: list[torch.Tensor | None],
+                     projector: Projector | None) -> torch.Tensor:
+    """Input embeddings for ``ids`` (B, T) with each row's placeholders replaced by its projected graph tokens."""
+    embed = model.get_input_embeddings()
+    mask = ids == graph_id
+    x = embed(ids.masked_fill(mask, 0))
+    if projector is None or not mask.any():
+        return x
+    rows = []
+    for b, tokens in enumerate(graph):
+        n = int(mask[b].sum())
+        if n:
+            rows.append(projector(pool_tokens(tokens.float())[:n].to(x.device)).to(x.dtype))
+    return x.masked_scatter(mask.unsqueeze(-1), torch.cat(rows))
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def load_corpus() -> list[dict]:
+    from assistant.corpora import CORPUS, cache_dir
+
+    if not CORPUS.exists():
+        raise SystemExit("no architecture corpus: build it with `python -m assistant.corpora`")
+    rows = [json.loads(line) for line in CORPUS.read_text().splitlines()]
+    for r in rows:
+        path = cache_dir() / f"{r['model_type']}.tokens.pt"
+        r["tokens"] = torch.load(path) if path.exists() else None
+    return [r for r in rows if "facts" in r]
+
+
+def make_examples(rows: list[dict], split: str, held_out: bool, per_type: int, seed: int) -> list[dict]:
+    """Prompt pieces and answers for ``split``'s types; held-out phrasings only, or none of them."""
+    from assistant.facts import Facts
+    from assistant.instructions import examples_for
+
+    out = []
+    for r in rows:
+        if r["split"] != split:
+            continue
+        f = Facts(**r["facts"])
+        rng = random.Random(f"{seed}-{r['model_type']}")
+        chosen = [e for e in examples_for(f, rng) if e.held_out_phrasing == held_out]
+        rng.shuffle(chosen)
+        for e in chosen[:per_type]:
+            out.append({"model_type": r["model_type"], "facts": f, "tokens": r["tokens"], "request": e.request,
+                        "intent": e.intent, "answer": e.answer})
+    return out
+
+
+def encode(tokenizer, example: dict, graph_tokens: bool, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids of prompt + answer and labels scoring the answer only."""
+    from assistant.interpret import messages
+
+    n = len(example["tokens"]) if graph_tokens and example["tokens"] is not None else 0
+    chat = messages(example["facts"], example["request"], graph_placeholder=graph_placeholder(n))
+    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    answer = json.dumps(example["answer"], separators=(",", ":")) + tokenizer.eos_token
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = (p + a)[:max_length]
+    labels = ([-100] * len(p) + a)[:max_length]
+    return torch.tensor(ids), torch.tensor(labels)
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: bool = True):
+    from accelerate import Accelerator
+    from peft import LoraConfig, get_peft_model
+    from tqdm import tqdm
+
+    from assistant.llm import load
+
+    torch.manual_seed(cfg.seed)
+    accelerator = Accelerator()
+    base, tokenizer = load(cfg.llm, log=print)
+    graph_id = add_graph_token(tokenizer)
+    if examples is None:
+        examples = make_examples(load_corpus(), "train", False, cfg.examples_per_type, cfg.seed)
+    if not examples:
+        raise SystemExit("no training examples")
+    model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM"))  # peft's default targets and rank
+    d_graph = next((len(e["tokens"][0]) for e in examples if e["tokens"] is not None), 96)
+    projector = Projector(d_graph, base.config.hidden_size) if cfg.graph_tokens else None
+    params = [p for p in model.parameters() if p.requires_grad] + (list(projector.parameters()) if projector else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr)
+    warmup = max(1, cfg.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.steps))))
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+    if projector is not None:
+        projector = accelerator.prepare(projector)
+    encoded = [encode(tokenizer, e, cfg.graph_tokens, cfg.max_length) for e in examples]
+    rng = random.Random(cfg.seed)
+    order: list[int] = []
+    history = []
+    model.train()
+    bar = tqdm(range(cfg.steps), disable=not (progress and accelerator.is_main_process), desc="train llm")
+    start = time.perf_counter()
+    for step in bar:
+        if len(order) < cfg.batch_size:
+            order += rng.sample(range(len(examples)), len(examples))
+        batch, order = order[:cfg.batch_size], order[cfg.batch_size:]
+        length = max(len(encoded[i][0]) for i in batch)
+        ids = torch.full((len(batch), length), tokenizer.pad_token_id)
+        labels = torch.full((len(batch), length), -100)
+        attention = torch.zeros((len(batch), length), dtype=torch.long)
+        for row, i in enumerate(batch):
+            x, y = encoded[i]
+            ids[row, :len(x)], labels[row, :len(y)], attention[row, :len(x)] = x, y, 1
+        ids, labels, attention = ids.to(accelerator.device), labels.to(accelerator.device), attention.to(accelerator.device)
+        embeds = embed_with_graph(model, ids, graph_id, [examples[i]["tokens"] for i in batch], projector)
+        loss = model(inputs_embeds=embeds, attention_mask=attention, labels=labels).loss
+        opt.zero_grad()
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        history.append(round(loss.item(), 4))
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    seconds = round(time.perf_counter() - start, 1)
+    if cfg.out and accelerator.is_main_process:
+        save(accelerator.unwrap_model(model), accelerator.unwrap_model(projector) if projector else None,
+             tokenizer, cfg, {"loss": history, "seconds": seconds, "examples": len(examples)})
+    return model, projector, history
+
+
+def save(model, projector, tokenizer, cfg: LLMTrainConfig, log: dict) -> None:
+    """The adapter in peft's format, the projector and the run's record, written to a temporary folder first."""
+    import os
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    out = pathlib.Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        model.save_pretrained(tmp)
+        if projector is not None:
+            save_file({k: v.contiguous() for k, v in projector.state_dict().items()}, str(tmp / "projector.safetensors"))
+        (tmp / "graph_tokens.json").write_text(json.dumps({
+            "token": GRAPH_TOKEN, "max_tokens": MAX_GRAPH_TOKENS, "graph_tokens": cfg.graph_tokens,
+            "d_graph": projector.net[0].in_features if projector is not None else None,
+            "train": dataclasses.asdict(cfg), "loss": log["loss"], "seconds": log["seconds"],
+            "examples": log["examples"]}, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--llm")
+    parser.add_argument("--steps", type=int, default=LLMTrainConfig.steps)
+    parser.add_argument("--batch-size", type=int, default=LLMTrainConfig.batch_size)
+    parser.add_argument("--lr", type=float, default=LLMTrainConfig.lr)
+    parser.add_argument("--no-graph-tokens", dest="graph_tokens", action="store_false")
+    parser.add_argument("--examples-per-type", type=int, default=LLMTrainConfig.examples_per_type)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ADAPTER))
+    args = parser.parse_args(argv)
+    cfg = LLMTrainConfig(**vars(args))
+    _, _, history = train(cfg)
+    print(json.dumps({"steps": cfg.steps, "final_loss": history[-1]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""LoRA + graph-token projector training (a few steps on a few examples), the adapter in peft's format,
+and the assistant using it (issue 5, section 3). Full training is `python -m assistant.train_llm`."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from assistant.corpora import graph_tokens
+from assistant.facts import facts
+from assistant.instructions import examples_for
+
+
+@pytest.fixture(scope="module")
+def adapter(graphs, tmp_path_factory):
+    from assistant.train_llm import LLMTrainConfig, train
+
+    examples = []
+    for family in ("llama", "gpt2"):
+        graph = graphs[family]
+        f, tokens = facts(graph), graph_tokens(graph)
+        for e in examples_for(f, random.Random(0))[:4]:
+            examples.append({"model_type": family, "facts": f, "tokens": tokens, "request": e.request,
+                             "intent": e.intent, "answer": e.answer})
+    out = tmp_path_factory.mktemp("adapter") / "adapter"
+    _, projector, history = train(LLMTrainConfig(steps=2, batch_size=2, out=str(out)), examples, progress=False)
+    return out, history
+
+
+def test_the_adapter_is_peft_format_with_peft_defaults(adapter):
+    from peft import LoraConfig
+
+    out, history = adapter
+    config = json.loads((out / "adapter_config.json").read_text())
+    defaults = LoraConfig()
+    assert config["r"] == defaults.r and config["lora_alpha"] == defaults.lora_alpha
+    assert sorted(config["target_modules"]) == ["q_proj", "v_proj"]  # peft's default for llama-type models
+    assert (out / "adapter_model.safetensors").exists() and (out / "projector.safetensors").exists()
+    meta = json.loads((out / "graph_tokens.json").read_text())
+    assert meta["graph_tokens"] and meta["d_graph"] == 96 and len(meta["loss"]) == 2
+    assert all(loss > 0 for loss in history)
+
+
+def test_graph_tokens_replace_the_placeholders(adapter, graphs):
+    from assistant.interpret import Assistant, messages
+    from assistant.train_llm import graph_placeholder
+
+    out, _ = adapter
+    a = Assistant(adapter=out, max_new_tokens=30, log=lambda *x: None)
+    graph = graphs["llama"]
+    tokens = graph_tokens(graph)
+    chat = messages(facts(graph), "add LoRA", graph_placeholder=graph_placeholder(len(tokens)))
+    ids = a.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    assert int((ids["input_ids"] == a.graph_id).sum()) == len(tokens)
+    from assistant.train_llm import embed_with_graph
+
+    with torch.no_grad():
+        x = embed_with_graph(a.model, ids["input_ids"], a.graph_id, [tokens], a.projector)
+        at = (ids["input_ids"][0] == a.graph_id).nonzero().flatten()
+        assert torch.allclose(x[0, at], a.projector(tokens.float()), atol=1e-5)
+    # decoding from embeddings is constrained too: every character is one the answer schema allows there
+    # (an adapter trained for 2 steps rambles, so the answer is checked as a prefix)
+    from lmformatenforcer import JsonSchemaParser
+
+    from assistant.schema import answer_schema
+
+    raw = a.generate(chat, tokens)
+    parser = JsonSchemaParser(answer_schema())
+    assert "x" not in parser.get_allowed_characters()  # the check can fail: an answer must open an object
+    for ch in raw:
+        assert ch in parser.get_allowed_characters(), raw
+        parser = parser.add_character(ch)
