@@ -156,6 +156,15 @@ class Assistant:
     def _tokenizer_data(self):
         return tokenizer_data(self.tokenizer)
 
+    @functools.cached_property
+    def _layout_tokens(self) -> frozenset[int]:
+        """Tokens that are only layout: line breaks, tabs, or more than one space."""
+        out = set()
+        for i, text, _ in self._tokenizer_data.regular_tokens:
+            if text and not text.strip() and (len(text) > 1 or text in "\n\r\t"):
+                out.add(i)
+        return frozenset(out)
+
     def generate(self, chat: list[dict], graph_tokens=None) -> str:
         """The model's answer to ``chat``, decoded under the answer schema (greedy); ``graph_tokens``
         (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
@@ -168,7 +177,13 @@ class Assistant:
         ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
         enforcer = TokenEnforcer(self._tokenizer_data, JsonSchemaParser(answer_schema()))
-        allowed = lambda batch_id, sent: enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens  # noqa: E731
+        layout = self._layout_tokens
+
+        def allowed(batch_id, sent):
+            # compact JSON: no newlines or runs of spaces (they cost a token each and say nothing)
+            tokens = enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens
+            return [t for t in tokens if t not in layout] or tokens
+
         kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=False, prefix_allowed_tokens_fn=allowed,
                       pad_token_id=self.tokenizer.pad_token_id)
         with torch.no_grad():
