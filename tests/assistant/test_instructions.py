@@ -34,3 +34,17 @@ def test_answers_follow_the_graph(graphs):
     assert by_request["remove the last 2 layers"]["action"] == "refuse"
     assert by_request["remove the last 1 layers"]["edits"] == [{"op": "remove_layers", "target": {"layers": [-1]}}]
     assert by_request["make it smaller"]["action"] == "ask"
+
+
+def test_hand_written_requests_are_well_formed_and_run(graphs):
+    import json
+    import pathlib
+
+    rows = [json.loads(line) for line in
+            (pathlib.Path(__file__).resolve().parents[2] / "corpora" / "requests.jsonl").read_text().splitlines()]
+    assert len(rows) >= 30 and any(r["held_out"] for r in rows)
+    assert {r["answer"]["action"] for r in rows} == {"edit", "ask", "refuse"}
+    for r in rows:
+        validate_answer(r["answer"])
+        if r["answer"]["action"] == "edit":
+            apply_program(graphs["llama"], {"edits": r["answer"]["edits"]})
