@@ -259,8 +259,9 @@ def _dispatch(args) -> int:
         from gnn.edits import apply_program
         from gnn.errors import MadError
 
+        program = _read_program(args.program) if args.program is not None else None  # a bad program fails first
         graph = _load(args)
-        if args.request is not None:
+        if program is None:
             from assistant.interpret import Assistant
 
             outcome = Assistant(args.llm, log=lambda m: print(m, file=sys.stderr)).interpret(graph, args.request)
@@ -271,7 +272,7 @@ def _dispatch(args) -> int:
             print("program: " + json.dumps(outcome.program))
             result = outcome.result
         else:
-            result = apply_program(graph, _read_program(args.program))
+            result = apply_program(graph, program)
         outputs = _exports(args, {"json": args.output})
         if args.peft_config:
             if "peft_config" not in result.extras:
