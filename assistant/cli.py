@@ -240,9 +240,7 @@ def _dispatch(args) -> int:
         from assistant.facts import facts
         from gnn.roles import label
 
-        graph = _load(args)
-        labeler = "rules" if any(node.module for node in graph.nodes) else "learned"
-        found = facts(graph, label(graph, labeler))
+        found = facts(_load(args))  # a graph without names: its modules rebuilt from the learned labeler
         print(json.dumps(found.to_dict(), indent=2) if args.json else describe(found))
         return 0
     if args.command == "ask":
@@ -250,9 +248,7 @@ def _dispatch(args) -> int:
         from assistant.facts import facts
         from gnn.roles import label
 
-        graph = _load(args)
-        text, key = ask(facts(graph, label(graph, "rules" if any(n.module for n in graph.nodes) else "learned")),
-                        args.question)
+        text, key = ask(facts(_load(args)), args.question)
         print(text)
         return 0 if key else 1
     if args.command == "edit":

@@ -135,10 +135,17 @@ def _activation(graph: Graph, roles: RoleMap) -> str | None:
             node = graph.node_by_id[node_id]
             if node.module and (found := _written_out([n.op for n in graph.nodes if n.module == node.module])):
                 return found
+            if _silu_written_out(graph, node):
+                return "SiLU"
             if node.op == "aten.gelu.default" and node.kwargs.get("approximate") == "tanh":
                 return "GELU (tanh approximation)"
             if node.op in _ACT_OPS:
                 return _ACT_OPS[node.op]
+    if not roles.paths("act") and not roles.nodes and graph.meta.get("inferred_modules"):
+        # modules rebuilt from a stripped file hold only projections: the activation by its op pattern
+        if any(_silu_written_out(graph, node) for node in graph.nodes):
+            return "SiLU"
+        return _written_out([n.op for n in graph.nodes if n.op in ("onnx::Erf", "aten.erf.default")])
     return None
 
 
@@ -251,8 +258,35 @@ def _norm_position(graph: Graph, roles: RoleMap) -> str | None:
     return "pre-norm" if n < q else "post-norm"
 
 
+def _with_modules(graph: Graph) -> Graph:
+    """A graph without module paths (a stripped ONNX file) with its projections and blocks rebuilt from the
+    learned labeler's roles, as the edit engine does; unchanged if they cannot be rebuilt."""
+    if not graph.nodes or any(node.module for node in graph.nodes):
+        return graph
+    from gnn.errors import MadError
+    from gnn.roles.learned import predict_node_probs
+    from gnn.roles.structure import decode_roles, infer_modules
+
+    try:
+        return infer_modules(graph, *decode_roles(graph, predict_node_probs(graph)))
+    except MadError:
+        return graph
+
+
+def _silu_written_out(graph: Graph, node) -> bool:
+    """``x * sigmoid(x)``: the sigmoid's output multiplied by its own input (SiLU as ONNX exports it)."""
+    if node.op not in ("aten.sigmoid.default", "onnx::Sigmoid") or not node.inputs:
+        return False
+    return any(c.op in ("aten.mul.Tensor", "onnx::Mul") and node.inputs[0] in c.inputs
+               for o in node.outputs if o for c in graph.consumers.get(o, []))
+
+
 def facts(graph: Graph, roles: RoleMap | None = None) -> Facts:
-    roles = roles or label(graph, "rules")
+    """The facts of ``graph`` (``roles``: a role map of it; default the rule labeler's, or for a graph
+    without module names the learned labeler's, with its projections and blocks rebuilt)."""
+    if roles is None:
+        graph = _with_modules(graph)
+        roles = label(graph, "rules")
     h = graph.hierarchy
     f = Facts(name=graph.meta.get("model_class") or graph.name, kind=_kind(graph),
               params=graph.num_parameters, trainable_params=graph.num_trainable_parameters)

@@ -108,3 +108,20 @@ def test_mad_describe(capsys):
     assert json.loads(capsys.readouterr().out)["kv_heads"] == 2
     assert run(["describe", "hf:not-a-model"]) == 2
     assert "not-a-model" in capsys.readouterr().err
+
+
+def test_a_stripped_onnx_file_is_described_from_its_rebuilt_structure(graphs, tmp_path):
+    """No names at all: the learned labeler's roles rebuild projections and blocks (as for edits); what the
+    graph still shows is described, what it does not is said to be unknown, never guessed."""
+    import onnx
+
+    from gnn.data.scramble import scramble
+    from gnn.exporters.onnx import save_onnx
+    from gnn.importers.onnx import import_onnx
+
+    save_onnx(graphs["llama"], tmp_path / "named.onnx")
+    onnx.save(scramble(onnx.load(tmp_path / "named.onnx")), tmp_path / "blank.onnx")
+    text = describe(facts(import_onnx(tmp_path / "blank.onnx")))
+    got = _parse(text)
+    assert (got["layers"], got["width"], got["inner"], got["activation"], got["gated"]) == (2, 64, 128, "SiLU", True)
+    assert "rotary embeddings" in text and "model of unknown kind" in text
