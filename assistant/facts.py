@@ -240,7 +240,13 @@ def _kind(graph: Graph) -> str | None:
     cls = graph.meta.get("model_class")
     if not inputs or not cls:
         return None
-    return kind_of(",".join(inputs), cls)
+    kind = kind_of(",".join(inputs), cls)
+    if kind == "encoder" and "ForConditionalGeneration" in cls:
+        # vision/audio language models (Llava, Qwen2-VL, Gemma 3, Voxtral) traced on their text path:
+        # a generation head without a separate decoder input (the dataset's kind labels still say
+        # encoder for these 47 types; to be relabelled with the next evaluation run)
+        kind = "multimodal"
+    return kind
 
 
 def _norm_position(graph: Graph, roles: RoleMap) -> str | None:
