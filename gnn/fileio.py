@@ -44,6 +44,24 @@ def staged(paths: list[str | os.PathLike]):
                 tmp.unlink()
 
 
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike):
+    """Yield a temporary folder beside ``target``; it replaces ``target`` (and whatever was there) only if
+    the block succeeds, else it is removed."""
+    import shutil
+
+    target = pathlib.Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with staged([path]) as (tmp,):
         tmp.write_text(text)
