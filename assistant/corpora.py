@@ -21,6 +21,8 @@ import signal
 import sys
 import time
 
+from gnn.fileio import write_text
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "architectures.jsonl"
 TIMEOUT = 300
@@ -67,15 +69,12 @@ def graph_tokens(graph):
     """The shipped graph model's composite embeddings for ``graph`` (None without a checkpoint)."""
     import torch
 
-    from gnn.roles.learned import CHECKPOINT, _model, checkpoint_path
-    from gnn.tokens import OpVocab, tokenize
+    from gnn.roles.learned import CHECKPOINT, encode
 
     if not (CHECKPOINT / "model.safetensors").exists():
         return None
-    model, meta = _model(checkpoint_path())
-    tokens = tokenize(graph, OpVocab(meta["ops"]), walk_steps=model.config.walk_steps)
+    model, x, tokens = encode(graph)
     with torch.no_grad():
-        x = model.encode(tokens.to_data())
         return model.composite_tokens(x, tokens.composite).half()
 
 
@@ -86,9 +85,7 @@ def _work(model_type: str) -> dict:
     start = time.perf_counter()
     row = build_one(model_type)
     row["seconds"] = round(time.perf_counter() - start, 1)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(row))
-    os.replace(tmp, out)
+    write_text(out, json.dumps(row))
     return row
 
 
@@ -108,9 +105,7 @@ def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathli
             log(f"[{i}/{len(wanted)}] {row['model_type']}: " + (f"error: {row['error']}" if "error" in row
                                                                  else f"{row['facts']['layers']} blocks"))
     rows = [json.loads((cache_dir() / f"{t}.json").read_text()) for t in every if (cache_dir() / f"{t}.json").exists()]
-    tmp = CORPUS.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "seconds"}) + "\n" for r in rows))
-    os.replace(tmp, CORPUS)
+    write_text(CORPUS, "".join(json.dumps({k: v for k, v in r.items() if k != "seconds"}) + "\n" for r in rows))
     return CORPUS
 
 

@@ -45,13 +45,20 @@ def checkpoint_path() -> str:
 
 
 @torch.no_grad()
-def predict_node_probs(graph: Graph) -> torch.Tensor:
-    """Role probabilities (N, len(NODE_ROLES)) for every node, in node order."""
+def encode(graph: Graph):
+    """``(model, node embeddings, tokens)`` of ``graph`` under the shipped graph model."""
     from gnn.tokens import OpVocab, tokenize
 
     model, meta = _model(checkpoint_path())
     tokens = tokenize(graph, OpVocab(meta["ops"]), walk_steps=model.config.walk_steps)
-    return model.role_head(model.encode(tokens.to_data())).softmax(-1)
+    return model, model.encode(tokens.to_data()), tokens
+
+
+@torch.no_grad()
+def predict_node_probs(graph: Graph) -> torch.Tensor:
+    """Role probabilities (N, len(NODE_ROLES)) for every node, in node order."""
+    model, x, _ = encode(graph)
+    return model.role_head(x).softmax(-1)
 
 
 def predict_node_roles(graph: Graph) -> tuple[list[str], list[float]]:
