@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from gnn.data.build import KINDS
-from gnn.tokens import MASK, random_walk_pe
+from gnn.tokens import MASK, wiring_features
 
 
 def to_data(record: dict):
@@ -85,22 +85,8 @@ def _keep(data, keep: torch.Tensor):
 def restructure(data):
     """Recompute the wiring-derived features (in/out degree, topological depth, random-walk PE) of
     ``data`` from its ``edge_index``, as :func:`gnn.tokens.tokenize` computes them."""
-    n, ei = data.num_nodes, data.edge_index
-    feats = data.feats.clone()
-    feats[:, 4] = torch.bincount(ei[1], minlength=n).float()
-    feats[:, 5] = torch.bincount(ei[0], minlength=n).float()
-    depth = [0] * n
-    incoming: list[list[int]] = [[] for _ in range(n)]
-    for s, d in ei.t().tolist():
-        incoming[d].append(s)
-    for i in range(n):  # nodes are in topological order: every edge points forward
-        depth[i] = 1 + max((depth[p] for p in incoming[i]), default=-1)
-    depth_t = torch.tensor(depth, dtype=torch.float)
-    feats[:, 10] = torch.log2(1.0 + depth_t)
-    feats[:, 11] = depth_t / (max(depth, default=0) or 1)
-    data.feats = feats
-    walk_steps = data.pe.shape[1] - 1
-    data.pe = torch.cat([random_walk_pe(ei, n, walk_steps), feats[:, 11:12]], dim=1)
+    data.feats = data.feats.clone()
+    data.pe = wiring_features(data.feats, data.edge_index, data.pe.shape[1] - 1)
     return data
 
 

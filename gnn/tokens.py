@@ -101,8 +101,6 @@ def tokenize(graph: Graph, vocab: OpVocab | None = None, walk_steps: int = 8, ch
     row = {node.id: i for i, node in enumerate(graph.nodes)}
     producer = {o: i for i, node in enumerate(graph.nodes) for o in node.outputs if o}
     src, dst = [], []
-    depth = [0] * n
-    out_degree = [0] * n
     feats = torch.zeros(n, NUM_FEATS)
     for i, node in enumerate(graph.nodes):
         reads = list(dict.fromkeys(node.inputs))
@@ -111,8 +109,6 @@ def tokenize(graph: Graph, vocab: OpVocab | None = None, walk_steps: int = 8, ch
         for p in preds:
             src.append(p)
             dst.append(i)
-            out_degree[p] += 1
-        depth[i] = 1 + max((depth[p] for p in preds), default=-1)
         out = graph.values[node.outputs[0]] if node.outputs and node.outputs[0] else None
         shape = out.concrete_shape(hints) if out else []
         numel = math.prod(shape) if shape else 1
@@ -120,17 +116,12 @@ def tokenize(graph: Graph, vocab: OpVocab | None = None, walk_steps: int = 8, ch
         feats[i, 1] = _log2(numel)
         feats[i, 2] = _log2(shape[-1]) if shape else 0.0
         feats[i, 3] = DTYPES.index(out.dtype) + 1 if out and out.dtype in DTYPES else 0
-        feats[i, 4] = len(preds)
         feats[i, 6] = len(params)
         feats[i, 7] = _log2(sum(p.numel(hints) for p in params))
         feats[i, 8] = _log2(max((len(p.shape) for p in params), default=0))
         feats[i, 9] = len([o for o in node.outputs if o])
-        feats[i, 10] = _log2(depth[i])
-    feats[:, 5] = torch.tensor(out_degree, dtype=torch.float)
-    top = max(depth, default=0) or 1
-    feats[:, 11] = torch.tensor(depth, dtype=torch.float) / top
     edge_index = torch.tensor([src, dst], dtype=torch.long) if src else torch.zeros(2, 0, dtype=torch.long)
-    pe = torch.cat([random_walk_pe(edge_index, n, walk_steps), feats[:, 11:12]], dim=1)
+    pe = wiring_features(feats, edge_index, walk_steps)
     composite, names = composite_index(graph, chunk)
     return Tokens(
         op=torch.tensor([vocab.id(node.op) for node in graph.nodes], dtype=torch.long),
@@ -138,6 +129,23 @@ def tokenize(graph: Graph, vocab: OpVocab | None = None, walk_steps: int = 8, ch
         hier_depth=torch.tensor([len(node.module.split(".")) if node.module else 0 for node in graph.nodes]),
         node_ids=list(row), composites=names,
     )
+
+
+def wiring_features(feats: torch.Tensor, edge_index: torch.Tensor, walk_steps: int) -> torch.Tensor:
+    """Fill the columns of ``feats`` that come from the wiring alone (in/out degree, topological depth) from
+    ``edge_index`` (edges point forward in node order), and return the positional encodings."""
+    n = feats.shape[0]
+    feats[:, 4] = torch.bincount(edge_index[1], minlength=n).float()
+    feats[:, 5] = torch.bincount(edge_index[0], minlength=n).float()
+    incoming: list[list[int]] = [[] for _ in range(n)]
+    for s, d in edge_index.t().tolist():
+        incoming[d].append(s)
+    depth = [0] * n
+    for i in range(n):
+        depth[i] = 1 + max((depth[p] for p in incoming[i]), default=-1)
+    feats[:, 10] = torch.tensor([_log2(d) for d in depth])
+    feats[:, 11] = torch.tensor(depth, dtype=torch.float) / (max(depth, default=0) or 1)
+    return torch.cat([random_walk_pe(edge_index, n, walk_steps), feats[:, 11:12]], dim=1)
 
 
 def random_walk_pe(edge_index: torch.Tensor, n: int, steps: int) -> torch.Tensor:
