@@ -238,7 +238,6 @@ def _dispatch(args) -> int:
     if args.command == "describe":
         from assistant.describe import describe
         from assistant.facts import facts
-        from gnn.roles import label
 
         found = facts(_load(args))  # a graph without names: its modules rebuilt from the learned labeler
         print(json.dumps(found.to_dict(), indent=2) if args.json else describe(found))
@@ -246,7 +245,6 @@ def _dispatch(args) -> int:
     if args.command == "ask":
         from assistant.ask import ask
         from assistant.facts import facts
-        from gnn.roles import label
 
         text, key = ask(facts(_load(args)), args.question)
         print(text)

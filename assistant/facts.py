@@ -16,6 +16,7 @@ import json
 import pathlib
 from dataclasses import dataclass, field
 
+from gnn.data.labels import SOFTMAX_OPS
 from gnn.ir.graph import Graph
 from gnn.roles import RoleMap, label
 
@@ -197,14 +198,13 @@ def _added_position_table(graph: Graph, roles: RoleMap) -> bool:
 
 _PRODUCTS = {"aten.bmm.default", "aten.matmul.default", "aten.mm.default", "aten.baddbmm.default",
              "aten.addmm.default", "onnx::MatMul", "onnx::Gemm"}
-_SOFTMAXES = {"aten._softmax.default", "aten._safe_softmax.default", "onnx::Softmax"}
 
 
 def _linear_biases(graph: Graph, limit: int = 60) -> bool:
     """ALiBi (BLOOM, MPT): what is added to the attention scores before the softmax is built from
     positions (arange, cumsum) and per-head slopes (a power), not looked up in a trained table."""
     for soft in graph.nodes:
-        if soft.op not in _SOFTMAXES:
+        if soft.op not in SOFTMAX_OPS:
             continue
         seen, todo, found = set(), [soft], set()
         while todo and len(seen) < limit:

@@ -20,7 +20,7 @@ OP_ROLES = ["attn.scores", "attn.softmax", "attn.context", "residual"]
 NODE_ROLES = MODULE_ROLES + OP_ROLES + ["other"]
 
 _MATMULS = {"aten.mm.default", "aten.bmm.default", "aten.matmul.default", "onnx::MatMul", "aten.baddbmm.default"}
-_SOFTMAX = {"aten._softmax.default", "onnx::Softmax", "aten._safe_softmax.default"}
+SOFTMAX_OPS = {"aten._softmax.default", "onnx::Softmax", "aten._safe_softmax.default"}
 _ADDS = {"aten.add.Tensor", "onnx::Add"}
 
 
@@ -41,11 +41,11 @@ def node_roles(graph: Graph, roles: RoleMap | None = None) -> list[str]:
             found = "act"
         if found is None:
             in_attn = any(p in attention for p in chain)
-            if in_attn and node.op in _SOFTMAX:
+            if in_attn and node.op in SOFTMAX_OPS:
                 found = "attn.softmax"
             elif in_attn and node.op in _MATMULS and not _reads_parameter(graph, node):
-                found = "attn.scores" if _reaches(node, _SOFTMAX, consumers, forward=True) else \
-                    "attn.context" if _reaches(node, _SOFTMAX, producers, forward=False) else None
+                found = "attn.scores" if _reaches(node, SOFTMAX_OPS, consumers, forward=True) else \
+                    "attn.context" if _reaches(node, SOFTMAX_OPS, producers, forward=False) else None
             elif node.op in _ADDS and any(p in blocks for p in chain) and _is_residual(graph, node):
                 found = "residual"
         out.append(found or "other")

@@ -90,7 +90,6 @@ def decode_roles(graph: Graph, probs) -> tuple[list[str], dict[str, int]]:
     downs = lambda n: [c for o in n.outputs if o for c in consumers.get(o, [])]  # noqa: E731
     seeds = _seeds(graph)
     seed_ids = {n.id for n in seeds}
-    order = {node.id: i for i, node in enumerate(graph.nodes)}
     softmaxes = [n for n in graph.nodes if labels[row[n.id]] == "attn.softmax"]
     products = {n.id for n in graph.nodes if n.op in _MATMULS and n.id not in seed_ids}
     chosen: dict[str, str] = {}
@@ -121,11 +120,11 @@ def decode_roles(graph: Graph, probs) -> tuple[list[str], dict[str, int]]:
         for n in qk + v + o:
             blocks[n.id] = b
     # feed-forward: the weight matmuls after block b's output projection and before block b + 1's attention
-    starts = sorted((order[i], b) for i, b in blocks.items() if chosen[i] == "attn.o")
-    ends = sorted(order[i] for i in blocks if chosen[i] in ("attn.q", "attn.k", "attn.qkv"))
+    starts = sorted((row[i], b) for i, b in blocks.items() if chosen[i] == "attn.o")
+    ends = sorted(row[i] for i in blocks if chosen[i] in ("attn.q", "attn.k", "attn.qkv"))
     for k, (start, b) in enumerate(starts):
         stop = next((e for e in ends if e > start), len(graph.nodes))
-        group = [n for n in seeds if start < order[n.id] < stop and n.id not in chosen]
+        group = [n for n in seeds if start < row[n.id] < stop and n.id not in chosen]
         if not group:
             continue
         if k == len(starts) - 1:  # after the last block: a head may follow the last feed-forward
