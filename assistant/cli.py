@@ -9,6 +9,7 @@
     mad roles SOURCE [--json]
     mad describe SOURCE [--set K=V]... [--json]
     mad ask SOURCE [--set K=V]... "QUESTION"
+    mad train llm|gnn [OPTIONS]    (python -m assistant.train_llm / python -m gnn.train; --help lists OPTIONS)
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(p)
     p.add_argument("question", help='e.g. "how many KV heads?"')
 
+    p = sub.add_parser("train", help="train the language model's adapter (llm) or the graph model (gnn)")
+    p.add_argument("what", choices=["llm", "gnn"])
+    p.add_argument("options", nargs=argparse.REMAINDER, help="passed on; `mad train llm --help` lists them")
+
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
     return parser
 
@@ -162,6 +167,12 @@ def _dispatch(args) -> int:
     from gnn.summary import format_summary, outline, summarize
     from gnn.validate import validate
 
+    if args.command == "train":
+        if args.what == "llm":
+            from assistant.train_llm import main as train
+        else:
+            from gnn.train import main as train
+        return train(args.options)
     if args.command == "types":
         from gnn.importers.hf import model_types
 

@@ -16,6 +16,12 @@ exist):
 * handling of ambiguous and impossible requests: the answer is a question or a refusal
   where the reference is;
 * latency: request to validated graph, p50 and p95, and the model's load time (the cached copy).
+
+Descriptions do not depend on the language model (every fact is read off the graph), so
+they are scored once: each number and fact that the architecture corpus's descriptions
+of the held-out families state (blocks, width, vocabulary, heads, KV heads, head size,
+activation, tied embeddings, parameters) is checked against the Hugging Face config and
+the model transformers builds from it.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ import argparse
 import json
 import pathlib
 import random
+import re
 import statistics
 import sys
 import time
 from collections import Counter
+
+from gnn.fileio import write_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "llm-eval.md"
@@ -38,11 +47,92 @@ def _signature(graph) -> tuple:
     return graph.num_parameters, graph.num_trainable_parameters, tuple(sorted(Counter(n.op for n in graph.nodes).items()))
 
 
+HIDDEN_ACT = {"silu": "SiLU", "swish": "SiLU", "gelu": "GELU", "relu": "ReLU", "gelu_new": "GELU (tanh approximation)",
+              "gelu_pytorch_tanh": "GELU (tanh approximation)", "gelu_fast": "GELU (tanh approximation)"}
+
+
+def _config_truth(model_type: str, f: dict, overrides: dict | None = None) -> dict:
+    """What the config (and the model transformers builds from it) says, for the facts a description states."""
+    from gnn.importers.hf import build_meta_model, candidate_classes
+    from gnn.importers.hf_config import load_config
+
+    config = load_config(f"hf:{model_type}", overrides)
+    text = config.get_text_config()
+    get = lambda name: v if isinstance(v := getattr(text, name, None), int) and not isinstance(v, bool) else None  # noqa: E731
+    heads = get("num_attention_heads")
+    truth = {"width": get("hidden_size"), "vocab": get("vocab_size"), "heads": heads,
+             "kv heads": get("num_key_value_heads") or heads,
+             "head size": get("head_dim") or (get("hidden_size") // heads if heads and get("hidden_size") else None),
+             "activation": HIDDEN_ACT.get(getattr(text, "hidden_act", None) if isinstance(getattr(text, "hidden_act", None), str) else "")}
+    if len(f["stacks"]) == 1:
+        truth["blocks"] = get("num_hidden_layers")
+    cls = next((c for c in candidate_classes(config) if c.__name__ == f["name"]), None)
+    if cls is not None:
+        model = build_meta_model(cls, config)
+        truth["params"] = sum(p.numel() for p in model.parameters())
+        out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+        if out is not None and inp is not None:
+            truth["tied"] = out.weight is inp.weight
+    return truth
+
+
+def _stated(text: str) -> dict:
+    """The facts a description states, by the phrases :func:`assistant.describe.describe` writes."""
+    def num(pattern):
+        m = re.search(pattern, text)
+        return int(m.group(1).replace(",", "")) if m else None
+
+    heads = num(r"(\d+) query heads") or num(r"multi-head attention with (\d+) heads")
+    act = re.search(r"\bwith ([^,]+), inner width", text)
+    tied = re.search(r"embeddings (not tied|tied)", text)
+    return {"blocks": num(r"with ([\d,]+) repeated blocks"), "width": num(r"blocks, width ([\d,]+)"),
+            "vocab": num(r"vocabulary of ([\d,]+) tokens"), "heads": heads,
+            "kv heads": num(r"share (\d+) key/value head") or heads, "head size": num(r"head size (\d+)"),
+            "activation": act.group(1) if act else None, "params": num(r"Parameters: ([\d,]+)"),
+            "tied": (tied.group(1) == "tied") if tied else None}
+
+
+def check_description(model_type: str, f: dict, text: str, overrides: dict | None = None) -> dict:
+    """The facts ``text`` states, sorted into right, wrong (with both values) and unchecked (nothing to compare to)."""
+    truth = _config_truth(model_type, f, overrides)
+    out = {"right": [], "wrong": [], "unchecked": []}
+    for key, value in _stated(text).items():
+        if value is None:
+            continue
+        if truth.get(key) is None:
+            out["unchecked"].append(key)
+        elif truth[key] == value:
+            out["right"].append(key)
+        else:
+            out["wrong"].append({"model_type": model_type, "fact": key, "stated": value, "config": truth[key]})
+    return out
+
+
+def description_facts(split: str = "test", log=print) -> dict:
+    """Each fact the corpus descriptions of ``split``'s types state, against the config: right, wrong, unchecked."""
+    from assistant.corpora import CORPUS
+
+    rows = [r for r in map(json.loads, CORPUS.read_text().splitlines()) if r["split"] == split and "description" in r]
+    right, wrong, unchecked = 0, [], 0
+    for r in rows:
+        try:
+            c = check_description(r["model_type"], r["facts"], r["description"])
+        except Exception as e:  # noqa: BLE001 - a config that cannot be built again leaves its facts unchecked
+            log(f"{r['model_type']}: unchecked ({type(e).__name__})")
+            unchecked += sum(v is not None for v in _stated(r["description"]).values())
+            continue
+        right, wrong, unchecked = right + len(c["right"]), wrong + c["wrong"], unchecked + len(c["unchecked"])
+    return {"types": len(rows), "checked": right + len(wrong), "right": right, "unchecked": unchecked,
+            "accuracy": round(right / max(right + len(wrong), 1), 4), "wrong": wrong}
+
+
 def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
     """Held-out phrasings on graphs of held-out (test split) families."""
     from assistant.facts import facts
-    from assistant.instructions import examples_for
+    from assistant.instructions import examples_for, hand_written
     from gnn.data.build import load_splits
+    from gnn.edits import apply_program
+    from gnn.errors import MadError
     from gnn.importers.hf import HFOptions, import_hf
 
     splits = load_splits()["types"]
@@ -60,17 +150,22 @@ def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
             continue
         if not f.heads:
             continue
-        examples = [e for e in examples_for(f, random.Random(f"{seed}-{model_type}")) if e.held_out_phrasing]
+        examples = [e for e in examples_for(f, random.Random(f"{seed}-{model_type}")) + hand_written(f)
+                    if e.held_out_phrasing]
         rng.shuffle(examples)
         for e in examples[:per_type]:
+            expected = None
+            if e.answer["action"] == "edit":
+                try:
+                    expected = _signature(apply_program(graph, {"edits": e.answer["edits"]}).graph)
+                except MadError:  # a hand-written request this graph cannot take: not a fair case
+                    continue
             cases.append({"model_type": model_type, "graph": graph, "request": e.request, "intent": e.intent,
-                          "answer": e.answer})
+                          "answer": e.answer, "expected": expected})
     return cases
 
 
 def score(assistant, cases: list[dict], log=print) -> dict:
-    from gnn.edits import apply_program
-
     rows = []
     for c in cases:
         start = time.perf_counter()
@@ -83,8 +178,7 @@ def score(assistant, cases: list[dict], log=print) -> dict:
         exact = got.get("action") == ref["action"] and (ref["action"] != "edit" or got.get("edits") == ref["edits"])
         executed = None
         if ref["action"] == "edit":
-            expected = apply_program(c["graph"], {"edits": ref["edits"]}).graph
-            executed = bool(out.done and _signature(out.result.graph) == _signature(expected))
+            executed = bool(out.done and _signature(out.result.graph) == c["expected"])
         rows.append({"model_type": c["model_type"], "intent": c["intent"], "request": c["request"],
                      "reference": ref, "answers": out.answers, "action": out.action, "exact": exact,
                      "executed": executed, "seconds": round(seconds, 2)})
@@ -103,19 +197,44 @@ def score(assistant, cases: list[dict], log=print) -> dict:
     }
 
 
+def _per_intent(rows: list[dict]) -> dict[str, str]:
+    by: dict[str, list] = {}
+    for r in rows:
+        by.setdefault(r["intent"], []).append(r["executed"] if r["executed"] is not None else r["exact"])
+    return {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by.items())}
+
+
 def write_doc(results: dict) -> None:
     names = list(results["variants"])
     lines = ["# Language model evaluation", "",
-             "Generated by `python -m assistant.evaluate_llm`: held-out phrasings on held-out (test split) families, "
-             f"{results['cases']} requests on {results['types']} model types.", "",
-             "| metric | " + " | ".join(names) + " | target |", "|---|" + "---|" * (len(names) + 1)]
+             "Generated by `python -m assistant.evaluate_llm` (results in `bench/results/llm_eval.json`): held-out "
+             f"phrasings and held-out hand-written requests on held-out (test split) families, {results['cases']} "
+             f"requests on {results['types']} model types, each imported with 2 blocks. Variants side by side: the "
+             "base model zero-shot, LoRA trained without graph tokens, LoRA with graph tokens (the shipped adapter).",
+             "", "| metric | " + " | ".join(names) + " | target |", "|---|" + "---|" * (len(names) + 1)]
     for key, title, target in (("exact_match", "exact match (action and program)", ""),
                                ("executed_edit_success", "executed-edit success", "≥ 0.95"),
                                ("ask_or_refuse_correct", "ambiguous / impossible handled", ""),
                                ("latency_p50_s", "latency p50 (s)", "≤ 5"), ("latency_p95_s", "latency p95 (s)", "≤ 10"),
                                ("load_s", "model load (s)", "≤ 10")):
         lines.append(f"| {title} | " + " | ".join(str(results["variants"][n][key]) for n in names) + f" | {target} |")
-    DOC.write_text("\n".join(lines) + "\n")
+    lines += ["", "Per intent (edits: executed success; questions and refusals: right action):", "",
+              "| intent | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    per = {n: _per_intent(results["variants"][n]["rows"]) for n in names}
+    for intent in sorted({i for p in per.values() for i in p}):
+        lines.append(f"| {intent} | " + " | ".join(per[n].get(intent, "") for n in names) + " |")
+    d = results.get("descriptions")
+    if d:
+        lines += ["", "## Description facts", "",
+                  f"The architecture corpus's descriptions of the {d['types']} held-out model types state "
+                  f"{d['checked'] + d['unchecked']} checkable facts; {d['checked']} of them have a value in the config "
+                  f"or the built model to check against: **{d['right']} right, {len(d['wrong'])} wrong "
+                  f"({d['accuracy']:.2%})** (target 100%). {d['unchecked']} have nothing in the config to compare to.",
+                  ""]
+        if d["wrong"]:
+            lines += ["| model type | fact | description says | config says |", "|---|---|---|---|"]
+            lines += [f"| {w['model_type']} | {w['fact']} | {w['stated']} | {w['config']} |" for w in d["wrong"]]
+    write_text(DOC, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,13 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-graph-adapter", help="an adapter trained with --no-graph-tokens (the ablation)")
     parser.add_argument("--llm")
     args = parser.parse_args(argv)
+    results = {"descriptions": description_facts()}
     cases = test_cases(args.types, args.per_type)
     variants = {"base model, zero-shot": None}
     if args.no_graph_adapter:
         variants["LoRA, no graph tokens"] = args.no_graph_adapter
     if (ADAPTER / "adapter_config.json").exists():
         variants["LoRA + graph tokens"] = ADAPTER
-    results = {"cases": len(cases), "types": len({c["model_type"] for c in cases}), "variants": {}}
+    results.update(cases=len(cases), types=len({c["model_type"] for c in cases}), variants={})
     for name, adapter in variants.items():
         print(f"== {name}")
         start = time.perf_counter()
@@ -142,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         load_s = round(time.perf_counter() - start, 2)  # after the first run's conversion: the cached copy
         results["variants"][name] = {**score(assistant, cases), "load_s": load_s}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    write_text(RESULTS, json.dumps(results, indent=1) + "\n")
     write_doc(results)
     return 0
 

@@ -11,10 +11,12 @@ question back.  Answers are the JSON the assistant is decoded under
 
 from __future__ import annotations
 
+import functools
+import json
 import random
 from dataclasses import dataclass
 
-from assistant.facts import Facts
+from assistant.facts import CORPORA, Facts
 
 HELD_OUT = 2  # phrasings per intent kept for evaluation
 
@@ -29,9 +31,12 @@ class Example:
     phrasing: int  # index into the intent's phrasings
     request: str
     answer: dict
+    held_out: bool | None = None  # set for hand-written requests; templates hold out their last phrasings
 
     @property
     def held_out_phrasing(self) -> bool:
+        if self.held_out is not None:
+            return self.held_out
         return self.phrasing >= len(PHRASINGS[self.intent]) - HELD_OUT
 
 
@@ -188,3 +193,36 @@ def examples_for(f: Facts, rng: random.Random) -> list[Example]:
             elif intent == "vague":
                 add(intent, i, text, _ask(VAGUE_QUESTIONS[text]))
     return out
+
+
+@functools.cache
+def _requests() -> list[dict]:
+    return [json.loads(line) for line in (CORPORA / "requests.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _fits(f: Facts, edit: dict) -> bool:
+    """Whether a hand-written edit means on this graph what its author meant (else the right answer differs)."""
+    op, roles = edit["op"], set(edit.get("target", {}).get("roles", []))
+    if op == "replace_norm" and f.norm == NORMS.get(edit["to"]):
+        return False  # "it already uses RMSNorm"
+    if op == "replace_activation" and (f.activation or "").lower() == ACTS[edit["to"]].lower():
+        return False
+    if op == "set_kv_heads" and (not f.heads or f.kv_heads == edit["kv_heads"]):
+        return False
+    if op == "remove_layers" and f.layers <= 1:
+        return False
+    if f.fused_qkv and roles & {"attn.q", "attn.k", "attn.v"}:
+        return False
+    return True
+
+
+def hand_written(f: Facts) -> list[Example]:
+    """The hand-written requests (``corpora/requests.jsonl``) whose answer holds for the graph with facts ``f``.
+
+    They were written for decoder language models (a final norm, token embeddings, one stack), so other
+    kinds get none."""
+    if f.kind != "decoder":
+        return []
+    return [Example("hand_written", i, r["request"], r["answer"], held_out=r["held_out"])
+            for i, r in enumerate(_requests())
+            if r["answer"]["action"] != "edit" or all(_fits(f, e) for e in r["answer"]["edits"])]

@@ -13,9 +13,10 @@ answer's tokens are scored.  The adapter is saved in peft's format
 (``adapter_config.json`` + ``adapter_model.safetensors``) with ``projector.safetensors``
 and ``graph_tokens.json`` beside it.
 
-Training data: the instruction examples (:mod:`assistant.instructions`) of every model
-type of the training families in the architecture corpus (``python -m
-assistant.corpora``), without the held-out phrasings.
+Training data: the instruction examples (:mod:`assistant.instructions`: templates and
+the hand-written requests that hold for the graph) of every model type of the training
+families in the architecture corpus (``python -m assistant.corpora``), without the
+held-out phrasings and requests.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def load_corpus() -> list[dict]:
 def make_examples(rows: list[dict], split: str, held_out: bool, per_type: int, seed: int) -> list[dict]:
     """Prompt pieces and answers for ``split``'s types; held-out phrasings only, or none of them."""
     from assistant.facts import Facts
-    from assistant.instructions import examples_for
+    from assistant.instructions import examples_for, hand_written
 
     out = []
     for r in rows:
@@ -125,7 +126,7 @@ def make_examples(rows: list[dict], split: str, held_out: bool, per_type: int, s
             continue
         f = Facts(**r["facts"])
         rng = random.Random(f"{seed}-{r['model_type']}")
-        chosen = [e for e in examples_for(f, rng) if e.held_out_phrasing == held_out]
+        chosen = [e for e in examples_for(f, rng) + hand_written(f) if e.held_out_phrasing == held_out]
         rng.shuffle(chosen)
         for e in chosen[:per_type]:
             out.append({"model_type": r["model_type"], "facts": f, "tokens": r["tokens"], "request": e.request,

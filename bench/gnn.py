@@ -12,9 +12,7 @@ none is built: speed does not depend on the weights).  Results go to
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -72,13 +70,9 @@ def worker_train(arch: str, graphs: int) -> dict:
 
 
 def _spawn(*args: str) -> dict:
-    env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "bench.gnn", "--worker", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=3600)
-    for line in reversed(proc.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    from bench.run import spawn
+
+    return spawn("bench.gnn", *args, timeout=3600)
 
 
 def doc_lines(res: dict) -> list[str]:

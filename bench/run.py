@@ -138,14 +138,19 @@ def worker_torch_onnx(model_type: str, overrides: dict, path: str) -> dict:
             "params": sum(p.numel() for p in model.parameters())}
 
 
-def _spawn(*args: str, timeout: int = 1800) -> dict:
-    env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "bench.run", "--worker", *args], capture_output=True, text=True,
+def spawn(module: str, *args: str, timeout: int = 1800, env: dict | None = None) -> dict:
+    """Run ``python -m module --worker ARGS`` in a fresh process; its last JSON line, or its last error line."""
+    env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", PYTHONWARNINGS="ignore", **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", module, "--worker", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=timeout)
     for line in reversed(proc.stdout.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
     return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+
+
+def _spawn(*args: str, timeout: int = 1800) -> dict:
+    return spawn("bench.run", *args, timeout=timeout)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -223,6 +228,11 @@ def write_doc(res: dict) -> None:
         from bench.gnn import doc_lines
 
         lines += doc_lines(json.loads(gnn.read_text()))
+    llm = ROOT / "bench" / "results" / "llm.json"
+    if llm.exists():
+        from bench.llm import doc_lines as llm_lines
+
+        lines += llm_lines(json.loads(llm.read_text()))
     DOC.write_text("\n".join(lines) + "\n")
 
 

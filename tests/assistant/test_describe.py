@@ -125,3 +125,18 @@ def test_a_stripped_onnx_file_is_described_from_its_rebuilt_structure(graphs, tm
     got = _parse(text)
     assert (got["layers"], got["width"], got["inner"], got["activation"], got["gated"]) == (2, 64, 128, "SiLU", True)
     assert "rotary embeddings" in text and "model of unknown kind" in text
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gpt2", "bert", "bloom"])
+def test_the_evaluation_checks_each_stated_fact_against_the_config(graphs, family):
+    """`python -m assistant.evaluate_llm` scores the corpus's descriptions this way; here on tiny configs."""
+    from assistant.evaluate_llm import check_description
+
+    f = facts(graphs[family])
+    text = describe(f)
+    c = check_description(family, f.to_dict(), text, TINY[family])
+    assert not c["wrong"], c
+    assert {"blocks", "width", "heads", "kv heads", "head size", "params", "tied"} <= set(c["right"]), c
+    wrong = check_description(family, f.to_dict(), text.replace(f"width {f.hidden}", f"width {f.hidden + 1}"),
+                              TINY[family])
+    assert [w["fact"] for w in wrong["wrong"]] == ["width"]

@@ -48,3 +48,29 @@ def test_hand_written_requests_are_well_formed_and_run(graphs):
         validate_answer(r["answer"])
         if r["answer"]["action"] == "edit":
             apply_program(graphs["llama"], {"edits": r["answer"]["edits"]})
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_hand_written_requests_kept_for_a_graph_run_on_it(graphs, family):
+    from assistant.instructions import hand_written
+
+    graph = graphs[family]
+    kept = hand_written(facts(graph))
+    assert any(e.held_out_phrasing for e in kept) and any(not e.held_out_phrasing for e in kept)
+    for e in kept:
+        if e.answer["action"] == "edit":
+            apply_program(graph, {"edits": e.answer["edits"]})
+
+
+def test_hand_written_requests_that_mean_something_else_on_a_graph_are_left_out(graphs):
+    from assistant.instructions import hand_written
+
+    llama = {e.request for e in hand_written(facts(graphs["llama"]))}  # RMSNorm, SiLU, separate q/k/v
+    gpt2 = {e.request for e in hand_written(facts(graphs["gpt2"]))}  # LayerNorm, tanh GELU, fused q/k/v
+    assert "Replace all layer norms with RMS norms" not in llama  # it already has them: the answer is a refusal
+    assert "Replace all layer norms with RMS norms" in gpt2
+    assert "I'd like the nonlinearities to be SiLU" not in llama and "I'd like the nonlinearities to be SiLU" in gpt2
+    assert "put lora (r=32, alpha=64) on q and v in the last two layers" in llama
+    assert "put lora (r=32, alpha=64) on q and v in the last two layers" not in gpt2  # no separate q and v
+    assert "Add prefix tuning" in llama and "Add prefix tuning" in gpt2  # refusals hold everywhere
+    assert hand_written(facts(graphs["bert"])) == []  # written for decoders: BERT has no final norm

@@ -1,0 +1,115 @@
+"""Assistant latency: request -> validated graph with the default model on this CPU, and model load.
+
+    python -m bench.llm
+
+Each measurement runs in a fresh process:
+
+* load: the assistant as ``mad edit --request`` builds it (SmolLM2-135M-Instruct, the shipped
+  adapter and projector), from the converted copy cached after the first run; beside it, in the
+  same run, the alternative of reading the GGUF file every time (an empty ``MAD_CACHE``: what the
+  first run does);
+* requests: held-out phrasings on the Llama-3-8B graph (32 blocks), each timed from the request
+  to the validated graph (facts, graph tokens, constrained generation, the edit engine with full
+  re-validation; a question or refusal ends at the answer).  The first request also builds the
+  constrained decoder's token table; it is reported on its own and left out of the percentiles.
+
+Results go to ``bench/results/llm.json`` and the "Assistant" section of ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "llm.json"
+TARGETS = {"p50": 5.0, "p95": 10.0, "load": 10.0}
+REQUESTS = 16
+
+
+def worker_load() -> dict:
+    import torch
+
+    from assistant.interpret import Assistant
+
+    start = time.perf_counter()
+    a = Assistant(log=lambda *_: None)
+    return {"load_s": round(time.perf_counter() - start, 2), "adapter": str(a.adapter) if a.adapter else None,
+            "threads": torch.get_num_threads()}
+
+
+def worker_requests(n: int) -> dict:
+    import torch
+
+    from assistant.facts import facts
+    from assistant.instructions import examples_for, hand_written
+    from assistant.interpret import Assistant
+    from bench.run import LLAMA3_8B
+    from gnn.importers.hf import HFOptions, import_hf
+
+    graph = import_hf("hf:llama", HFOptions(overrides=LLAMA3_8B))
+    f = facts(graph)
+    examples = [e for e in examples_for(f, random.Random(0)) + hand_written(f) if e.held_out_phrasing]
+    random.Random(0).shuffle(examples)
+    a = Assistant(log=lambda *_: None)
+    rows = []
+    for e in examples[:n + 1]:
+        out = a.interpret(graph, e.request)
+        rows.append({"request": e.request, "action": out.action, "reference": e.answer["action"],
+                     "tries": len(out.answers), "seconds": round(out.seconds, 2)})
+    times = sorted(r["seconds"] for r in rows[1:])
+    return {"graph": f"Llama-3-8B shape, {len(graph.nodes)} ops", "first_s": rows[0]["seconds"],
+            "p50_s": round(statistics.median(times), 2),
+            "p95_s": times[min(len(times) - 1, int(0.95 * len(times)))], "rows": rows,
+            "adapter": str(a.adapter) if a.adapter else None, "threads": torch.get_num_threads()}
+
+
+def doc_lines(res: dict) -> list[str]:
+    """The "Assistant" section of docs/benchmarks.md."""
+    from bench.run import verdict
+
+    lines = ["", "## Assistant (`python -m bench.llm`)", ""]
+    load, gguf, req = res.get("load", {}), res.get("load_gguf", {}), res.get("requests", {})
+    if "error" in load or "error" in gguf or "error" in req:
+        return lines + [f"error: {load.get('error') or gguf.get('error') or req.get('error')}"]
+    lines += [f"Default model (SmolLM2-135M-Instruct) with adapter `{req['adapter']}`, {req['threads']} CPU threads. "
+              f"Requests are {len(req['rows']) - 1} held-out phrasings on the {req['graph']} graph, timed from the "
+              "request to the validated graph (or to the question or refusal).", "",
+              "| metric | seconds | target | verdict |", "|---|---|---|---|",
+              f"| request p50 | {req['p50_s']} | ≤ {TARGETS['p50']} | {verdict(req['p50_s'], TARGETS['p50'])} |",
+              f"| request p95 | {req['p95_s']} | ≤ {TARGETS['p95']} | {verdict(req['p95_s'], TARGETS['p95'])} |",
+              f"| first request (builds the decoder's token table) | {req['first_s']} | | |",
+              f"| load, cached copy | {load['load_s']} | ≤ {TARGETS['load']} | {verdict(load['load_s'], TARGETS['load'])} |",
+              f"| load, reading the GGUF file (first run) | {gguf['load_s']} | | |",
+              f"| ratio GGUF / cached | {gguf['load_s'] / load['load_s']:.1f}× | | |"]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--worker":
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(worker_load() if args[1] == "load" else worker_requests(int(args[2]))))
+        return 0
+    from bench.run import spawn
+
+    res = {"load": spawn("bench.llm", "load")}
+    with tempfile.TemporaryDirectory() as empty:
+        res["load_gguf"] = spawn("bench.llm", "load", env={"MAD_CACHE": empty})
+    res["requests"] = spawn("bench.llm", "requests", str(REQUESTS), timeout=3600)
+    print(json.dumps({k: {a: b for a, b in v.items() if a != "rows"} for k, v in res.items()}, indent=1))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+    from bench.run import RESULTS as MAIN, write_doc
+
+    write_doc(json.loads(MAIN.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
