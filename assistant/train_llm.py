@@ -43,9 +43,9 @@ MAX_GRAPH_TOKENS = 48
 @dataclass
 class LLMTrainConfig:
     llm: str | None = None
-    steps: int = 600
+    steps: int = 200  # about 10 s a step for 4 prompts of ~420 tokens on 2 CPU threads: 35 min
     batch_size: int = 4
-    lr: float = 2e-4
+    lr: float = 1e-3
     graph_tokens: bool = True
     examples_per_type: int = 24
     seed: int = 0
@@ -159,14 +159,18 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
 
     from assistant.llm import load
 
-    torch.manual_seed(cfg.seed)
-    accelerator = Accelerator()
-    base, tokenizer = load(cfg.llm, log=print)
-    graph_id = add_graph_token(tokenizer)
     if examples is None:
         examples = make_examples(load_corpus(), "train", False, cfg.examples_per_type, cfg.seed)
     if not examples:
         raise SystemExit("no training examples")
+    missing = sorted({e["model_type"] for e in examples if e["tokens"] is None})
+    if cfg.graph_tokens and missing:
+        raise SystemExit(f"no graph tokens cached for {len(missing)} model types ({', '.join(missing[:3])}, ...): "
+                         "build them with `python -m assistant.corpora`, or train with --no-graph-tokens")
+    torch.manual_seed(cfg.seed)
+    accelerator = Accelerator()
+    base, tokenizer = load(cfg.llm, log=print)
+    graph_id = add_graph_token(tokenizer)
     model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM"))  # peft's default targets and rank
     d_graph = next((len(e["tokens"][0]) for e in examples if e["tokens"] is not None), 96)
     projector = Projector(d_graph, base.config.hidden_size) if cfg.graph_tokens else None

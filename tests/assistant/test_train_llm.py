@@ -71,3 +71,14 @@ def test_graph_tokens_replace_the_placeholders(adapter, graphs):
     for ch in raw:
         assert ch in parser.get_allowed_characters(), raw
         parser = parser.add_character(ch)
+
+
+def test_mad_train_llm_without_cached_graph_tokens_says_how_to_build_them(tmp_path, monkeypatch):
+    from assistant.cli import run
+
+    monkeypatch.setenv("MAD_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / "adapter"
+    with pytest.raises(SystemExit) as e:
+        run(["train", "llm", "--steps", "1", "--out", str(out)])
+    assert "no graph tokens cached" in str(e.value) and "python -m assistant.corpora" in str(e.value)
+    assert not out.exists()
