@@ -54,23 +54,45 @@ HIDDEN_ACT = {"silu": "SiLU", "swish": "SiLU", "gelu": "GELU", "relu": "ReLU", "
 def _config_truth(model_type: str, f: dict, overrides: dict | None = None) -> dict:
     """What the config (and the model transformers builds from it) says, for the facts a description states."""
     from gnn.importers.hf import build_meta_model, candidate_classes
-    from gnn.importers.hf_config import load_config
+    from gnn.importers.hf_config import load_config, sub_configs
 
     config = load_config(f"hf:{model_type}", overrides)
-    text = config.get_text_config()
-    get = lambda name: v if isinstance(v := getattr(text, name, None), int) and not isinstance(v, bool) else None  # noqa: E731
-    heads = get("num_attention_heads")
-    truth = {"width": get("hidden_size"), "vocab": get("vocab_size"), "heads": heads,
-             "kv heads": get("num_key_value_heads") or heads,
-             "head size": get("head_dim") or (get("hidden_size") // heads if heads and get("hidden_size") else None),
-             "activation": HIDDEN_ACT.get(getattr(text, "hidden_act", None) if isinstance(getattr(text, "hidden_act", None), str) else "")}
+    try:
+        text = config.get_text_config()
+    except (NotImplementedError, ValueError):
+        text = None
+    if len(f["stacks"]) > 1 and sub_configs(config):
+        text = None  # several towers (CLIP-like): which one a per-tower fact is about is not said
+
+    def get(name):
+        try:
+            v = getattr(text, name, None)
+        except Exception:  # noqa: BLE001 - a per-layer setting with no single value
+            return None
+        return v if isinstance(v, (int, str)) and not isinstance(v, bool) else None
+
+    heads, width = (v if isinstance(v := get(k), int) else None for k in ("num_attention_heads", "hidden_size"))
+    truth = {"width": width, "vocab": get("vocab_size"), "heads": heads, "kv heads": get("num_key_value_heads") or heads,
+             "head size": get("head_dim") or (width // heads if heads and width else None),
+             "activation": HIDDEN_ACT.get(get("hidden_act") or "")}
     if len(f["stacks"]) == 1:
         truth["blocks"] = get("num_hidden_layers")
     cls = next((c for c in candidate_classes(config) if c.__name__ == f["name"]), None)
     if cls is not None:
         model = build_meta_model(cls, config)
         truth["params"] = sum(p.numel() for p in model.parameters())
-        out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+        # where the attention modules of a single-config model keep their own head count, it is the
+        # truth (ConvBERT gives half of the config's heads to convolutions)
+        attn = next((m for m in model.modules() if type(m).__name__.endswith("SelfAttention")
+                     and isinstance(getattr(m, "num_attention_heads", None), int)), None) if text is config else None
+        if attn is not None and attn.num_attention_heads != heads:
+            truth["heads"] = truth["kv heads"] = attn.num_attention_heads
+            if isinstance(getattr(attn, "attention_head_size", None), int):
+                truth["head size"] = attn.attention_head_size
+        try:
+            out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+        except NotImplementedError:  # a model without token embeddings
+            out = inp = None
         if out is not None and inp is not None:
             truth["tied"] = out.weight is inp.weight
     return truth
