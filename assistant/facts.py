@@ -121,7 +121,10 @@ def _written_out(ops: list[str]) -> str | None:
 
 def _activation(graph: Graph, roles: RoleMap) -> str | None:
     h = graph.hierarchy
-    for path in _first_block_paths(roles, "act"):
+    attn = roles.paths("attn")
+    acts = _first_block_paths(roles, "act")
+    # the feed-forward's activation, not one inside attention (Swin v2's position-bias MLP has a ReLU)
+    for path in [p for p in acts if not any(p.startswith(a + ".") for a in attn)] or acts:
         cls = h[path].module_class or ""
         if cls in _ACT_CLASSES:
             return _ACT_CLASSES[cls]
