@@ -8,7 +8,9 @@ real depth and width, on the meta device), its facts read off the graph
 graph model, its composite embeddings (the graph tokens) are kept beside it in the
 cache.  Per type results go to ``~/.cache/mad/corpora`` (resumable); the corpus,
 ``corpora/architectures.jsonl``, is written at the end (temporary file, then rename),
-one line per type with its family and split, sorted by type.
+one line per type with its family and split, sorted by type, and so are the graph
+tokens the language model trains with, ``corpora/graph_tokens.safetensors`` (each
+type's, pooled to the prompt's at most 48 ``<graph>`` places, in float16).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import signal
 import sys
 import time
 
-from gnn.fileio import write_text
+from gnn.fileio import staged, write_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "architectures.jsonl"
+GRAPH_TOKENS = ROOT / "corpora" / "graph_tokens.safetensors"
 TIMEOUT = 300
 
 
@@ -106,7 +109,28 @@ def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathli
                                                                  else f"{row['facts']['layers']} blocks"))
     rows = [json.loads((cache_dir() / f"{t}.json").read_text()) for t in every if (cache_dir() / f"{t}.json").exists()]
     write_text(CORPUS, "".join(json.dumps({k: v for k, v in r.items() if k != "seconds"}) + "\n" for r in rows))
+    write_graph_tokens([r["model_type"] for r in rows])
     return CORPUS
+
+
+def write_graph_tokens(types: list[str]) -> None:
+    """The cached graph tokens of ``types``, pooled as prompts use them, in one committed file."""
+    import torch
+    from safetensors.torch import save_file
+
+    from assistant.train_llm import pool_tokens
+
+    tokens = {t: pool_tokens(torch.load(path)).half().contiguous()
+              for t in types if (path := cache_dir() / f"{t}.tokens.pt").exists()}
+    with staged([GRAPH_TOKENS]) as (tmp,):
+        save_file(tokens, str(tmp))
+
+
+def load_graph_tokens() -> dict:
+    """Model type -> its pooled graph tokens, from ``corpora/graph_tokens.safetensors`` (empty if absent)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(GRAPH_TOKENS)) if GRAPH_TOKENS.exists() else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,9 @@ and ``graph_tokens.json`` beside it.
 
 Training data: the instruction examples (:mod:`assistant.instructions`: templates and
 the hand-written requests that hold for the graph) of every model type of the training
-families in the architecture corpus (``python -m assistant.corpora``), without the
-held-out phrasings and requests.
+families in the architecture corpus, without the held-out phrasings and requests; their
+graph tokens come from ``corpora/graph_tokens.safetensors``.  Both files are committed
+(``python -m assistant.corpora`` rebuilds them), so this command alone rebuilds the adapter.
 """
 
 from __future__ import annotations
@@ -104,14 +105,14 @@ def embed_with_graph(model, ids: torch.Tensor, graph_id: int, graph: list[torch.
 
 
 def load_corpus() -> list[dict]:
-    from assistant.corpora import CORPUS, cache_dir
+    from assistant.corpora import CORPUS, load_graph_tokens
 
     if not CORPUS.exists():
         raise SystemExit("no architecture corpus: build it with `python -m assistant.corpora`")
     rows = [json.loads(line) for line in CORPUS.read_text().splitlines()]
+    tokens = load_graph_tokens()
     for r in rows:
-        path = cache_dir() / f"{r['model_type']}.tokens.pt"
-        r["tokens"] = torch.load(path) if path.exists() else None
+        r["tokens"] = tokens.get(r["model_type"])
     return [r for r in rows if "facts" in r]
 
 
@@ -165,8 +166,9 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
         raise SystemExit("no training examples")
     missing = sorted({e["model_type"] for e in examples if e["tokens"] is None})
     if cfg.graph_tokens and missing:
-        raise SystemExit(f"no graph tokens cached for {len(missing)} model types ({', '.join(missing[:3])}, ...): "
-                         "build them with `python -m assistant.corpora`, or train with --no-graph-tokens")
+        raise SystemExit(f"no graph tokens for {len(missing)} model types ({', '.join(missing[:3])}, ...) in "
+                         "corpora/graph_tokens.safetensors: build them with `python -m assistant.corpora`, "
+                         "or train with --no-graph-tokens")
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator()
     base, tokenizer = load(cfg.llm, log=print)

@@ -73,12 +73,23 @@ def test_graph_tokens_replace_the_placeholders(adapter, graphs):
         parser = parser.add_character(ch)
 
 
-def test_mad_train_llm_without_cached_graph_tokens_says_how_to_build_them(tmp_path, monkeypatch):
+def test_mad_train_llm_without_graph_tokens_says_how_to_build_them(tmp_path, monkeypatch):
+    import assistant.corpora
     from assistant.cli import run
 
-    monkeypatch.setenv("MAD_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(assistant.corpora, "GRAPH_TOKENS", tmp_path / "absent.safetensors")
     out = tmp_path / "adapter"
     with pytest.raises(SystemExit) as e:
         run(["train", "llm", "--steps", "1", "--out", str(out)])
-    assert "no graph tokens cached" in str(e.value) and "python -m assistant.corpora" in str(e.value)
+    assert "no graph tokens for" in str(e.value) and "python -m assistant.corpora" in str(e.value)
     assert not out.exists()
+
+
+def test_the_committed_corpus_has_graph_tokens_for_every_described_type():
+    from assistant.corpora import load_graph_tokens
+    from assistant.train_llm import MAX_GRAPH_TOKENS, load_corpus
+
+    rows = load_corpus()
+    assert len(rows) > 400 and all(r["tokens"] is not None for r in rows)
+    assert all(0 < len(r["tokens"]) <= MAX_GRAPH_TOKENS for r in rows)
+    assert set(load_graph_tokens()) == {r["model_type"] for r in rows}
