@@ -214,7 +214,7 @@ class Assistant:
         for _ in range(tries):
             chat = messages(f, request, graph_placeholder=placeholder, error=error,
                             previous=answers[-1] if answers else None)
-            raw = self.generate(chat, tokens) if tokens is not None else self.generate(chat)
+            raw = self.generate(chat, tokens)
             answers.append(raw)
             try:
                 answer = json.loads(raw)

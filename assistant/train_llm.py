@@ -225,8 +225,11 @@ def save(model, projector, tokenizer, cfg: LLMTrainConfig, log: dict) -> None:
 
     from gnn.fileio import staged_dir
 
+    if cfg.llm is None:  # the default model by its hub name, not this machine's cache path
+        model.peft_config["default"].base_model_name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
     with staged_dir(cfg.out) as tmp:
         model.save_pretrained(tmp)
+        (tmp / "README.md").unlink(missing_ok=True)  # peft's blank model card; docs/assistant.md describes it
         if projector is not None:
             save_file({k: v.contiguous() for k, v in projector.state_dict().items()}, str(tmp / "projector.safetensors"))
         (tmp / "graph_tokens.json").write_text(json.dumps({

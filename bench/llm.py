@@ -39,8 +39,15 @@ def worker_load() -> dict:
 
     start = time.perf_counter()
     a = Assistant(log=lambda *_: None)
-    return {"load_s": round(time.perf_counter() - start, 2), "adapter": str(a.adapter) if a.adapter else None,
+    return {"load_s": round(time.perf_counter() - start, 2), "adapter": _where(a.adapter),
             "threads": torch.get_num_threads()}
+
+
+def _where(adapter) -> str | None:
+    if adapter is None:
+        return None
+    path = pathlib.Path(adapter).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def worker_requests(n: int) -> dict:
@@ -66,7 +73,7 @@ def worker_requests(n: int) -> dict:
     return {"graph": f"Llama-3-8B shape, {len(graph.nodes)} ops", "first_s": rows[0]["seconds"],
             "p50_s": round(statistics.median(times), 2),
             "p95_s": times[min(len(times) - 1, int(0.95 * len(times)))], "rows": rows,
-            "adapter": str(a.adapter) if a.adapter else None, "threads": torch.get_num_threads()}
+            "adapter": _where(a.adapter), "threads": torch.get_num_threads()}
 
 
 def doc_lines(res: dict) -> list[str]:

@@ -10,9 +10,10 @@ from assistant.schema import answer_schema, validate_answer
 
 @pytest.fixture(scope="module")
 def assistant():
+    """The base model without the adapter: these tests are about decoding and the loop around it."""
     from assistant.interpret import Assistant
 
-    return Assistant(max_new_tokens=60, log=lambda *a: None)
+    return Assistant(adapter=None, max_new_tokens=60, log=lambda *a: None)
 
 
 def test_the_answer_schema_accepts_programs_questions_and_refusals_only():
@@ -47,7 +48,7 @@ def test_an_engine_refusal_goes_back_for_one_more_try(assistant, graphs, monkeyp
     replies = iter([json.dumps({"action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 3}]}),
                     json.dumps({"action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 1}]})])
     seen = []
-    monkeypatch.setattr(assistant, "generate", lambda chat: (seen.append(chat), next(replies))[1])
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: (seen.append(chat), next(replies))[1])
     out = assistant.interpret(graph, "make it multi-query")
     assert out.done and out.program == {"edits": [{"op": "set_kv_heads", "kv_heads": 1}]}
     assert len(out.answers) == 2
@@ -59,7 +60,7 @@ def test_two_refusals_leave_the_graph_as_it_was(assistant, graphs, monkeypatch):
     graph = graphs["llama"]
     count = len(graph.nodes)
     monkeypatch.setattr(assistant, "generate",
-                        lambda chat: json.dumps({"action": "edit", "edits": [{"op": "remove_layers",
+                        lambda chat, tokens=None: json.dumps({"action": "edit", "edits": [{"op": "remove_layers",
                                                                               "target": {"layers": [7]}}]}))
     out = assistant.interpret(graph, "remove layer 7")
     assert out.action == "failed" and not out.done and "layer" in out.message
@@ -67,6 +68,29 @@ def test_two_refusals_leave_the_graph_as_it_was(assistant, graphs, monkeypatch):
 
 
 def test_questions_and_refusals_pass_through(assistant, graphs, monkeypatch):
-    monkeypatch.setattr(assistant, "generate", lambda chat: '{"action": "ask", "question": "Which layers?"}')
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: '{"action": "ask", "question": "Which layers?"}')
     out = assistant.interpret(graphs["llama"], "add some adapters somewhere maybe")
     assert (out.action, out.message, out.result) == ("ask", "Which layers?", None)
+
+
+def test_the_shipped_adapter_turns_requests_into_the_right_answers(graphs):
+    """The committed adapter (graph tokens and all) on requests in phrasings it was trained with, on a graph
+    of a size it never saw; held-out phrasings and families are scored by `python -m assistant.evaluate_llm`."""
+    import os
+
+    from assistant.interpret import Assistant
+    from assistant.train_llm import ADAPTER
+
+    size = sum(p.stat().st_size for p in ADAPTER.iterdir())
+    assert size < 20 * 2**20 and {"adapter_config.json", "adapter_model.safetensors", "projector.safetensors"} \
+        <= set(os.listdir(ADAPTER))
+    a = Assistant(log=lambda *x: None)
+    assert a.adapter == ADAPTER and a.projector is not None
+    graph = graphs["llama"]
+    out = a.interpret(graph, "add LoRA to the last layer")
+    assert out.done and out.program == {"edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}, out.answers
+    out = a.interpret(graph, "LoRA r=8 on q and v")
+    assert out.done and out.program == {"edits": [{"op": "add_lora", "target": {"roles": ["attn.q", "attn.v"]},
+                                                   "r": 8}]}, out.answers
+    out = a.interpret(graph, "make it multi-query")
+    assert out.done and out.program == {"edits": [{"op": "set_kv_heads", "kv_heads": 1}]}, out.answers

@@ -37,6 +37,8 @@ def test_the_adapter_is_peft_format_with_peft_defaults(adapter):
     assert config["r"] == defaults.r and config["lora_alpha"] == defaults.lora_alpha
     assert sorted(config["target_modules"]) == ["q_proj", "v_proj"]  # peft's default for llama-type models
     assert (out / "adapter_model.safetensors").exists() and (out / "projector.safetensors").exists()
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # not this machine's path
+    assert not (out / "README.md").exists()  # peft's blank model card
     meta = json.loads((out / "graph_tokens.json").read_text())
     assert meta["graph_tokens"] and meta["d_graph"] == 96 and len(meta["loss"]) == 2
     assert all(loss > 0 for loss in history)
