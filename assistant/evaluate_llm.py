@@ -1,6 +1,6 @@
 """Evaluate the assistant's language model: requests to edits, questions and refusals.
 
-    python -m assistant.evaluate_llm [--per-type 6] [--types 6] [--no-graph-adapter DIR]   # docs/llm-eval.md
+    python -m assistant.evaluate_llm [--per-type 6] [--types 12] [--no-graph-adapter DIR]   # docs/llm-eval.md
 
 Test requests are the instruction examples (:mod:`assistant.instructions`) of the test
 families (never trained on), in the held-out phrasings (never trained on either), on
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.train_llm import ADAPTER
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--types", type=int, default=6)
+    parser.add_argument("--types", type=int, default=12)
     parser.add_argument("--per-type", type=int, default=6)
     parser.add_argument("--no-graph-adapter", help="an adapter trained with --no-graph-tokens (the ablation)")
     parser.add_argument("--llm")
