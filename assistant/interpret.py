@@ -111,7 +111,7 @@ class Assistant:
     """The language model behind requests; ``llm`` is a path or cached hub id (default SmolLM2-135M-Instruct).
 
     ``adapter`` is a folder written by ``python -m assistant.train_llm`` (default: the shipped
-    ``assistant/adapter`` when it exists; ``None`` for the base model): its LoRA weights are loaded
+    ``assistant/adapter`` for the default model, none for another ``llm``; ``None``: none): its LoRA weights are loaded
     with peft and, if it was trained with graph tokens, its projector puts the graph model's
     composite embeddings at the prompt's ``<graph>`` placeholders."""
 
@@ -120,8 +120,8 @@ class Assistant:
         from assistant.llm import load
         from assistant.train_llm import ADAPTER
 
-        if adapter is True:
-            adapter = ADAPTER if (ADAPTER / "adapter_config.json").exists() else None
+        if adapter is True:  # the shipped adapter was trained on the default model: only that model gets it
+            adapter = ADAPTER if llm is None and (ADAPTER / "adapter_config.json").exists() else None
         self.projector = None
         self.graph_id = None
         if adapter:

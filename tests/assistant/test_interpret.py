@@ -94,3 +94,13 @@ def test_the_shipped_adapter_turns_requests_into_the_right_answers(graphs):
                                                    "r": 8}]}, out.answers
     out = a.interpret(graph, "make it multi-query")
     assert out.done and out.program == {"edits": [{"op": "set_kv_heads", "kv_heads": 1}]}, out.answers
+
+
+def test_another_model_does_not_get_the_shipped_adapter():
+    """The shipped adapter was trained on SmolLM2-135M-Instruct; `--llm PATH` runs that model as it is."""
+    from assistant.interpret import Assistant
+    from assistant.llm import converted_path, load
+
+    load(log=lambda *x: None)  # converts the default model on a fresh cache
+    a = Assistant(llm=str(converted_path()), log=lambda *x: None)
+    assert a.adapter is None and a.projector is None
