@@ -270,14 +270,11 @@ def _norm_position(graph: Graph, roles: RoleMap) -> str | None:
 def _with_modules(graph: Graph) -> Graph:
     """A graph without module paths (a stripped ONNX file) with its projections and blocks rebuilt from the
     learned labeler's roles, as the edit engine does; unchanged if they cannot be rebuilt."""
-    if not graph.nodes or any(node.module for node in graph.nodes):
-        return graph
     from gnn.errors import MadError
-    from gnn.roles.learned import predict_node_probs
-    from gnn.roles.structure import decode_roles, infer_modules
+    from gnn.roles.structure import with_inferred_modules
 
     try:
-        return infer_modules(graph, *decode_roles(graph, predict_node_probs(graph)))
+        return with_inferred_modules(graph)
     except MadError:
         return graph
 

@@ -116,17 +116,17 @@ def apply_program(graph: Graph, program, labeler: str = "rules", validate_result
     edits = parse_program(program) if not (isinstance(program, list) and all(isinstance(e, Edit) for e in program)) \
         else program
     extras: dict[str, Any] = {}
-    if graph.nodes and not any(node.module for node in graph.nodes):
-        # No module paths (an ONNX file with its names stripped): the learned labeler's node roles
-        # rebuild the projections and blocks the edits work on (gnn.roles.structure).
-        from gnn.errors import MadError
-        from gnn.roles.learned import predict_node_probs
-        from gnn.roles.structure import decode_roles, infer_modules
+    # No module paths (an ONNX file with its names stripped): the learned labeler's node roles
+    # rebuild the projections and blocks the edits work on (gnn.roles.structure).
+    from gnn.errors import MadError
+    from gnn.roles.structure import with_inferred_modules
 
-        try:
-            graph = infer_modules(graph, *decode_roles(graph, predict_node_probs(graph)))
-        except MadError as e:
-            raise EditError(f"this graph has no module names and its structure could not be inferred: {e}") from None
+    try:
+        rebuilt = with_inferred_modules(graph)
+    except MadError as e:
+        raise EditError(f"this graph has no module names and its structure could not be inferred: {e}") from None
+    if rebuilt is not graph:
+        graph = rebuilt
         extras["inferred_modules"] = True
     current = graph
     for i, edit in enumerate(edits):

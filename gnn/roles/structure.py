@@ -154,6 +154,17 @@ def decode_roles(graph: Graph, probs) -> tuple[list[str], dict[str, int]]:
     return labels, {k: numbers[b] for k, b in blocks.items()}
 
 
+def with_inferred_modules(graph: Graph) -> Graph:
+    """``graph`` itself when it has module paths; without any (an ONNX file with its names stripped), a copy
+    with the projections and blocks rebuilt from the learned labeler's node roles.  Raises
+    :class:`MadError` when they cannot be rebuilt."""
+    if not graph.nodes or any(node.module for node in graph.nodes):
+        return graph
+    from gnn.roles.learned import predict_node_probs
+
+    return infer_modules(graph, *decode_roles(graph, predict_node_probs(graph)))
+
+
 def infer_modules(graph: Graph, labels: list[str], blocks: dict[str, int] | None = None) -> Graph:
     """A copy of ``graph`` whose nodes carry module paths rebuilt from ``labels`` (one role per node).
 
