@@ -151,7 +151,7 @@ def description_facts(split: str = "test", log=print) -> dict:
 def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
     """Held-out phrasings on graphs of held-out (test split) families."""
     from assistant.facts import facts
-    from assistant.instructions import examples_for, hand_written
+    from assistant.instructions import examples
     from gnn.data.build import load_splits
     from gnn.edits import apply_program
     from gnn.errors import MadError
@@ -172,10 +172,9 @@ def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
             continue
         if not f.heads:
             continue
-        examples = [e for e in examples_for(f, random.Random(f"{seed}-{model_type}")) + hand_written(f)
-                    if e.held_out_phrasing]
-        rng.shuffle(examples)
-        for e in examples[:per_type]:
+        held = examples(f, random.Random(f"{seed}-{model_type}"), held_out=True)
+        rng.shuffle(held)
+        for e in held[:per_type]:
             expected = None
             if e.answer["action"] == "edit":
                 try:

@@ -226,3 +226,8 @@ def hand_written(f: Facts) -> list[Example]:
     return [Example("hand_written", i, r["request"], r["answer"], held_out=r["held_out"])
             for i, r in enumerate(_requests())
             if r["answer"]["action"] != "edit" or all(_fits(f, e) for e in r["answer"]["edits"])]
+
+
+def examples(f: Facts, rng: random.Random, held_out: bool) -> list[Example]:
+    """Template and hand-written examples for the graph with facts ``f``: the held-out ones, or the rest."""
+    return [e for e in examples_for(f, rng) + hand_written(f) if e.held_out_phrasing == held_out]

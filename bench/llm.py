@@ -54,18 +54,18 @@ def worker_requests(n: int) -> dict:
     import torch
 
     from assistant.facts import facts
-    from assistant.instructions import examples_for, hand_written
+    from assistant.instructions import examples
     from assistant.interpret import Assistant
     from bench.run import LLAMA3_8B
     from gnn.importers.hf import HFOptions, import_hf
 
     graph = import_hf("hf:llama", HFOptions(overrides=LLAMA3_8B))
     f = facts(graph)
-    examples = [e for e in examples_for(f, random.Random(0)) + hand_written(f) if e.held_out_phrasing]
-    random.Random(0).shuffle(examples)
+    held = examples(f, random.Random(0), held_out=True)
+    random.Random(0).shuffle(held)
     a = Assistant(log=lambda *_: None)
     rows = []
-    for e in examples[:n + 1]:
+    for e in held[:n + 1]:
         out = a.interpret(graph, e.request)
         rows.append({"request": e.request, "action": out.action, "reference": e.answer["action"],
                      "tries": len(out.answers), "seconds": round(out.seconds, 2)})
