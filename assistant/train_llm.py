@@ -119,7 +119,7 @@ def load_corpus() -> list[dict]:
 def make_examples(rows: list[dict], split: str, held_out: bool, per_type: int, seed: int) -> list[dict]:
     """Prompt pieces and answers for ``split``'s types; held-out phrasings only, or none of them."""
     from assistant.facts import Facts
-    from assistant.instructions import examples_for, hand_written
+    from assistant.instructions import examples
 
     out = []
     for r in rows:
@@ -127,7 +127,7 @@ def make_examples(rows: list[dict], split: str, held_out: bool, per_type: int, s
             continue
         f = Facts(**r["facts"])
         rng = random.Random(f"{seed}-{r['model_type']}")
-        chosen = [e for e in examples_for(f, rng) + hand_written(f) if e.held_out_phrasing == held_out]
+        chosen = examples(f, rng, held_out)
         rng.shuffle(chosen)
         for e in chosen[:per_type]:
             out.append({"model_type": r["model_type"], "facts": f, "tokens": r["tokens"], "request": e.request,
@@ -223,9 +223,10 @@ def save(model, projector, tokenizer, cfg: LLMTrainConfig, log: dict) -> None:
     """The adapter in peft's format, the projector and the run's record, written to a temporary folder first."""
     from safetensors.torch import save_file
 
+    from assistant.llm import is_default
     from gnn.fileio import staged_dir
 
-    if cfg.llm is None:  # the default model by its hub name, not this machine's cache path
+    if is_default(cfg.llm):  # the default model by its hub name, not this machine's cache path
         model.peft_config["default"].base_model_name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
     with staged_dir(cfg.out) as tmp:
         model.save_pretrained(tmp)

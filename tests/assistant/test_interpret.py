@@ -104,3 +104,4 @@ def test_another_model_does_not_get_the_shipped_adapter():
     load(log=lambda *x: None)  # converts the default model on a fresh cache
     a = Assistant(llm=str(converted_path()), log=lambda *x: None)
     assert a.adapter is None and a.projector is None
+    assert Assistant(llm="smollm2", log=lambda *x: None).adapter is not None  # the default, by its name
