@@ -1,6 +1,6 @@
 """Evaluate the assistant's language model: requests to edits, questions and refusals.
 
-    python -m assistant.evaluate_llm [--per-type 6] [--types 12] [--no-graph-adapter DIR]   # docs/llm-eval.md
+    python -m assistant.evaluate_llm [--per-type 6] [--types 16] [--no-graph-adapter DIR]   # docs/llm-eval.md
 
 Test requests are the instruction examples (:mod:`assistant.instructions`) of the test
 families (never trained on), in the held-out phrasings (never trained on either), on
@@ -182,7 +182,7 @@ def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
                 except MadError:  # a hand-written request this graph cannot take: not a fair case
                     continue
             cases.append({"model_type": model_type, "graph": graph, "request": e.request, "intent": e.intent,
-                          "answer": e.answer, "expected": expected})
+                          "source": e.source, "answer": e.answer, "expected": expected})
     return cases
 
 
@@ -200,7 +200,7 @@ def score(assistant, cases: list[dict], log=print) -> dict:
         executed = None
         if ref["action"] == "edit":
             executed = bool(out.done and _signature(out.result.graph) == c["expected"])
-        rows.append({"model_type": c["model_type"], "intent": c["intent"], "request": c["request"],
+        rows.append({"model_type": c["model_type"], "intent": c["intent"], "source": c["source"], "request": c["request"],
                      "reference": ref, "answers": out.answers, "action": out.action, "exact": exact,
                      "executed": executed, "seconds": round(seconds, 2)})
         log(f"{c['model_type']:>16} {c['request'][:50]:50} exact={exact} executed={executed} {seconds:.1f}s")
@@ -218,10 +218,11 @@ def score(assistant, cases: list[dict], log=print) -> dict:
     }
 
 
-def _per_intent(rows: list[dict]) -> dict[str, str]:
+def _per(rows: list[dict], key: str = "intent") -> dict[str, str]:
+    """Right answers per intent (or phrasing source): edits by executed success, the rest by exact match."""
     by: dict[str, list] = {}
     for r in rows:
-        by.setdefault(r["intent"], []).append(r["executed"] if r["executed"] is not None else r["exact"])
+        by.setdefault(r[key], []).append(r["executed"] if r["executed"] is not None else r["exact"])
     return {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by.items())}
 
 
@@ -248,9 +249,17 @@ def write_doc(results: dict) -> None:
                   + " Why, and what comes next: [docs/assistant.md](assistant.md)."]
     lines += ["", "Per intent (edits: executed success; questions and refusals: right action):", "",
               "| intent | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    per = {n: _per_intent(results["variants"][n]["rows"]) for n in names}
+    per = {n: _per(results["variants"][n]["rows"]) for n in names}
     for intent in sorted({i for p in per.values() for i in p}):
         lines.append(f"| {intent} | " + " | ".join(per[n].get(intent, "") for n in names) + " |")
+    lines += ["", "Per phrasing source (the same measure): *first templates* are the two held-out phrasings per intent "
+              "written with the first templates; *independent* are four per intent written by someone who never saw "
+              "the training grammar (`corpora/held_out_phrasings.json`); *hand-written* are the held-out requests of "
+              "`corpora/requests.jsonl`.", "",
+              "| source | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    per = {n: _per(results["variants"][n]["rows"], "source") for n in names}
+    for source in sorted({s for p in per.values() for s in p}):
+        lines.append(f"| {source} | " + " | ".join(per[n].get(source, "") for n in names) + " |")
     d = results.get("descriptions")
     if d:
         lines += ["", "## Description facts", "",
@@ -270,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.train_llm import ADAPTER
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--types", type=int, default=12)
+    parser.add_argument("--types", type=int, default=16)
     parser.add_argument("--per-type", type=int, default=6)
     parser.add_argument("--no-graph-adapter", help="an adapter trained with --no-graph-tokens (the ablation)")
     parser.add_argument("--llm")

@@ -1,43 +1,43 @@
 """Instruction data: requests paired with the answer the assistant should give for a given graph.
 
-Each intent has several phrasings; the last ``HELD_OUT`` of each are never trained on
-(the held-out phrasings of the evaluation).  The right answer depends on the graph,
-as it does for a person: "use GQA with 3 KV heads" is an edit on a model with 12
-heads and a refusal naming the divisors on one with 8; "switch to RMSNorm" on a model
-that already has it is a plain statement, not an edit; "make it smaller" is a
-question back.  Answers are the JSON the assistant is decoded under
-(:mod:`assistant.schema`).
+Training phrasings come from a small grammar per intent (``[a|b|c]`` picks one of the
+alternatives; ``{r}``, ``{n}``... are the request's parameters), a few thousand in all.
+Held-out phrasings are never trained on: two written with the first templates, and four
+per intent written independently, without seeing the grammar
+(``corpora/held_out_phrasings.json``); a grammar phrasing too close to any held-out one
+of its intent (difflib ratio >= 0.85) is dropped.  The right answer depends on the graph,
+as it does for a person: "use GQA with 3 KV heads" is an edit on a model with 12 heads
+and a refusal naming the divisors on one with 8; "switch to RMSNorm" on a model that
+already has it is a plain statement, not an edit; "make it smaller" is a question back.
+Answers are the JSON the assistant is decoded under (:mod:`assistant.schema`).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
+import itertools
 import json
 import random
+import re
 from dataclasses import dataclass
 
 from assistant.facts import CORPORA, Facts
 
-HELD_OUT = 2  # phrasings per intent kept for evaluation
-
 ACTS = {"gelu": "GELU", "silu": "SiLU", "relu": "ReLU", "gelu_new": "tanh-approximated GELU", "mish": "Mish",
         "relu2": "squared ReLU"}
 NORMS = {"rmsnorm": "RMSNorm", "layernorm": "LayerNorm"}
+SIMILAR = 0.85  # a training phrasing at least this close to a held-out one is dropped
+PER_INTENT = 2  # training phrasings drawn per intent and graph
 
 
 @dataclass
 class Example:
     intent: str
-    phrasing: int  # index into the intent's phrasings
     request: str
     answer: dict
-    held_out: bool | None = None  # set for hand-written requests; templates hold out their last phrasings
-
-    @property
-    def held_out_phrasing(self) -> bool:
-        if self.held_out is not None:
-            return self.held_out
-        return self.phrasing >= len(PHRASINGS[self.intent]) - HELD_OUT
+    held_out_phrasing: bool
+    source: str = "grammar"  # grammar, first templates, independent (held out), hand-written
 
 
 def _edit(*edits: dict) -> dict:
@@ -52,146 +52,319 @@ def _ask(question: str) -> dict:
     return {"action": "ask", "question": question}
 
 
-PHRASINGS: dict[str, list[str]] = {
-    "lora_default": ["add LoRA", "apply LoRA to the model", "put LoRA adapters on it", "make it LoRA-tunable",
-                     "wrap it with low-rank adapters", "set it up for LoRA fine-tuning", "I want to fine-tune it with LoRA"],
-    "lora_last": ["add LoRA to the last layer", "apply LoRA only to the final block", "LoRA on the last layer please",
-                  "put low-rank adapters in the top layer", "add LoRA adapters to the final transformer block",
-                  "only the last layer should get LoRA", "give the last block LoRA"],
-    "lora_qv_rank": ["add LoRA with rank {r} to the query and value projections", "LoRA r={r} on q and v",
-                     "apply rank-{r} LoRA to q_proj and v_proj", "put rank {r} LoRA on the attention queries and values",
-                     "LoRA of rank {r} for the query and value matrices", "use LoRA (r {r}) on q and v",
-                     "rank {r} low-rank adapters on the q and v projections"],
-    "remove_last": ["remove the last {n} layers", "drop the final {n} blocks", "delete the top {n} layers",
-                    "prune the last {n} transformer blocks", "cut {n} layers off the end",
-                    "get rid of the last {n} layers", "truncate the model by {n} layers"],
-    "insert": ["add {n} more layers", "insert {n} new blocks at the end", "make it {n} layers deeper",
-               "append {n} transformer blocks", "stack {n} extra layers on top", "grow the depth by {n} layers",
-               "deepen the model by {n} blocks"],
-    "activation": ["use {act} instead", "replace the activation with {act}", "swap the activation function for {act}",
-                   "switch the nonlinearity to {act}", "change the MLP activation to {act}",
-                   "make the activations {act}", "{act} activations please"],
-    "norm": ["swap the norms for {norm}", "replace normalization with {norm}", "use {norm} everywhere",
-             "switch to {norm}", "change every norm layer to {norm}", "convert the norms to {norm}",
-             "I'd like {norm} instead of the current norm"],
-    "mqa": ["make it multi-query", "use MQA", "share one key/value head across all heads",
-            "convert to multi-query attention", "switch attention to a single KV head", "make the attention MQA",
-            "one kv head for every query head"],
-    "gqa": ["use GQA with {kv} KV heads", "grouped-query attention with {kv} key/value heads",
-            "set the number of kv heads to {kv}", "make it GQA, {kv} groups", "reduce the KV heads to {kv}",
-            "use {kv} key-value heads", "convert attention to {kv}-group GQA"],
-    "adapter": ["add bottleneck adapters of size {b}", "insert Houlsby adapters with bottleneck {b}",
-                "put adapters (bottleneck {b}) after the MLPs", "add adapter layers with a {b}-dim bottleneck",
-                "insert {b}-wide adapters after each feed-forward", "adapters with bottleneck {b} please",
-                "add size-{b} bottleneck adapters"],
-    "dropout": ["add dropout of {p} after attention", "insert dropout p={p} after each attention block",
-                "put {p} dropout after the attention layers", "regularize attention outputs with dropout {p}",
-                "add a dropout layer with rate {p} after self-attention", "dropout {p} after attention please",
-                "apply dropout ({p}) to the attention outputs"],
-    "freeze_but_last": ["freeze everything except the last layer", "only train the last block",
-                        "freeze all but the final layer", "make only the top layer trainable",
-                        "keep just the last block trainable", "lock every layer except the last one",
-                        "freeze the model apart from its final block"],
-    "unsupported": ["add {method}", "use {method}", "switch the model to {method}", "give it {method}",
-                    "implement {method} in this model", "can you add {method}?", "I want {method}"],
-    "vague": ["make it smaller", "make it better", "improve the attention", "change the architecture a bit",
-              "add some adapters somewhere", "make it faster", "optimize this model"],
+# -- phrasings ----------------------------------------------------------------------------------
+
+_PLEASE = "[| please| for me]"
+_LAST = "[the last|the final|the top|the topmost|the very last]"
+_BLOCK = "[layer|block|transformer block|decoder layer]"
+_BLOCKS = "[layers|blocks|transformer blocks|decoder layers|transformer layers]"
+_LORA = "[LoRA|LoRA adapters|low-rank adapters|LoRA modules|lora]"
+
+GRAMMAR: dict[str, list[str]] = {
+    "lora_default": [
+        "[|can you |let's |I'd like to |go ahead and ][add|apply|attach|inject|enable] " + _LORA
+        + "[| to the model| to this model| to it| with the default settings| using the peft defaults]",
+        "put LoRA adapters on it", "make it LoRA-tunable", "wrap it with low-rank adapters",
+        "[prepare|get] [it|the model|this model] [for|ready for] LoRA [training|fine-tuning|tuning]",
+        "[fine-tune|train|tune] [it|this model|the model] with LoRA[| adapters][| using the defaults]",
+        "LoRA[| please| with the usual settings| with default rank and targets]",
+        "I [want|need|would like] [LoRA|low-rank adapters] on [this model|it|the model]",
+        "[set up|configure] LoRA [on|for] [this model|the model|it] with [defaults|default settings]",
+    ],
+    "lora_last": [
+        "[add|apply|put|attach] " + _LORA + " [to|on] " + _LAST + " " + _BLOCK + "[| only]",
+        "[only|just] " + _LAST + " [layer|block] [should get|gets|needs|should have] LoRA",
+        "LoRA [on|for|in] " + _LAST + " [layer|block][| only][| please]",
+        "[restrict|limit|confine] LoRA to " + _LAST + " [layer|block]",
+        "[fine-tune|adapt] [only |just ]" + _LAST + " [layer|block] with LoRA",
+        "[add|apply] LoRA to layer -1[| only]",
+    ],
+    "lora_qv_rank": [
+        "[add|apply|put|use|attach] [rank {r} LoRA|rank-{r} LoRA|LoRA with rank {r}|LoRA with r={r}|LoRA r={r}|"
+        "LoRA of rank {r}|a rank {r} LoRA|LoRA, rank {r},] [on|to|for] [the query and value projections|q and v|"
+        "q_proj and v_proj|the q and v projections|the queries and values|the attention queries and values|"
+        "the query/value matrices|q/v|Q and V|q_proj/v_proj|the Q and V weights]",
+        "LoRA [r={r}|rank {r}|r {r}|with r={r}] [on|for] [q and v|q_proj/v_proj|the query and value projections|"
+        "queries and values|Q/V]",
+        "[target|adapt] [q_proj and v_proj|the query and value projections|q and v] with [rank {r}|rank-{r}|r={r}] LoRA",
+        "[I want|I need|give me] LoRA [with|at] rank {r} on [the query and value projections|q and v|q_proj, v_proj]",
+    ],
+    "remove_last": [
+        "[remove|drop|delete|prune|cut|strip|chop off|get rid of|take out] " + _LAST + " {n} " + _BLOCKS + _PLEASE,
+        "[remove|drop|cut|delete] {n} [layers|blocks] [from the end|from the top|off the top|off the end]",
+        "[shrink|shorten|reduce] [the model|it|the depth|the stack] by [removing|dropping|deleting] " + _LAST
+        + " {n} [layers|blocks]",
+        "[make it|make the model] {n} [layers|blocks] shallower",
+        "[reduce|lower|decrease] the [depth|number of layers|layer count] by {n}",
+    ],
+    "insert": [
+        "[add|append|insert|stack] {n} [more|extra|new|additional] " + _BLOCKS
+        + "[| at the end| on top| after the last one| at the top| to the stack]" + _PLEASE,
+        "[make|grow] [it|the model|the network] {n} [layers|blocks] deeper",
+        "[increase|grow|extend|raise] the [depth|number of layers|layer count] by {n}[| layers| blocks]",
+        "[deepen|extend] the [model|stack|network] [by|with] {n} [more |extra |][layers|blocks]",
+        "[I want|I need|give me] {n} more [layers|blocks][| on top]",
+    ],
+    "activation": [
+        "[use|switch to|change to|go with|try|move to] {act}[| activations| as the activation| in the MLP|"
+        " in the feed-forward| in the FFN][| instead]",
+        "[replace|swap|change|switch] the [activation|activation function|nonlinearity|MLP activation|"
+        "feed-forward activation|ffn activation|hidden activation] [with|for|to] {act}",
+        "[make|set] the [activations|nonlinearities|MLP activations|activation functions] {act}",
+        "{act} [activations|nonlinearity|in the MLPs|as the activation function][| please]",
+        "[I want|I'd like|let's have] {act} [activations|as the nonlinearity|in the feed-forward layers]",
+    ],
+    "norm": [
+        "[swap|replace|change|switch|convert] [the norms|every norm|all norm layers|the normalization layers|"
+        "normalization|all the norm layers|each norm|the normalization] [to|with|for|into] {norm}",
+        "[use|switch to|go with|move to] {norm}[| everywhere| for all norms| throughout| for every norm layer]",
+        "{norm} [everywhere|for every norm layer|in all blocks|for all normalization][| please]",
+        "[I want|I'd like|let's use] {norm} [for normalization|everywhere|in place of the current norms]",
+        "[make|turn] [every norm layer|each norm|all the norm layers] into {norm}",
+    ],
+    "mqa": [
+        "[make|turn|convert] [it|the model|this model] [multi-query|into a multi-query model|to MQA|into MQA|"
+        "to multi-query attention]",
+        "[use|switch to|apply|go with|move to] [MQA|multi-query attention|multi query attention]"
+        "[| everywhere| in every layer| please]",
+        "[share|use] [one|a single] [key/value|KV|kv|key-value] head [across|for] all [the |][query heads|heads]",
+        "[set|reduce|cut] the [KV|kv|key/value|key-value] heads to [one|1|a single one]",
+        "[I want|give me|let's do] multi-query attention",
+        "num_key_value_heads = 1",
+    ],
+    "gqa": [
+        "[use|switch to|apply|go with] [GQA|grouped-query attention|grouped query attention] with {kv} "
+        "[KV heads|kv heads|key/value heads|KV groups|groups]",
+        "[set|change|reduce|make] the [number of KV heads|KV heads|kv head count|number of key/value heads|"
+        "num_key_value_heads] [to|=] {kv}",
+        "[make it|convert to|switch to] [GQA|grouped-query attention][,|:| with] {kv} [groups|KV heads]",
+        "{kv} [KV|kv|key/value] heads[| please| instead]",
+        "[group|share] the [keys and values|KV heads] into {kv} [groups|heads]",
+    ],
+    "adapter": [
+        "[add|insert|put|attach|use] [bottleneck adapters|Houlsby adapters|adapter layers|adapters|adapter modules|"
+        "bottleneck adapter layers] [with bottleneck|with bottleneck size|with a bottleneck of|of size|with size] {b}"
+        "[| after the MLPs| after each feed-forward| in every block]",
+        "[add|insert] {b}-[dim|wide|dimensional] [bottleneck adapters|adapters][| after each MLP]",
+        "[adapters|bottleneck adapters|Houlsby adapters] [with|of] [bottleneck|size|bottleneck size] {b}[| please]",
+        "[I want|give me] bottleneck adapters, size {b}",
+    ],
+    "dropout": [
+        "[add|insert|put|apply|use] [dropout|a dropout layer] [of|with p=|with rate|with probability|p=] {p} "
+        "after [attention|the attention blocks|each attention block|self-attention|the attention layers|"
+        "every attention layer|the attention modules]",
+        "[dropout|a dropout of] {p} after [attention|self-attention|every attention block][| please]",
+        "[regularize|regularise] the attention [outputs|output] with [dropout {p}|{p} dropout|dropout p={p}]",
+        "[drop|zero out] {p} of the attention outputs with dropout",
+    ],
+    "freeze_but_last": [
+        "[freeze|lock|fix] [everything|all layers|the whole model|all parameters|all the weights|every layer] "
+        "[except|but|apart from|other than|save] " + _LAST + " [layer|block|transformer block]",
+        "[only|just] [train|fine-tune|update] " + _LAST + " [layer|block]",
+        "[make|keep|leave] [only|just] " + _LAST + " [layer|block] trainable",
+        "[freeze|lock] all but " + _LAST + " [layer|block]",
+        "[set requires_grad=False|turn off gradients] [everywhere|for everything] [except|but] " + _LAST
+        + " [layer|block]",
+    ],
+    "unsupported": [
+        "[add|use|switch to|give it|implement|apply|put in|I want|can you add|try|enable] {method}"
+        "[| to this model| in this model| please|?| here]",
+        "[make it use|convert it to use|make the model use|convert the model to use] {method}",
+        "{method}[ please|, can you do that?| support, please]",
+        "[replace the attention with|retrofit] {method}",
+    ],
 }
 
-VAGUE_QUESTIONS = {
-    "make it smaller": "Smaller how: fewer layers (remove_layers), fewer KV heads (set_kv_heads), or a LoRA setup "
-                       "so fewer weights train?",
-    "make it better": "Better at what? I can change depth, attention heads, norms, activations, or add LoRA or adapters.",
-    "improve the attention": "Which change: fewer KV heads (GQA/MQA), LoRA on the attention projections, or dropout "
-                             "after attention?",
-    "change the architecture a bit": "Which part: depth, attention heads, norm, activation, or adapters?",
-    "add some adapters somewhere": "Which kind and where: LoRA on which projections, or bottleneck adapters after "
-                                   "which modules?",
-    "make it faster": "Faster inference: fewer layers or fewer KV heads (GQA/MQA)? Which one should I apply?",
-    "optimize this model": "Optimize for what: size, speed or fine-tuning cost? Tell me which edit to make.",
+# Vague requests, by what they leave open: the question back names the choices.
+VAGUE: dict[str, tuple[str, list[str]]] = {
+    "smaller": ("Smaller how: fewer layers (remove_layers), fewer KV heads (set_kv_heads), or a LoRA setup so "
+                "fewer weights train?",
+                ["make it smaller", "[shrink|slim down|trim|downsize] [it|the model|this model]",
+                 "[reduce|cut] [its|the model's] size", "I need a [smaller|lighter|more compact] [model|version]",
+                 "can [it|the model] be [smaller|lighter|more compact]?"]),
+    "better": ("Better at what? I can change depth, attention heads, norms, activations, or add LoRA or adapters.",
+               ["make it better", "[improve|upgrade|enhance] [it|the model|this architecture]",
+                "make [it|the model] [stronger|more accurate|more powerful]", "can you improve this model?"]),
+    "attention": ("Which change: fewer KV heads (GQA/MQA), LoRA on the attention projections, or dropout after "
+                  "attention?",
+                  ["improve the attention", "[change|tweak|fix|modify|rework] the attention[| somehow| a bit]",
+                   "do something about the attention[| layers]"]),
+    "change": ("Which part: depth, attention heads, norm, activation, or adapters?",
+               ["change the architecture a bit", "[modify|tweak|alter|adjust] [it|the architecture|the model]"
+                "[| a bit| somehow| slightly]", "[try|make] [a change|some changes|something different]"]),
+    "adapters": ("Which kind and where: LoRA on which projections, or bottleneck adapters after which modules?",
+                 ["add some adapters somewhere", "[add|put] [some|a few] adapters[| somewhere| in there]",
+                  "[add|use] [some kind of|some sort of] adapter"]),
+    "speed": ("Faster inference: fewer layers or fewer KV heads (GQA/MQA)? Which one should I apply?",
+              ["[speed it up|speed up the model|make inference quicker|cut the latency]",
+               "I need [lower latency|quicker inference|faster generation]"]),
+    "optimize": ("Optimize for what: size, speed or fine-tuning cost? Tell me which edit to make.",
+                 ["[tune up|streamline|optimise] [it|the model|this network]", "make it more efficient"]),
 }
+VAGUE_ANY = "What should change: depth, attention heads (GQA/MQA), norm, activation, LoRA or adapters?"
+
+# Held out with the first templates (the rest of those templates are in the grammar).
+_HELD_OUT_FIRST: dict[str, list[str]] = {
+    "lora_default": ["set it up for LoRA fine-tuning", "I want to fine-tune it with LoRA"],
+    "lora_last": ["only the last layer should get LoRA", "give the last block LoRA"],
+    "lora_qv_rank": ["use LoRA (r {r}) on q and v", "rank {r} low-rank adapters on the q and v projections"],
+    "remove_last": ["get rid of the last {n} layers", "truncate the model by {n} layers"],
+    "insert": ["grow the depth by {n} layers", "deepen the model by {n} blocks"],
+    "activation": ["make the activations {act}", "{act} activations please"],
+    "norm": ["convert the norms to {norm}", "I'd like {norm} instead of the current norm"],
+    "mqa": ["make the attention MQA", "one kv head for every query head"],
+    "gqa": ["use {kv} key-value heads", "convert attention to {kv}-group GQA"],
+    "adapter": ["adapters with bottleneck {b} please", "add size-{b} bottleneck adapters"],
+    "dropout": ["dropout {p} after attention please", "apply dropout ({p}) to the attention outputs"],
+    "freeze_but_last": ["lock every layer except the last one", "freeze the model apart from its final block"],
+    "unsupported": ["can you add {method}?", "I want {method}"],
+    "vague": ["make it faster", "optimize this model"],
+}
+INTENTS = list(_HELD_OUT_FIRST)
+
+
+def expand(pattern: str) -> list[str]:
+    """Every phrasing a grammar pattern spells: ``[a|b]`` is one of a or b (possibly empty)."""
+    parts = re.split(r"\[([^\]]*)\]", pattern)
+    choices = [[p] if i % 2 == 0 else p.split("|") for i, p in enumerate(parts)]
+    return [re.sub(r"\s+", " ", "".join(c)).strip().replace(" ,", ",").replace(" ?", "?")
+            for c in itertools.product(*choices)]
+
+
+@functools.cache
+def held_out_phrasings(intent: str) -> tuple[str, ...]:
+    independent = json.loads((CORPORA / "held_out_phrasings.json").read_text())
+    return tuple(_HELD_OUT_FIRST[intent] + independent[intent])
+
+
+def similarity(a: str, b: str) -> float:
+    """difflib's ratio of two phrasings, either way round (it is not symmetric), ignoring case."""
+    a, b = a.lower(), b.lower()
+    best = 0.0
+    for x, y in ((a, b), (b, a)):
+        m = difflib.SequenceMatcher(None, x, y)
+        if m.quick_ratio() > best:
+            best = max(best, m.ratio())
+    return best
+
+
+def _too_close(text: str, held: tuple[str, ...]) -> bool:
+    return any(similarity(text, h) >= SIMILAR for h in held)
+
+
+@functools.cache
+def train_patterns(intent: str) -> tuple[tuple[str, ...], ...]:
+    """The grammar's phrasings of ``intent``, one tuple per pattern, without any too close to a held-out one."""
+    patterns = ([p for _, ps in VAGUE.values() for p in ps] if intent == "vague" else GRAMMAR[intent])
+    held = held_out_phrasings(intent)
+    out = []
+    for p in patterns:
+        texts = tuple(t for t in dict.fromkeys(expand(p)) if not _too_close(t, held))
+        if texts:
+            out.append(texts)
+    return tuple(out)
+
+
+def train_phrasings(intent: str) -> list[str]:
+    return list(dict.fromkeys(t for texts in train_patterns(intent) for t in texts))
+
+
+def _draw(intent: str, rng: random.Random) -> str:
+    """A training phrasing: a pattern first, so a pattern with many spellings does not crowd out the rest."""
+    return rng.choice(rng.choice(train_patterns(intent)))
+
+
+@functools.cache
+def _vague_question(text: str) -> str:
+    for question, patterns in VAGUE.values():
+        if any(text in expand(p) for p in patterns):
+            return question
+    return VAGUE_QUESTIONS_HELD_OUT.get(text, VAGUE_ANY)
+
+
+VAGUE_QUESTIONS_HELD_OUT = {"make it faster": VAGUE["speed"][0], "optimize this model": VAGUE["optimize"][0]}
 
 UNSUPPORTED = ["alibi", "rope", "mixture of experts", "swiglu", "sliding-window attention", "flash attention",
                "mamba", "4-bit quantization", "multi-head latent attention", "prefix tuning"]
 
 
-def examples_for(f: Facts, rng: random.Random) -> list[Example]:
-    """One example per (intent, phrasing) for the graph with facts ``f``; parameters drawn from ``rng``."""
+def answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, dict]:
+    """The request ``text`` (an ``intent`` phrasing, parameters drawn from ``rng``) and its answer for facts ``f``."""
+    request, ans = _answer(intent, text, f, rng)
+    return re.sub(r"\b1 (layer|block|transformer block|decoder layer|transformer layer)s\b", r"1 \1", request), ans
+
+
+def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, dict]:
     from assistant.facts import methods_corpus
     from assistant.retrieval import search
 
-    out: list[Example] = []
-
-    def add(intent: str, i: int, request: str, answer: dict) -> None:
-        out.append(Example(intent, i, request, answer))
-
     layers = f.layers
-    for intent, phrasings in PHRASINGS.items():
-        for i, text in enumerate(phrasings):
-            if intent == "lora_default":
-                add(intent, i, text, _edit({"op": "add_lora"}))
-            elif intent == "lora_last":
-                add(intent, i, text, _edit({"op": "add_lora", "target": {"layers": [-1]}}))
-            elif intent == "lora_qv_rank":
-                r = rng.choice([4, 8, 16, 32, 64])
-                add(intent, i, text.format(r=r),
-                    _edit({"op": "add_lora", "target": {"roles": ["attn.q", "attn.v"]}, "r": r}))
-            elif intent == "remove_last":
-                n = rng.choice([1, 2, 3, 4])
-                if n >= layers:
-                    add(intent, i, text.format(n=n), _refuse(
-                        f"The model has {layers} blocks; removing {n} would leave none. I can remove up to "
-                        f"{max(layers - 1, 0)}."))
-                else:
-                    add(intent, i, text.format(n=n),
-                        _edit({"op": "remove_layers", "target": {"layers": list(range(-n, 0))}}))
-            elif intent == "insert":
-                n = rng.choice([1, 2, 4])
-                add(intent, i, text.format(n=n),
-                    _edit({"op": "insert_layers", "target": {"layers": [-1]}, "count": n}))
-            elif intent == "activation":
-                act = rng.choice(sorted(ACTS))
-                add(intent, i, text.format(act=ACTS[act]), _edit({"op": "replace_activation", "to": act}))
-            elif intent == "norm":
-                to = rng.choice(sorted(NORMS))
-                if f.norm == NORMS[to]:
-                    add(intent, i, text.format(norm=NORMS[to]), _refuse(f"It already uses {NORMS[to]}."))
-                else:
-                    add(intent, i, text.format(norm=NORMS[to]), _edit({"op": "replace_norm", "to": to}))
-            elif intent == "mqa":
-                if not f.heads:
-                    add(intent, i, text, _refuse("I cannot find the attention heads of this graph."))
-                elif f.kv_heads == 1:
-                    add(intent, i, text, _refuse("It is already multi-query: every query head shares one KV head."))
-                else:
-                    add(intent, i, text, _edit({"op": "set_kv_heads", "kv_heads": 1}))
-            elif intent == "gqa":
-                if not f.heads:
-                    continue
-                kv = rng.choice([2, 3, 4, 8])
-                if f.heads % kv:
-                    divisors = ", ".join(str(d) for d in range(1, f.heads + 1) if f.heads % d == 0)
-                    add(intent, i, text.format(kv=kv), _refuse(
-                        f"{kv} does not divide the {f.heads} query heads; choose one of {divisors}."))
-                else:
-                    add(intent, i, text.format(kv=kv), _edit({"op": "set_kv_heads", "kv_heads": kv}))
-            elif intent == "adapter":
-                b = rng.choice([16, 32, 64, 128])
-                add(intent, i, text.format(b=b), _edit({"op": "insert_adapter", "bottleneck": b}))
-            elif intent == "dropout":
-                p = rng.choice([0.1, 0.2, 0.3])
-                add(intent, i, text.format(p=p),
-                    _edit({"op": "add_dropout", "target": {"roles": ["attn"]}, "p": p}))
-            elif intent == "freeze_but_last":
-                add(intent, i, text, _edit({"op": "freeze"}, {"op": "unfreeze", "target": {"layers": [-1]}}))
-            elif intent == "unsupported":
-                method = rng.choice(UNSUPPORTED)
-                hit = search(method, 1)[0]
-                entry = methods_corpus()[hit.id]
-                add(intent, i, text.format(method=method), _refuse(
-                    f"{entry['name']}: {entry['engine_note']}"[:200]))
-            elif intent == "vague":
-                add(intent, i, text, _ask(VAGUE_QUESTIONS[text]))
+    if intent == "lora_default":
+        return text, _edit({"op": "add_lora"})
+    if intent == "lora_last":
+        return text, _edit({"op": "add_lora", "target": {"layers": [-1]}})
+    if intent == "lora_qv_rank":
+        r = rng.choice([4, 8, 16, 32, 64])
+        return text.format(r=r), _edit({"op": "add_lora", "target": {"roles": ["attn.q", "attn.v"]}, "r": r})
+    if intent == "remove_last":
+        n = rng.choice([1, 2, 3, 4])
+        if n >= layers:
+            return text.format(n=n), _refuse(f"The model has {layers} blocks; removing {n} would leave none. "
+                                             f"I can remove up to {max(layers - 1, 0)}.")
+        return text.format(n=n), _edit({"op": "remove_layers", "target": {"layers": list(range(-n, 0))}})
+    if intent == "insert":
+        n = rng.choice([1, 2, 4])
+        return text.format(n=n), _edit({"op": "insert_layers", "target": {"layers": [-1]}, "count": n})
+    if intent == "activation":
+        act = rng.choice(sorted(ACTS))
+        return text.format(act=ACTS[act]), _edit({"op": "replace_activation", "to": act})
+    if intent == "norm":
+        to = rng.choice(sorted(NORMS))
+        if f.norm == NORMS[to]:
+            return text.format(norm=NORMS[to]), _refuse(f"It already uses {NORMS[to]}.")
+        return text.format(norm=NORMS[to]), _edit({"op": "replace_norm", "to": to})
+    if intent == "mqa":
+        if not f.heads:
+            return text, _refuse("I cannot find the attention heads of this graph.")
+        if f.kv_heads == 1:
+            return text, _refuse("It is already multi-query: every query head shares one KV head.")
+        return text, _edit({"op": "set_kv_heads", "kv_heads": 1})
+    if intent == "gqa":
+        kv = rng.choice([2, 3, 4, 8])
+        if not f.heads:
+            return text.format(kv=kv), _refuse("I cannot find the attention heads of this graph.")
+        if f.heads % kv:
+            divisors = ", ".join(str(d) for d in range(1, f.heads + 1) if f.heads % d == 0)
+            return text.format(kv=kv), _refuse(f"{kv} does not divide the {f.heads} query heads; "
+                                               f"choose one of {divisors}.")
+        return text.format(kv=kv), _edit({"op": "set_kv_heads", "kv_heads": kv})
+    if intent == "adapter":
+        b = rng.choice([16, 32, 64, 128])
+        return text.format(b=b), _edit({"op": "insert_adapter", "bottleneck": b})
+    if intent == "dropout":
+        p = rng.choice([0.1, 0.2, 0.3])
+        return text.format(p=p), _edit({"op": "add_dropout", "target": {"roles": ["attn"]}, "p": p})
+    if intent == "freeze_but_last":
+        return text, _edit({"op": "freeze"}, {"op": "unfreeze", "target": {"layers": [-1]}})
+    if intent == "unsupported":
+        method = rng.choice(UNSUPPORTED)
+        entry = methods_corpus()[search(method, 1)[0].id]
+        return text.format(method=method), _refuse(f"{entry['name']}: {entry['engine_note']}"[:200])
+    if intent == "vague":
+        return text, _ask(_vague_question(text))
+    raise ValueError(f"unknown intent `{intent}`; known: {', '.join(INTENTS)}")
+
+
+def examples_for(f: Facts, rng: random.Random, held_out: bool = False, per_intent: int = PER_INTENT) -> list[Example]:
+    """Examples for the graph with facts ``f``: every held-out phrasing of each intent, or ``per_intent``
+    training phrasings of each drawn by ``rng`` (parameters too)."""
+    out = []
+    for intent in INTENTS:
+        texts = held_out_phrasings(intent) if held_out else [_draw(intent, rng) for _ in range(per_intent)]
+        for text in texts:
+            request, ans = answer(intent, text, f, rng)
+            source = "grammar" if not held_out else "first templates" if text in _HELD_OUT_FIRST[intent] else "independent"
+            out.append(Example(intent, request, ans, held_out, source))
     return out
 
 
@@ -209,8 +382,11 @@ def _fits(f: Facts, edit: dict) -> bool:
         return False
     if op == "set_kv_heads" and (not f.heads or f.kv_heads == edit["kv_heads"]):
         return False
-    if op == "remove_layers" and f.layers <= 1:
-        return False
+    layers = edit.get("target", {}).get("layers", [])
+    if any(not -f.layers <= i < f.layers for i in layers):
+        return False  # no such block on this graph
+    if op == "remove_layers" and (f.layers <= 1 or len(layers) >= f.layers):
+        return False  # it would remove every block: the answer is a refusal
     if f.fused_qkv and roles & {"attn.q", "attn.k", "attn.v"}:
         return False
     return True
@@ -223,11 +399,12 @@ def hand_written(f: Facts) -> list[Example]:
     kinds get none."""
     if f.kind != "decoder":
         return []
-    return [Example("hand_written", i, r["request"], r["answer"], held_out=r["held_out"])
-            for i, r in enumerate(_requests())
+    return [Example("hand_written", r["request"], r["answer"], r["held_out"], "hand-written") for r in _requests()
             if r["answer"]["action"] != "edit" or all(_fits(f, e) for e in r["answer"]["edits"])]
 
 
-def examples(f: Facts, rng: random.Random, held_out: bool) -> list[Example]:
-    """Template and hand-written examples for the graph with facts ``f``: the held-out ones, or the rest."""
-    return [e for e in examples_for(f, rng) + hand_written(f) if e.held_out_phrasing == held_out]
+def examples(f: Facts, rng: random.Random, held_out: bool, hand: int = 2 * PER_INTENT) -> list[Example]:
+    """Grammar and hand-written examples for the graph with facts ``f``: every held-out one, or the training
+    ones (``hand`` hand-written requests drawn by ``rng``, so they do not outnumber any intent's phrasings)."""
+    written = [e for e in hand_written(f) if e.held_out_phrasing == held_out]
+    return examples_for(f, rng, held_out) + (written if held_out else rng.sample(written, min(hand, len(written))))

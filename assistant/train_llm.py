@@ -13,11 +13,15 @@ answer's tokens are scored.  The adapter is saved in peft's format
 (``adapter_config.json`` + ``adapter_model.safetensors``) with ``projector.safetensors``
 and ``graph_tokens.json`` beside it.
 
-Training data: the instruction examples (:mod:`assistant.instructions`: templates and
-the hand-written requests that hold for the graph) of every model type of the training
-families in the architecture corpus, without the held-out phrasings and requests; their
-graph tokens come from ``corpora/graph_tokens.safetensors``.  Both files are committed
-(``python -m assistant.corpora`` rebuilds them), so this command alone rebuilds the adapter.
+Training data: the instruction examples (:mod:`assistant.instructions`: the phrasing grammar
+and the hand-written requests that hold for the graph, never a held-out phrasing or request)
+of every training-split model type, on its full-size graph (the architecture corpus) and on
+its narrow variants (:mod:`assistant.narrow`: 1, 2 and 3 blocks, and 2-block graphs edited
+to multi-query attention, the other norm, another activation), so depth, heads and the
+number of graph tokens vary as they do in use.  Facts and graph tokens of both come from
+committed files (``corpora/architectures.jsonl`` + ``graph_tokens.safetensors``,
+``corpora/narrow.jsonl`` + ``narrow_tokens.safetensors``), so this command alone rebuilds
+the adapter.
 """
 
 from __future__ import annotations
@@ -44,11 +48,11 @@ MAX_GRAPH_TOKENS = 48
 @dataclass
 class LLMTrainConfig:
     llm: str | None = None
-    steps: int = 200  # 4 prompts of ~420 tokens a step: 13 s on one CPU thread, 43 min for the shipped run
+    steps: int = 300  # 4 prompts a step: ~11 s on one CPU thread, about an hour for the shipped run
     batch_size: int = 4
     lr: float = 1e-3
     graph_tokens: bool = True
-    examples_per_type: int = 24
+    examples_per_graph: int = 8  # of ~32 drawn per graph: full size and up to 6 narrow variants per type
     seed: int = 0
     max_length: int = 512
     out: str = str(ADAPTER)
@@ -105,19 +109,25 @@ def embed_with_graph(model, ids: torch.Tensor, graph_id: int, graph: list[torch.
 
 
 def load_corpus() -> list[dict]:
+    """Every graph training can draw on: each type at full size (the architecture corpus) and its narrow
+    variants (:mod:`assistant.narrow`), with their split, facts and graph tokens."""
     from assistant.corpora import CORPUS, load_graph_tokens
+    from assistant.narrow import load_narrow
 
     if not CORPUS.exists():
         raise SystemExit("no architecture corpus: build it with `python -m assistant.corpora`")
     rows = [json.loads(line) for line in CORPUS.read_text().splitlines()]
     tokens = load_graph_tokens()
     for r in rows:
-        r["tokens"] = tokens.get(r["model_type"])
-    return [r for r in rows if "facts" in r]
+        r["tokens"], r["variant"] = tokens.get(r["model_type"]), "full"
+    rows = [r for r in rows if "facts" in r]
+    split = {r["model_type"]: r["split"] for r in rows}
+    narrow = [dict(r, split=split[r["model_type"]]) for r in load_narrow() if r["model_type"] in split]
+    return rows + narrow
 
 
-def make_examples(rows: list[dict], split: str, held_out: bool, per_type: int, seed: int) -> list[dict]:
-    """Prompt pieces and answers for ``split``'s types; held-out phrasings only, or none of them."""
+def make_examples(rows: list[dict], split: str, held_out: bool, per_graph: int, seed: int) -> list[dict]:
+    """Prompt pieces and answers for the graphs of ``split``'s types; held-out phrasings only, or none of them."""
     from assistant.facts import Facts
     from assistant.instructions import examples
 
@@ -126,10 +136,10 @@ def make_examples(rows: list[dict], split: str, held_out: bool, per_type: int, s
         if r["split"] != split:
             continue
         f = Facts(**r["facts"])
-        rng = random.Random(f"{seed}-{r['model_type']}")
+        rng = random.Random(f"{seed}-{r['model_type']}-{r['variant']}")
         chosen = examples(f, rng, held_out)
         rng.shuffle(chosen)
-        for e in chosen[:per_type]:
+        for e in chosen[:per_graph]:
             out.append({"model_type": r["model_type"], "facts": f, "tokens": r["tokens"], "request": e.request,
                         "intent": e.intent, "answer": e.answer})
     return out
@@ -161,7 +171,7 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
     from assistant.llm import load
 
     if examples is None:
-        examples = make_examples(load_corpus(), "train", False, cfg.examples_per_type, cfg.seed)
+        examples = make_examples(load_corpus(), "train", False, cfg.examples_per_graph, cfg.seed)
     if not examples:
         raise SystemExit("no training examples")
     missing = sorted({e["model_type"] for e in examples if e["tokens"] is None})
@@ -184,7 +194,7 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
     model, opt, sched = accelerator.prepare(model, opt, sched)
     if projector is not None:
         projector = accelerator.prepare(projector)
-    encoded = [encode(tokenizer, e, cfg.graph_tokens, cfg.max_length) for e in examples]
+    encoded: dict[int, tuple] = {}  # encoded when first drawn: a run sees a fraction of the examples
     rng = random.Random(cfg.seed)
     order: list[int] = []
     history = []
@@ -195,6 +205,9 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
         if len(order) < cfg.batch_size:
             order += rng.sample(range(len(examples)), len(examples))
         batch, order = order[:cfg.batch_size], order[cfg.batch_size:]
+        for i in batch:
+            if i not in encoded:
+                encoded[i] = encode(tokenizer, examples[i], cfg.graph_tokens, cfg.max_length)
         length = max(len(encoded[i][0]) for i in batch)
         ids = torch.full((len(batch), length), tokenizer.pad_token_id)
         labels = torch.full((len(batch), length), -100)
@@ -247,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=LLMTrainConfig.batch_size)
     parser.add_argument("--lr", type=float, default=LLMTrainConfig.lr)
     parser.add_argument("--no-graph-tokens", dest="graph_tokens", action="store_false")
-    parser.add_argument("--examples-per-type", type=int, default=LLMTrainConfig.examples_per_type)
+    parser.add_argument("--examples-per-graph", type=int, default=LLMTrainConfig.examples_per_graph)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ADAPTER))
     args = parser.parse_args(argv)

@@ -1,12 +1,13 @@
 """Instruction data: every answer is well-formed, every edit answer runs on the graph it was made for,
 and answers follow the graph (issue 5, section 2)."""
 
+import dataclasses
 import random
 
 import pytest
 
 from assistant.facts import facts
-from assistant.instructions import HELD_OUT, PHRASINGS, examples_for
+from assistant.instructions import INTENTS, answer, examples_for, expand, held_out_phrasings, train_phrasings
 from assistant.schema import validate_answer
 from gnn.edits import apply_program
 
@@ -14,26 +15,65 @@ from gnn.edits import apply_program
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_every_edit_answer_runs_on_its_graph(graphs, family):
     graph = graphs[family]
-    examples = examples_for(facts(graph), random.Random(0))
-    assert {e.intent for e in examples} == set(PHRASINGS)
-    for e in examples:
-        validate_answer(e.answer)
-        if e.answer["action"] == "edit":
-            apply_program(graph, {"edits": e.answer["edits"]})  # raises if the engine refuses
-    held = [e for e in examples if e.held_out_phrasing]
-    assert len(held) == HELD_OUT * len(PHRASINGS)
+    for held_out in (False, True):
+        examples = examples_for(facts(graph), random.Random(0), held_out=held_out)
+        assert {e.intent for e in examples} == set(INTENTS)
+        for e in examples:
+            assert "{" not in e.request and "[" not in e.request  # every parameter and alternative filled in
+            validate_answer(e.answer)
+            if e.answer["action"] == "edit":
+                apply_program(graph, {"edits": e.answer["edits"]})  # raises if the engine refuses
+    held = examples_for(facts(graph), random.Random(0), held_out=True)
+    assert len(held) == sum(len(held_out_phrasings(i)) for i in INTENTS) == 6 * len(INTENTS)
+    assert {e.source for e in held} == {"first templates", "independent"}
+
+
+def test_the_grammar_spells_every_combination():
+    assert expand("[add|apply] LoRA[| to it]") == ["add LoRA", "add LoRA to it", "apply LoRA", "apply LoRA to it"]
+    assert expand("use {act}[| please]") == ["use {act}", "use {act} please"]
+
+
+def test_held_out_phrasings_are_never_trained_on():
+    from assistant.instructions import similarity
+
+    for intent in INTENTS:
+        train = train_phrasings(intent)
+        assert len(train) >= 50, intent  # many ways to ask, not five
+        for held in held_out_phrasings(intent):
+            assert held not in train
+            closest = max(similarity(held, t) for t in train)
+            assert closest < 0.85, (intent, held)
+
+
+def _answers(intent: str, text: str, f) -> dict:
+    return dict(answer(intent, text, f, random.Random(seed)) for seed in range(40))
 
 
 def test_answers_follow_the_graph(graphs):
     f = facts(graphs["llama"])  # 2 blocks, 4 heads (2 KV), RMSNorm
-    by_request = {e.request: e.answer for seed in range(6) for e in examples_for(f, random.Random(seed))}
-    assert by_request["switch to RMSNorm"] == {"action": "refuse", "reason": "It already uses RMSNorm."}
-    assert by_request["switch to LayerNorm"]["action"] == "edit"
-    assert by_request["use GQA with 3 KV heads"]["reason"].startswith("3 does not divide the 4 query heads; "
-                                                                      "choose one of 1, 2, 4")
-    assert by_request["remove the last 2 layers"]["action"] == "refuse"
-    assert by_request["remove the last 1 layers"]["edits"] == [{"op": "remove_layers", "target": {"layers": [-1]}}]
-    assert by_request["make it smaller"]["action"] == "ask"
+    assert _answers("norm", "switch to {norm}", f)["switch to RMSNorm"] == {"action": "refuse",
+                                                                          "reason": "It already uses RMSNorm."}
+    assert _answers("norm", "switch to {norm}", f)["switch to LayerNorm"]["action"] == "edit"
+    gqa = _answers("gqa", "use GQA with {kv} KV heads", f)
+    assert gqa["use GQA with 3 KV heads"]["reason"].startswith("3 does not divide the 4 query heads; choose one of 1, 2, 4")
+    remove = _answers("remove_last", "remove the last {n} layers", f)
+    assert remove["remove the last 2 layers"]["action"] == "refuse"
+    assert remove["remove the last 1 layer"]["edits"] == [{"op": "remove_layers", "target": {"layers": [-1]}}]
+    assert "remove the last 1 layers" not in remove  # numbers agree with their nouns
+    assert answer("vague", "make it smaller", f, random.Random(0))[1]["action"] == "ask"
+    deeper = dataclasses.replace(f, layers=12)
+    assert _answers("remove_last", "remove the last {n} layers", deeper)["remove the last 2 layers"]["action"] == "edit"
+
+
+def test_training_draws_few_hand_written_requests(graphs):
+    from assistant.instructions import examples
+
+    train = examples(facts(graphs["llama"]), random.Random(0), held_out=False)
+    written = [e for e in train if e.source == "hand-written"]
+    assert 0 < len(written) <= len(train) // len(INTENTS) * 2
+    assert not any(e.held_out_phrasing for e in train)
+    held = examples(facts(graphs["llama"]), random.Random(0), held_out=True)
+    assert all(e.held_out_phrasing for e in held) and any(e.source == "hand-written" for e in held)
 
 
 def test_hand_written_requests_are_well_formed_and_run(graphs):

@@ -95,3 +95,19 @@ def test_the_committed_corpus_has_graph_tokens_for_every_described_type():
     assert len(rows) > 400 and all(r["tokens"] is not None for r in rows)
     assert all(0 < len(r["tokens"]) <= MAX_GRAPH_TOKENS for r in rows)
     assert set(load_graph_tokens()) == {r["model_type"] for r in rows}
+
+
+def test_training_graphs_vary_in_depth_and_graph_tokens():
+    """The committed corpora give training graphs of 1, 2 and 3 blocks besides full size, with graph tokens
+    of their own size (issue 5: the evaluation's 2-block graphs are not a size training never saw)."""
+    from assistant.train_llm import load_corpus
+
+    rows = load_corpus()
+    llama = {r["variant"]: r for r in rows if r["model_type"] == "llama"}
+    assert {"full", "depth1", "depth2", "depth3", "mqa", "norm", "act"} <= set(llama)
+    assert [llama[v]["facts"]["layers"] for v in ("depth1", "depth2", "depth3")] == [1, 2, 3]
+    assert llama["mqa"]["facts"]["kv_heads"] == 1 and llama["norm"]["facts"]["norm"] == "LayerNorm"
+    assert len(llama["depth2"]["tokens"]) < len(llama["depth3"]["tokens"]) < len(llama["full"]["tokens"])
+    train = [r for r in rows if r["split"] == "train"]
+    assert len({r["model_type"] for r in train if r["variant"] == "depth2"}) > 250
+    assert not {r["model_type"] for r in rows if r["variant"] != "full" and r["split"] != "train"}
