@@ -1,0 +1,323 @@
+"""One conversation about one architecture: what the chat app keeps per browser session.
+
+A :class:`Session` holds the loaded graph and its edit history (undo, redo, reset), the
+conversation, and a folder for its downloads; nothing in it is shared with another
+session except the language model, which is loaded once per process and used under a
+lock.  :meth:`Session.send` turns a message into a reply:
+
+* ``undo`` / ``redo`` / ``reset``: step through the history;
+* "describe this model": the description made from the graph's facts;
+* "what changed?": the last edit's program and diff;
+* an edit program as JSON (``{"edits": [...]}``): run as it is;
+* a question about the graph ("how many KV heads?"): answered from its facts;
+* anything else: the language model turns it into an edit, a question back, or a refusal.
+
+Every reply is text for the chat; a bad source, upload or request becomes a one-line
+message, never a traceback, and leaves the graph as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from gnn.errors import MadError, SourceError
+from gnn.ir.graph import Graph
+
+UPLOAD_SUFFIXES = (".onnx", ".json")
+MAX_UPLOAD_MB = 512
+_QUESTION_WORDS = ("how", "what", "which", "does", "do", "is", "are", "can", "where", "why", "who", "when")
+
+
+@dataclass
+class Step:
+    graph: Graph
+    request: str = ""  # what the user asked for ("" for the loaded graph)
+    program: list[dict] = field(default_factory=list)
+    result: Any = None  # gnn.edits.EditResult
+
+
+_assistant = None
+_assistant_lock = threading.Lock()
+# torch.export, fake-tensor shape propagation and torch.onnx keep global state, so imports, edits,
+# validation and exports run one at a time per process (two CPU cores gain nothing from more).
+_torch_lock = threading.RLock()
+
+
+def serialized(method):
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with _torch_lock:
+            return method(*args, **kwargs)
+    return run
+
+
+def assistant(llm: str | None = None, log=print):
+    """The process's language model (loaded on first use, ~3 s from the cached copy, ~20 s the first time)."""
+    global _assistant
+    with _assistant_lock:
+        if _assistant is None:
+            from assistant.interpret import Assistant
+
+            _assistant = Assistant(llm, log=log)
+        return _assistant
+
+
+def parse_override_text(text: str) -> dict[str, Any]:
+    """``"num_hidden_layers=2, hidden_size=256"`` (commas or spaces between) -> overrides."""
+    from gnn.sources import parse_overrides
+
+    items = [t for t in re.split(r"[\s,;]+", text.strip()) if t]
+    return parse_overrides(items)
+
+
+class Session:
+    """A browser session's graph, history, conversation and downloads."""
+
+    def __init__(self, llm: str | None = None):
+        self.llm = llm
+        self.source = ""
+        self.steps: list[Step] = []
+        self.at = -1
+        self.conversation: list[dict] = []  # {"role", "content"} as the chat shows it
+        self.folder = pathlib.Path(tempfile.mkdtemp(prefix="mad-session-"))
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def graph(self) -> Graph | None:
+        return self.steps[self.at].graph if self.steps else None
+
+    @property
+    def step(self) -> Step | None:
+        return self.steps[self.at] if self.steps else None
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # -- loading --------------------------------------------------------------------------------
+
+    @serialized
+    def load(self, source: str = "", overrides: str = "", upload: str | None = None) -> str:
+        """Load a model (``hf:<type>``, a config folder, or an uploaded file); the reply says what was loaded."""
+        from gnn.sources import load
+        from gnn.summary import summarize
+
+        source = (source or "").strip()
+        if not upload and not source:
+            raise SourceError("no model given: type hf:<model_type> (e.g. hf:llama), a config folder, or upload "
+                              "an .onnx, graph .json or config.json")
+        if upload:
+            graph, label = self._load_upload(pathlib.Path(upload), overrides)
+        else:
+            graph, label = load(source, parse_override_text(overrides or "")), source
+        self.source = label
+        self.steps, self.at = [Step(graph)], 0
+        s = summarize(graph)
+        return (f"Loaded **{label}**: {graph.name}, {s['params']:,} parameters, {s['layers']} repeated "
+                f"blocks, {len(graph.nodes):,} ops. Ask me to change it, describe it, or ask about it.")
+
+    def _load_upload(self, path: pathlib.Path, overrides: str) -> tuple[Graph, str]:
+        from gnn.sources import load
+
+        name = path.name
+        suffix = path.suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            raise SourceError(f"cannot use `{name}`: upload an .onnx file, a MAD graph .json or a config.json")
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_MB * 1e6:
+            raise SourceError(f"`{name}` is {size / 1e6:.0f} MB, over the {MAX_UPLOAD_MB} MB upload limit")
+        if suffix == ".json":
+            try:
+                data = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise SourceError(f"`{name}` is not valid JSON ({e.__class__.__name__}); upload a MAD graph "
+                                  ".json or a Hugging Face config.json") from None
+            if isinstance(data, dict) and "model_type" in data:  # a Hugging Face config
+                folder = self.folder / "config"
+                folder.mkdir(exist_ok=True)
+                shutil.copyfile(path, folder / "config.json")
+                return load(str(folder), parse_override_text(overrides or "")), name
+        if overrides and overrides.strip():
+            raise SourceError(f"config overrides apply to Hugging Face configs, not to `{name}`")
+        return load(str(path)), name
+
+    # -- messages -------------------------------------------------------------------------------
+
+    @serialized
+    def send(self, text: str, progress=None) -> dict:
+        """The reply to ``text``: ``{"text": markdown, "program": JSON or None}``; the conversation records both."""
+        text = (text or "").strip()
+        self.conversation.append({"role": "user", "content": text})
+        try:
+            reply = self._reply(text, progress)
+        except MadError as e:
+            reply = {"text": f"**Error:** {str(e).splitlines()[0]}", "program": None}
+        self.conversation.append({"role": "assistant", "content": reply["text"],
+                                  **({"program": reply["program"]} if reply.get("program") else {})})
+        return reply
+
+    def _reply(self, text: str, progress) -> dict:
+        low = text.lower().rstrip(".!? ")
+        if not text:
+            return {"text": "Say what to change, or ask about the model.", "program": None}
+        if self.graph is None:
+            return {"text": "Load a model first: pick an example, type hf:<model_type> (e.g. hf:llama), or upload a "
+                            "file.", "program": None}
+        if low in ("undo", "redo", "reset"):
+            return {"text": getattr(self, low)(), "program": None}
+        if re.fullmatch(r"(please )?(describe|summari[sz]e)( (it|this|this model|the model|the architecture))?", low):
+            from assistant.describe import describe
+            from assistant.facts import facts
+
+            return {"text": describe(facts(self.graph)), "program": None}
+        if re.search(r"\bwhat (has |did you |was )?change|\bshow (me )?the (diff|changes)|\bwhat did you do\b", low):
+            return self._what_changed()
+        if text.startswith("{"):
+            return self._apply(text, json.loads(text) if _is_json(text) else text)
+        if text.endswith("?") or low.split(" ", 1)[0] in _QUESTION_WORDS:
+            from assistant.ask import ask
+            from assistant.facts import facts
+
+            answer, key = ask(facts(self.graph), text)
+            if key:
+                return {"text": answer, "program": None}
+        return self._interpret(text, progress)
+
+    def _interpret(self, text: str, progress) -> dict:
+        if progress is not None and _assistant is None:
+            progress(0.1, desc="loading the language model (about 20 s the first time, then 3 s)")
+        outcome = assistant(self.llm, log=lambda m: None).interpret(self.graph, text)  # under _torch_lock (send)
+        if outcome.action == "ask":
+            return {"text": f"**Question:** {outcome.message}", "program": None}
+        if outcome.action == "refuse":
+            return {"text": f"**Cannot do that:** {outcome.message}", "program": None}
+        if outcome.action == "failed":
+            return {"text": f"**Nothing changed:** {outcome.message}", "program": None}
+        return self._record(text, outcome.result)
+
+    def _apply(self, text: str, program) -> dict:
+        from gnn.edits import apply_program
+
+        return self._record(text, apply_program(self.graph, program))
+
+    def _record(self, text: str, result) -> dict:
+        del self.steps[self.at + 1:]  # a new edit drops the redo branch
+        self.steps.append(Step(result.graph, text, result.program, result))
+        self.at += 1
+        d = result.diff
+        lines = [f"**Done.** {_program_text(result.program)}",
+                 f"- parameters: {d.params_before:,} → {d.params_after:,} ({d.params_after - d.params_before:+,})",
+                 f"- trainable: {d.trainable_before:,} → {d.trainable_after:,}",
+                 f"- ops: +{len(d.added_nodes)} −{len(d.removed_nodes)} ~{len(d.changed_nodes)}"]
+        if d.added_composites:
+            lines.append(f"- added modules: {_some(d.added_composites)}")
+        if d.removed_composites:
+            lines.append(f"- removed modules: {_some(d.removed_composites)}")
+        if "peft_config" in result.extras:
+            lines.append("- the equivalent peft `LoraConfig` is under Downloads")
+        lines.append("- validated: structure, shapes and dtypes")
+        return {"text": "\n".join(lines), "program": {"edits": result.program}}
+
+    def _what_changed(self) -> dict:
+        step = self.step
+        if step is None or step.result is None:
+            return {"text": "Nothing yet: this is the model as loaded.", "program": None}
+        d = step.result.diff
+        return {"text": f"The last edit (\"{step.request}\"): {_program_text(step.program)}; parameters "
+                        f"{d.params_before:,} → {d.params_after:,}, trainable {d.trainable_before:,} → "
+                        f"{d.trainable_after:,}, ops +{len(d.added_nodes)} −{len(d.removed_nodes)} "
+                        f"~{len(d.changed_nodes)}.", "program": {"edits": step.program}}
+
+    # -- history --------------------------------------------------------------------------------
+
+    def undo(self) -> str:
+        if self.at <= 0:
+            return "Nothing to undo."
+        undone = self.steps[self.at]
+        self.at -= 1
+        return f"Undone: {_program_text(undone.program)}"
+
+    def redo(self) -> str:
+        if self.at >= len(self.steps) - 1:
+            return "Nothing to redo."
+        self.at += 1
+        return f"Redone: {_program_text(self.steps[self.at].program)}"
+
+    def reset(self) -> str:
+        if not self.steps:
+            return "Nothing to reset."
+        self.steps, self.at = self.steps[:1], 0
+        return f"Back to {self.source} as loaded."
+
+    # -- views and files ------------------------------------------------------------------------
+
+    @serialized
+    def view(self) -> str:
+        from assistant.graph_view import render
+        from gnn.validate import validate
+
+        if self.graph is None:
+            return '<div class="madg">No model loaded.</div>'
+        step = self.step
+        return render(self.graph, step.result.diff if step.result else None, validate(self.graph))
+
+    def peft_config(self) -> dict | None:
+        """The peft LoraConfig of the latest LoRA edit still in the current graph."""
+        for step in reversed(self.steps[:self.at + 1]):
+            if step.result is not None and "peft_config" in step.result.extras:
+                return step.result.extras["peft_config"]
+        return None
+
+    @serialized
+    def download(self, what: str) -> pathlib.Path:
+        """Write ``what`` (graph, onnx, lora, conversation) into the session's folder and return its path."""
+        from gnn.sources import export
+
+        if what == "conversation":
+            path = self.folder / "conversation.json"
+            _write(path, json.dumps({"source": self.source, "messages": self.conversation}, indent=1) + "\n")
+            return path
+        if self.graph is None:
+            raise SourceError("no model loaded yet")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.graph.name) or "graph"
+        if what == "graph":
+            return export(self.graph, {"json": self.folder / f"{stem}.json"})[0]
+        if what == "onnx":
+            return export(self.graph, {"onnx": self.folder / f"{stem}.onnx"})[0]
+        if what == "lora":
+            config = self.peft_config()
+            if config is None:
+                raise SourceError("no LoRA in this graph: a LoraConfig comes with an add_lora edit")
+            return export(self.graph, {"peft_config": self.folder / "adapter_config.json"},
+                          extras={"peft_config": config})[0]
+        raise SourceError(f"unknown download `{what}`; choose graph, onnx, lora or conversation")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+        return True
+    except json.JSONDecodeError:
+        return False
+
+
+def _write(path: pathlib.Path, text: str) -> None:
+    from gnn.fileio import write_text
+
+    write_text(path, text)
+
+
+def _some(items: list[str], n: int = 4) -> str:
+    return ", ".join(items[:n]) + (f", ... ({len(items)})" if len(items) > n else "")
+
+
+def _program_text(program: list[dict]) -> str:
+    return "`" + json.dumps({"edits": program}, separators=(",", ":")) + "`" if program else "(none)"

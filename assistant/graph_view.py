@@ -1,0 +1,125 @@
+"""The hierarchical graph as HTML: composites collapsed by default, the last edit's changes highlighted.
+
+Each composite (a module: ``model.layers.0.self_attn``) is a ``<details>`` element, so a
+browser expands and collapses it without any script; its summary line gives the class,
+parameter count, op count and the shape it hands on.  Inside are its child composites
+and then its own primitive ops, one row each with the output shape, dtype and inputs.
+After an edit, composites and ops the edit added or changed are marked (green: added,
+amber: changed) and those it removed are listed at the top.  A graph that fails
+validation shows the status at the top and each error at its node, with the composites
+around that node opened.
+"""
+
+from __future__ import annotations
+
+import html
+
+from gnn.edits.engine import Diff
+from gnn.ir.graph import Graph
+from gnn.ir.hierarchy import ancestors
+from gnn.validate import Report
+
+MAX_OPS = 400  # op rows shown per composite; the rest are counted
+
+CSS = """
+<style>
+.madg{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;line-height:1.45}
+.madg details{margin-left:14px;border-left:1px solid #d0d7de;padding-left:6px}
+.madg summary{cursor:pointer;white-space:nowrap}
+.madg .cls{color:#6e7781}.madg .num{color:#0550ae}
+.madg .op{margin-left:14px;white-space:nowrap;color:#24292f}
+.madg .added>summary,.madg .op.added{background:#dafbe1}
+.madg .changed>summary,.madg .op.changed{background:#fff8c5}
+.madg .err>summary,.madg .op.err{background:#ffebe9}
+.madg .msg{color:#cf222e}
+.madg .status{padding:4px 8px;margin-bottom:6px;border-radius:4px}
+.madg .ok{background:#dafbe1}.madg .bad{background:#ffebe9}
+.madg .removed{background:#ffebe9;padding:2px 6px;margin-bottom:6px}
+</style>
+"""
+
+
+def _count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def _shape(graph: Graph, name: str | None) -> str:
+    value = graph.values.get(name) if name else None
+    if value is None:
+        return "?"
+    return f"[{', '.join(str(d) for d in value.shape)}] {value.dtype}"
+
+
+def render(graph: Graph, diff: Diff | None = None, report: Report | None = None) -> str:
+    """``graph`` as collapsible HTML; ``diff`` (the last edit's) highlights, ``report`` (validation) errors."""
+    h = graph.hierarchy
+    added_nodes = set(diff.added_nodes) if diff else set()
+    changed_nodes = set(diff.changed_nodes) if diff else set()
+    added_comps = set(diff.added_composites) if diff else set()
+    errors: dict[str, list[str]] = {}
+    for issue in report.errors if report else []:
+        if issue.node:
+            errors.setdefault(issue.node, []).append(f"[{issue.rule}] {issue.message}"
+                                                     + (f": expected {issue.expected}, got {issue.got}"
+                                                        if issue.expected is not None or issue.got is not None else ""))
+    by_id = graph.node_by_id
+    touched: set[str] = set()  # composites holding a change
+    for node_id in added_nodes | changed_nodes:
+        if node_id in by_id:
+            touched.update(ancestors(by_id[node_id].module))
+    opened: set[str] = {""}
+    for node_id in errors:
+        if node_id in by_id:
+            opened.update(ancestors(by_id[node_id].module))
+    own: dict[str, list] = {}
+    for node in graph.nodes:
+        own.setdefault(node.module, []).append(node)
+
+    out = [CSS, '<div class="madg">']
+    if report is not None:
+        if report.ok:
+            out.append(f'<div class="status ok">valid: {report.checked_nodes} ops checked (structure, arity, '
+                       'shapes, dtypes)</div>')
+        else:
+            out.append(f'<div class="status bad">invalid: {len(report.errors)} error(s); first: '
+                       f'{html.escape(str(report.errors[0]))}</div>')
+    if diff and diff.removed_composites:
+        shown = ", ".join(diff.removed_composites[:12]) + (" ..." if len(diff.removed_composites) > 12 else "")
+        out.append(f'<div class="removed">removed: {html.escape(shown)}</div>')
+
+    def comp(path: str) -> None:
+        c = h[path]
+        classes = ["added" if path in added_comps else "changed" if path in touched else "",
+                   "err" if path in opened and errors and path else ""]
+        last = graph.producers.get(c.outputs[-1]) if c.outputs else None
+        shape = _shape(graph, c.outputs[-1]) if last else ""
+        label = html.escape(c.name or graph.name)
+        out.append(f'<details class="{" ".join(x for x in classes if x)}" data-path="{html.escape(path)}"'
+                   f'{" open" if path in opened else ""}><summary><b>{label}</b> '
+                   f'<span class="cls">{html.escape(c.module_class)}</span> '
+                   f'<span class="num">{_count(c.num_parameters)} params, {len(c.nodes)} ops</span>'
+                   f'{" → " + html.escape(shape) if shape else ""}</summary>')
+        for child in c.children:
+            comp(child)
+        nodes = own.get(path, [])
+        for node in nodes[:MAX_OPS]:
+            cls = "added" if node.id in added_nodes else "changed" if node.id in changed_nodes else ""
+            if node.id in errors:
+                cls = "err"
+            ins = ", ".join(dict.fromkeys(node.inputs))
+            row = (f'<div class="op {cls}" data-node="{html.escape(node.id)}">{html.escape(node.id)} = '
+                   f'{html.escape(node.op)} → {html.escape(_shape(graph, node.outputs[0] if node.outputs else None))}'
+                   f'<span class="cls"> ← {html.escape(ins[:160])}</span>')
+            for message in errors.get(node.id, []):
+                row += f' <span class="msg">{html.escape(message)}</span>'
+            out.append(row + "</div>")
+        if len(nodes) > MAX_OPS:
+            out.append(f'<div class="op cls">... {len(nodes) - MAX_OPS} more ops</div>')
+        out.append("</details>")
+
+    comp("")
+    out.append("</div>")
+    return "\n".join(out)

@@ -1,0 +1,61 @@
+"""Take docs/app.png: the app after "add LoRA to the last layer" on a small Llama, one block opened.
+
+    .venv/bin/python docs/screenshot.py        (needs /usr/bin/chromium: bash .ci/setup.sh --browser)
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    import subprocess
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.app.conftest import TINY_LLAMA, _free_port
+    from tests.app.test_browser import CHROMIUM, FLAGS
+
+    port = _free_port()
+    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                time.sleep(1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            page = browser.new_page(viewport={"width": 1500, "height": 1050})
+            page.set_default_timeout(180_000)
+            page.goto(url)
+            page.locator("#source textarea, #source input").first.fill("hf:llama")
+            page.locator("#overrides textarea, #overrides input").first.fill(TINY_LLAMA)
+            page.locator("#load").click()
+            page.wait_for_selector("#graph .status.ok")
+            box = page.locator("#message textarea").first
+            box.fill("add LoRA to the last layer")
+            box.press("Enter")
+            page.wait_for_function("document.querySelector('#chat').innerText.includes('Done.')")
+            page.evaluate("""() => { for (const p of ['model', 'model.layers', 'model.layers.1',
+                'model.layers.1.self_attn', 'model.layers.1.self_attn.q_proj']) {
+                document.querySelector(`#graph details[data-path="${p}"]`).open = true; } }""")
+            page.screenshot(path=str(ROOT / "docs" / "app.png"), full_page=False)
+            browser.close()
+    finally:
+        app.terminate()
+    print(ROOT / "docs" / "app.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""A chat session without the browser (issue 6): loading, routing of messages, undo/redo/reset, downloads,
+and every bad upload or request answered with one line while the graph stays as it was."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.chat import Session
+from tests.app.conftest import TINY_LLAMA
+
+LORA_LAST = json.dumps({"edits": [{"op": "add_lora", "target": {"layers": [-1]}}]})
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    s.load("hf:llama", TINY_LLAMA)
+    yield s
+    s.close()
+
+
+def test_edit_undo_redo_reset_and_what_changed(session):
+    before = session.graph.num_parameters
+    reply = session.send(LORA_LAST)
+    assert reply["text"].startswith("**Done.**") and reply["program"]["edits"][0]["op"] == "add_lora"
+    assert "trainable: 90,432 → 1,792" in reply["text"]
+    assert '"add_lora"' in session.send("what changed?")["text"]
+    session.send(json.dumps({"edits": [{"op": "remove_layers", "target": {"layers": [0]}}]}))
+    assert session.undo().startswith("Undone") and session.graph.num_trainable_parameters == 1_792
+    assert session.redo().startswith("Redone") and session.at == 2
+    assert session.send("reset")["text"] == "Back to hf:llama as loaded." and session.graph.num_parameters == before
+    assert session.undo() == "Nothing to undo." and session.redo() == "Nothing to redo."
+
+
+def test_a_new_edit_after_undo_drops_the_redo_branch(session):
+    session.send(LORA_LAST)
+    session.undo()
+    session.send(json.dumps({"edits": [{"op": "freeze"}]}))
+    assert session.redo() == "Nothing to redo." and session.graph.num_trainable_parameters == 0
+
+
+def test_questions_and_descriptions_come_from_the_graph(session):
+    assert session.send("how many kv heads?")["text"].startswith("Grouped-query attention: 4 query heads, 2 key/value")
+    assert "decoder-only transformer with 2 repeated blocks, width 64" in session.send("describe this model")["text"]
+
+
+def test_the_view_marks_the_last_edit_and_validation(session):
+    view = session.view()
+    assert "valid: " in view and 'class="added"' not in view
+    session.send(LORA_LAST)
+    view = session.view()
+    assert 'class="added" data-path="model.layers.1.self_attn.q_proj.lora_A"' in view
+    assert 'data-path="model.layers.0.self_attn"' in view and 'class="changed" data-path="model.layers.0' not in view
+
+
+def test_downloads(session, tmp_path):
+    import onnx
+
+    with pytest.raises(Exception, match="no LoRA in this graph"):
+        session.download("lora")
+    session.send(LORA_LAST)
+    config = json.loads(session.download("lora").read_text())
+    assert config["r"] == 8 and config["layers_to_transform"] == [1]
+    onnx.checker.check_model(onnx.load(str(session.download("onnx"))), full_check=True)
+    graph = json.loads(session.download("graph").read_text())
+    assert graph["name"] == "LlamaForCausalLM"
+    talk = json.loads(session.download("conversation").read_text())
+    assert [m["role"] for m in talk["messages"]] == ["user", "assistant"] and talk["messages"][1]["program"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("model.pt", b"\x80\x04K\x01.", "upload an .onnx file, a MAD graph .json or a config.json"),
+    ("notes.txt", b"hello", "upload an .onnx file, a MAD graph .json or a config.json"),
+    ("graph.json", b"{not json", "is not valid JSON"),
+    ("model.onnx", b"garbage bytes", "onnx"),
+    ("config.json", json.dumps({"model_type": "no_such_type"}).encode(), "no_such_type"),
+])
+def test_bad_uploads_are_one_line_and_change_nothing(session, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    graph = session.graph
+    from gnn.errors import MadError
+
+    with pytest.raises(MadError) as e:
+        session.load(upload=str(path))
+    assert message.lower() in str(e.value).lower() and "\n" not in str(e.value)
+    assert session.graph is graph and session.source == "hf:llama"
+
+
+def test_uploads_of_a_config_and_a_graph(session, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 50}))
+    assert "GPT2" in session.load(upload=str(path)) and session.graph.name.startswith("GPT2")
+    saved = session.download("graph")
+    other = Session()
+    assert "Loaded" in other.load(upload=str(saved)) and other.graph.num_parameters == session.graph.num_parameters
+
+
+def test_bad_requests_are_one_line_and_change_nothing(session):
+    graph = session.graph
+    reply = session.send(json.dumps({"edits": [{"op": "remove_layers", "target": {"layers": [0, 1]}}]}))
+    assert reply["text"].startswith("**Error:**") and "\n" not in reply["text"] and session.graph is graph
+    reply = session.send('{"edits": [')
+    assert reply["text"].startswith("**Error:**") and session.graph is graph
+    assert Session().send("add LoRA")["text"].startswith("Load a model first")
+    with pytest.raises(Exception, match="no model given"):
+        Session().load("")
+
+
+def test_upload_size_limit(session, tmp_path, monkeypatch):
+    import assistant.chat as chat
+
+    monkeypatch.setattr(chat, "MAX_UPLOAD_MB", 0.001)
+    path = tmp_path / "graph.json"
+    path.write_text(" " * 5000)
+    with pytest.raises(Exception, match="over the 0.001 MB upload limit"):
+        session.load(upload=str(path))
+
+
+def test_the_app_binds_localhost_unless_told_and_warns():
+    from app import host_warning
+
+    assert host_warning("127.0.0.1") is None
+    assert "anyone who can reach this address" in host_warning("0.0.0.0")
