@@ -121,7 +121,7 @@ def build() -> gr.Blocks:
                     overrides = gr.Textbox(label="Config overrides", placeholder="num_hidden_layers=2 hidden_size=256",
                                            elem_id="overrides")
                     upload = gr.File(label=f"...or upload .onnx, graph .json or config.json (≤ {MAX_UPLOAD_MB} MB)",
-                                     file_types=[".onnx", ".json"], type="filepath", elem_id="upload")
+                                     file_types=[".onnx", ".json"], type="filepath", elem_id="upload", height=90)
                     load_btn = gr.Button("Load model", variant="primary", elem_id="load")
                 gr.Examples(EXAMPLES, inputs=[source, overrides], label="Examples")
                 chat = gr.Chatbot(label="Conversation", height=460, elem_id="chat")

@@ -23,7 +23,7 @@ MAX_OPS = 400  # op rows shown per composite; the rest are counted
 
 CSS = """
 <style>
-.madg{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;line-height:1.45}
+.madg{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;line-height:1.45;max-height:88vh;overflow:auto}
 .madg details{margin-left:14px;border-left:1px solid #d0d7de;padding-left:6px}
 .madg summary{cursor:pointer;white-space:nowrap}
 .madg .cls{color:#6e7781}.madg .num{color:#0550ae}

@@ -35,7 +35,7 @@ def main() -> int:
                 time.sleep(1)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-            page = browser.new_page(viewport={"width": 1500, "height": 1050})
+            page = browser.new_page(viewport={"width": 1500, "height": 1450})
             page.set_default_timeout(180_000)
             page.goto(url)
             page.locator("#source textarea, #source input").first.fill("hf:llama")
@@ -48,7 +48,9 @@ def main() -> int:
             page.wait_for_function("document.querySelector('#chat').innerText.includes('Done.')")
             page.evaluate("""() => { for (const p of ['model', 'model.layers', 'model.layers.1',
                 'model.layers.1.self_attn', 'model.layers.1.self_attn.q_proj']) {
-                document.querySelector(`#graph details[data-path="${p}"]`).open = true; } }""")
+                document.querySelector(`#graph details[data-path="${p}"]`).open = true; }
+                window.scrollTo(0, 0); }""")
+            page.wait_for_timeout(500)
             page.screenshot(path=str(ROOT / "docs" / "app.png"), full_page=False)
             browser.close()
     finally:

@@ -124,3 +124,15 @@ def test_the_app_binds_localhost_unless_told_and_warns():
 
     assert host_warning("127.0.0.1") is None
     assert "anyone who can reach this address" in host_warning("0.0.0.0")
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_every_example_loads_and_validates(index):
+    from app import EXAMPLES
+    from gnn.validate import validate
+
+    source, overrides = EXAMPLES[index]
+    s = Session()
+    assert s.load(source, overrides).startswith(f"Loaded **{source}**")
+    assert validate(s.graph).ok and 'class="status ok"' in s.view()
+    s.close()
