@@ -109,6 +109,7 @@ class Session:
         """Load a model (``hf:<type>``, a config folder, or an uploaded file); the reply says what was loaded."""
         from gnn.sources import load
         from gnn.summary import summarize
+        from gnn.validate import validate
 
         source = (source or "").strip()
         if not upload and not source:
@@ -121,8 +122,11 @@ class Session:
         self.source = label
         self.steps, self.at = [Step(graph)], 0
         s = summarize(graph)
+        report = validate(graph)
+        check = ("" if report.ok else f" **It fails validation** ({len(report.errors)} error(s), shown at their "
+                 f"nodes in the graph): {report.errors[0]}.")
         return (f"Loaded **{label}**: {graph.name}, {s['params']:,} parameters, {s['layers']} repeated "
-                f"blocks, {len(graph.nodes):,} ops. Ask me to change it, describe it, or ask about it.")
+                f"blocks, {len(graph.nodes):,} ops.{check} Ask me to change it, describe it, or ask about it.")
 
     def _load_upload(self, path: pathlib.Path, overrides: str) -> tuple[Graph, str]:
         from gnn.sources import load

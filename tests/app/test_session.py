@@ -136,3 +136,32 @@ def test_every_example_loads_and_validates(index):
     assert s.load(source, overrides).startswith(f"Loaded **{source}**")
     assert validate(s.graph).ok and 'class="status ok"' in s.view()
     s.close()
+
+
+def test_an_invalid_upload_shows_its_shape_error_at_the_node(session):
+    graph = json.loads(session.download("graph").read_text())
+    mm = next(n for n in graph["nodes"] if n["op"] == "aten.mm.default")
+    graph["values"][mm["outputs"][0]]["shape"] = [16, 99]  # the projection's recorded output shape is wrong
+    path = session.folder / "broken.json"
+    path.write_text(json.dumps(graph))
+    s = Session()
+    reply = s.load(upload=str(path))
+    assert "**It fails validation**" in reply and "[shape]" in reply
+    view = s.view()
+    assert 'class="status bad"' in view
+    row = view[view.index(f'<div class="op err" data-node="{mm["id"]}"'):]
+    assert "[shape] output 0" in row[:row.index("</div>")]
+    assert f'data-path="{mm["module"].rsplit(".", 1)[0]}" open' in view  # the composites around it are opened
+    s.close()
+
+
+def test_app_handlers_turn_errors_into_chat_messages(tmp_path):
+    import app
+
+    bad = tmp_path / "weights.json"
+    bad.write_text("{oops")
+    state, chat, view, status, _ = app.load(None, "", "", str(bad), [])
+    assert chat[-1].content.startswith("**Error:**") and "not valid JSON" in chat[-1].content
+    assert status == "No model loaded."
+    state, _, chat, _, _ = app.send(state, "add LoRA", chat)
+    assert chat[-1].content.startswith("Load a model first")
