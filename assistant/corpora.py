@@ -92,21 +92,29 @@ def _work(model_type: str) -> dict:
     return row
 
 
-def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathlib.Path:
+def map_types(work, wanted: list[str], workers: int):
+    """``work(model_type)`` for each of ``wanted`` in ``workers`` spawned processes, yielded as each finishes
+    (each process does at most 8, so memory a trace leaves behind is given back)."""
     import multiprocessing as mp
 
     from gnn.data.build import load_splits
 
-    every = sorted(load_splits()["types"])
-    wanted = types or every
-    unknown = [t for t in wanted if t not in every]
+    unknown = [t for t in wanted if t not in load_splits()["types"]]
     if unknown:
         raise SystemExit(f"not in gnn/data/splits.json: {', '.join(unknown)}")
-    cache_dir().mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(workers, maxtasksperchild=8) as pool:
-        for i, row in enumerate(pool.imap_unordered(_work, wanted), 1):
-            log(f"[{i}/{len(wanted)}] {row['model_type']}: " + (f"error: {row['error']}" if "error" in row
-                                                                 else f"{row['facts']['layers']} blocks"))
+        yield from pool.imap_unordered(work, wanted)
+
+
+def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathlib.Path:
+    from gnn.data.build import load_splits
+
+    every = sorted(load_splits()["types"])
+    wanted = types or every
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    for i, row in enumerate(map_types(_work, wanted, workers), 1):
+        log(f"[{i}/{len(wanted)}] {row['model_type']}: " + (f"error: {row['error']}" if "error" in row
+                                                             else f"{row['facts']['layers']} blocks"))
     rows = [json.loads((cache_dir() / f"{t}.json").read_text()) for t in every if (cache_dir() / f"{t}.json").exists()]
     write_text(CORPUS, "".join(json.dumps({k: v for k, v in r.items() if k != "seconds"}) + "\n" for r in rows))
     write_graph_tokens([r["model_type"] for r in rows])

@@ -119,25 +119,19 @@ def _work(model_type: str) -> list[dict]:
 
 
 def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathlib.Path:
-    import multiprocessing as mp
-
     import torch
     from safetensors.torch import save_file
 
+    from assistant.corpora import map_types
     from assistant.train_llm import pool_tokens
     from gnn.data.build import load_splits
 
-    splits = load_splits()["types"]
-    every = sorted(t for t, v in splits.items() if v["split"] == "train")
+    every = sorted(t for t, v in load_splits()["types"].items() if v["split"] == "train")
     wanted = types or every
-    unknown = [t for t in wanted if t not in splits]
-    if unknown:
-        raise SystemExit(f"not in gnn/data/splits.json: {', '.join(unknown)}")
     cache_dir().mkdir(parents=True, exist_ok=True)
-    with mp.get_context("spawn").Pool(workers, maxtasksperchild=8) as pool:
-        for i, rows in enumerate(pool.imap_unordered(_work, wanted), 1):
-            ok = [r["variant"] for r in rows if "facts" in r]
-            log(f"[{i}/{len(wanted)}] {rows[0]['model_type'] if rows else '?'}: {', '.join(ok) or 'none'}")
+    for i, rows in enumerate(map_types(_work, wanted, workers), 1):
+        ok = [r["variant"] for r in rows if "facts" in r]
+        log(f"[{i}/{len(wanted)}] {rows[0]['model_type'] if rows else '?'}: {', '.join(ok) or 'none'}")
     done = [t for t in sorted(set(every) | set(wanted)) if (cache_dir() / f"{t}.json").exists()]
     rows = [r for t in done for r in json.loads((cache_dir() / f"{t}.json").read_text())]
     write_text(NARROW, "".join(json.dumps(r) + "\n" for r in rows))
