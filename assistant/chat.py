@@ -25,10 +25,11 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gnn.errors import MadError, SourceError
+from gnn.fileio import write_text
 from gnn.ir.graph import Graph
 
 UPLOAD_SUFFIXES = (".onnx", ".json")
@@ -40,12 +41,23 @@ _QUESTION_WORDS = ("how", "what", "which", "does", "do", "is", "are", "can", "wh
 class Step:
     graph: Graph
     request: str = ""  # what the user asked for ("" for the loaded graph)
-    program: list[dict] = field(default_factory=list)
     result: Any = None  # gnn.edits.EditResult
+
+    @property
+    def program(self) -> list[dict]:
+        return self.result.program if self.result is not None else []
+
+    @functools.cached_property
+    def report(self):
+        """The graph's validation: the edit engine's, or run once when first asked for (a loaded graph)."""
+        from gnn.validate import validate
+
+        if self.result is not None and self.result.report is not None:
+            return self.result.report
+        return validate(self.graph)
 
 
 _assistant = None
-_assistant_lock = threading.Lock()
 # torch.export, fake-tensor shape propagation and torch.onnx keep global state, so imports, edits,
 # validation and exports run one at a time per process (two CPU cores gain nothing from more).
 _torch_lock = threading.RLock()
@@ -62,7 +74,7 @@ def serialized(method):
 def assistant(llm: str | None = None, log=print):
     """The process's language model (loaded on first use, ~3 s from the cached copy, ~20 s the first time)."""
     global _assistant
-    with _assistant_lock:
+    with _torch_lock:
         if _assistant is None:
             from assistant.interpret import Assistant
 
@@ -109,7 +121,6 @@ class Session:
         """Load a model (``hf:<type>``, a config folder, or an uploaded file); the reply says what was loaded."""
         from gnn.sources import load
         from gnn.summary import summarize
-        from gnn.validate import validate
 
         source = (source or "").strip()
         if not upload and not source:
@@ -122,7 +133,7 @@ class Session:
         self.source = label
         self.steps, self.at = [Step(graph)], 0
         s = summarize(graph)
-        report = validate(graph)
+        report = self.step.report
         check = ("" if report.ok else f" **It fails validation** ({len(report.errors)} error(s), shown at their "
                  f"nodes in the graph): {report.errors[0]}.")
         return (f"Loaded **{label}**: {graph.name}, {s['params']:,} parameters, {s['layers']} repeated "
@@ -184,8 +195,10 @@ class Session:
             return {"text": describe(facts(self.graph)), "program": None}
         if re.search(r"\bwhat (has |did you |was )?change|\bshow (me )?the (diff|changes)|\bwhat did you do\b", low):
             return self._what_changed()
-        if text.startswith("{"):
-            return self._apply(text, json.loads(text) if _is_json(text) else text)
+        if text.startswith("{"):  # an edit program, run as it is (the engine says what is wrong with a bad one)
+            from gnn.edits import apply_program
+
+            return self._record(text, apply_program(self.graph, text))
         if text.endswith("?") or low.split(" ", 1)[0] in _QUESTION_WORDS:
             from assistant.ask import ask
             from assistant.facts import facts
@@ -207,24 +220,11 @@ class Session:
             return {"text": f"**Nothing changed:** {outcome.message}", "program": None}
         return self._record(text, outcome.result)
 
-    def _apply(self, text: str, program) -> dict:
-        from gnn.edits import apply_program
-
-        return self._record(text, apply_program(self.graph, program))
-
     def _record(self, text: str, result) -> dict:
         del self.steps[self.at + 1:]  # a new edit drops the redo branch
-        self.steps.append(Step(result.graph, text, result.program, result))
+        self.steps.append(Step(result.graph, text, result))
         self.at += 1
-        d = result.diff
-        lines = [f"**Done.** {_program_text(result.program)}",
-                 f"- parameters: {d.params_before:,} → {d.params_after:,} ({d.params_after - d.params_before:+,})",
-                 f"- trainable: {d.trainable_before:,} → {d.trainable_after:,}",
-                 f"- ops: +{len(d.added_nodes)} −{len(d.removed_nodes)} ~{len(d.changed_nodes)}"]
-        if d.added_composites:
-            lines.append(f"- added modules: {_some(d.added_composites)}")
-        if d.removed_composites:
-            lines.append(f"- removed modules: {_some(d.removed_composites)}")
+        lines = [f"**Done.** {_program_text(result.program)}", *_diff_lines(result.diff)]
         if "peft_config" in result.extras:
             lines.append("- the equivalent peft `LoraConfig` is under Downloads")
         lines.append("- validated: structure, shapes and dtypes")
@@ -234,11 +234,8 @@ class Session:
         step = self.step
         if step is None or step.result is None:
             return {"text": "Nothing yet: this is the model as loaded.", "program": None}
-        d = step.result.diff
-        return {"text": f"The last edit (\"{step.request}\"): {_program_text(step.program)}; parameters "
-                        f"{d.params_before:,} → {d.params_after:,}, trainable {d.trainable_before:,} → "
-                        f"{d.trainable_after:,}, ops +{len(d.added_nodes)} −{len(d.removed_nodes)} "
-                        f"~{len(d.changed_nodes)}.", "program": {"edits": step.program}}
+        lines = [f"The last edit (\"{step.request}\"): {_program_text(step.program)}", *_diff_lines(step.result.diff)]
+        return {"text": "\n".join(lines), "program": {"edits": step.program}}
 
     # -- history --------------------------------------------------------------------------------
 
@@ -266,12 +263,11 @@ class Session:
     @serialized
     def view(self) -> str:
         from assistant.graph_view import render
-        from gnn.validate import validate
 
         if self.graph is None:
             return '<div class="madg">No model loaded.</div>'
         step = self.step
-        return render(self.graph, step.result.diff if step.result else None, validate(self.graph))
+        return render(step.graph, step.result.diff if step.result else None, step.report)
 
     def peft_config(self) -> dict | None:
         """The peft LoraConfig of the latest LoRA edit still in the current graph."""
@@ -287,7 +283,7 @@ class Session:
 
         if what == "conversation":
             path = self.folder / "conversation.json"
-            _write(path, json.dumps({"source": self.source, "messages": self.conversation}, indent=1) + "\n")
+            write_text(path, json.dumps({"source": self.source, "messages": self.conversation}, indent=1) + "\n")
             return path
         if self.graph is None:
             raise SourceError("no model loaded yet")
@@ -305,22 +301,18 @@ class Session:
         raise SourceError(f"unknown download `{what}`; choose graph, onnx, lora or conversation")
 
 
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-        return True
-    except json.JSONDecodeError:
-        return False
+def _diff_lines(d) -> list[str]:
+    """A diff as the chat's bullet lines: parameters and trainable parameters before and after, ops, modules."""
+    from gnn.edits.engine import some
 
-
-def _write(path: pathlib.Path, text: str) -> None:
-    from gnn.fileio import write_text
-
-    write_text(path, text)
-
-
-def _some(items: list[str], n: int = 4) -> str:
-    return ", ".join(items[:n]) + (f", ... ({len(items)})" if len(items) > n else "")
+    lines = [f"- parameters: {d.params_before:,} → {d.params_after:,} ({d.params_after - d.params_before:+,})",
+             f"- trainable: {d.trainable_before:,} → {d.trainable_after:,}",
+             f"- ops: +{len(d.added_nodes)} −{len(d.removed_nodes)} ~{len(d.changed_nodes)}"]
+    if d.added_composites:
+        lines.append(f"- added modules: {some(d.added_composites)}")
+    if d.removed_composites:
+        lines.append(f"- removed modules: {some(d.removed_composites)}")
+    return lines
 
 
 def _program_text(program: list[dict]) -> str:

@@ -62,9 +62,7 @@ def render(graph: Graph, diff: Diff | None = None, report: Report | None = None)
     errors: dict[str, list[str]] = {}
     for issue in report.errors if report else []:
         if issue.node:
-            errors.setdefault(issue.node, []).append(f"[{issue.rule}] {issue.message}"
-                                                     + (f": expected {issue.expected}, got {issue.got}"
-                                                        if issue.expected is not None or issue.got is not None else ""))
+            errors.setdefault(issue.node, []).append(issue.detail)
     by_id = graph.node_by_id
     touched: set[str] = set()  # composites holding a change
     for node_id in added_nodes | changed_nodes:
@@ -94,8 +92,7 @@ def render(graph: Graph, diff: Diff | None = None, report: Report | None = None)
         c = h[path]
         classes = ["added" if path in added_comps else "changed" if path in touched else "",
                    "err" if path in opened and errors and path else ""]
-        last = graph.producers.get(c.outputs[-1]) if c.outputs else None
-        shape = _shape(graph, c.outputs[-1]) if last else ""
+        shape = _shape(graph, c.outputs[-1]) if c.outputs and c.outputs[-1] in graph.producers else ""
         label = html.escape(c.name or graph.name)
         out.append(f'<details class="{" ".join(x for x in classes if x)}" data-path="{html.escape(path)}"'
                    f'{" open" if path in opened else ""}><summary><b>{label}</b> '

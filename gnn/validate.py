@@ -35,14 +35,19 @@ class Issue:
     expected: object = None
     got: object = None
 
+    @property
+    def detail(self) -> str:
+        """The rule, the message and expected vs got, without where (the graph view shows it at the node)."""
+        detail = ""
+        if self.expected is not None or self.got is not None:
+            detail = f": expected {self.expected}, got {self.got}"
+        return f"[{self.rule}] {self.message}{detail}"
+
     def __str__(self) -> str:
         where = ""
         if self.node is not None:
             where = f"{self.module or '<root>'} ({self.node}: {self.op}): "
-        detail = ""
-        if self.expected is not None or self.got is not None:
-            detail = f": expected {self.expected}, got {self.got}"
-        return f"{where}[{self.rule}] {self.message}{detail}"
+        return where + self.detail
 
 
 @dataclass

@@ -67,9 +67,6 @@ class Diff:
         return dict(self.__dict__)
 
     def __str__(self) -> str:
-        def some(items):
-            return ", ".join(items[:4]) + (f", ... ({len(items)})" if len(items) > 4 else "")
-
         lines = [
             f"parameters: {self.params_before:,} -> {self.params_after:,} ({self.params_after - self.params_before:+,})",
             f"trainable:  {self.trainable_before:,} -> {self.trainable_after:,}",
@@ -80,6 +77,11 @@ class Diff:
         if self.removed_composites:
             lines.append(f"removed modules: {some(self.removed_composites)}")
         return "\n".join(lines)
+
+
+def some(items: list[str], n: int = 4) -> str:
+    """The first ``n`` of ``items`` and how many there are in all."""
+    return ", ".join(items[:n]) + (f", ... ({len(items)})" if len(items) > n else "")
 
 
 def diff(before: Graph, after: Graph) -> Diff:
@@ -107,6 +109,7 @@ class EditResult:
     diff: Diff
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. {"peft_config": {...}}
     program: list[dict] = field(default_factory=list)
+    report: Any = None  # the edited graph's gnn.validate.Report (None when not validated)
 
 
 def apply_program(graph: Graph, program, labeler: str = "rules", validate_result: bool = True) -> EditResult:
@@ -138,12 +141,13 @@ def apply_program(graph: Graph, program, labeler: str = "rules", validate_result
             raise EditError(f"edit {i} (`{edit.op}`): {e}") from None
         work.invalidate()
         current = work
+    report = None
     if validate_result:
         report = validate(current)
         if not report.ok:
             raise EditError(f"the edited graph is invalid, nothing was changed: {report.errors[0]}")
     current.meta = {**current.meta, "edits": [*graph.meta.get("edits", []), *(e.to_dict() for e in edits)]}
-    return EditResult(current, diff(graph, current), extras, [e.to_dict() for e in edits])
+    return EditResult(current, diff(graph, current), extras, [e.to_dict() for e in edits], report)
 
 
 class History:
