@@ -140,8 +140,8 @@ def make_examples(rows: list[dict], split: str, held_out: bool, per_graph: int, 
         chosen = examples(f, rng, held_out)
         rng.shuffle(chosen)
         for e in chosen[:per_graph]:
-            out.append({"model_type": r["model_type"], "facts": f, "tokens": r["tokens"], "request": e.request,
-                        "intent": e.intent, "answer": e.answer})
+            out.append({"model_type": r["model_type"], "variant": r["variant"], "facts": f, "tokens": r["tokens"],
+                        "request": e.request, "intent": e.intent, "answer": e.answer})
     return out
 
 
@@ -174,11 +174,12 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
         examples = make_examples(load_corpus(), "train", False, cfg.examples_per_graph, cfg.seed)
     if not examples:
         raise SystemExit("no training examples")
-    missing = sorted({e["model_type"] for e in examples if e["tokens"] is None})
+    missing = sorted({(e["model_type"], e.get("variant", "full")) for e in examples if e["tokens"] is None})
     if cfg.graph_tokens and missing:
-        raise SystemExit(f"no graph tokens for {len(missing)} model types ({', '.join(missing[:3])}, ...) in "
-                         "corpora/graph_tokens.safetensors: build them with `python -m assistant.corpora`, "
-                         "or train with --no-graph-tokens")
+        full = any(v == "full" for _, v in missing)  # the corpus's full-size graphs, else the narrow variants
+        raise SystemExit(f"no graph tokens for {len(missing)} graphs ({', '.join(f'{t}@{v}' for t, v in missing[:3])}, "
+                         f"...) in corpora/{'graph_tokens' if full else 'narrow_tokens'}.safetensors: build them "
+                         f"with `python -m assistant.{'corpora' if full else 'narrow'}`, or train with --no-graph-tokens")
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator()
     base, tokenizer = load(cfg.llm, log=print)

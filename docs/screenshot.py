@@ -13,26 +13,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    import subprocess
-    import time
-    import urllib.request
+    import tempfile
 
     from playwright.sync_api import sync_playwright
 
-    from tests.app.conftest import TINY_LLAMA, _free_port
+    from tests.app.conftest import TINY_LLAMA, serve
     from tests.app.test_browser import CHROMIUM, FLAGS
 
-    port = _free_port()
-    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                time.sleep(1)
+    with serve(pathlib.Path(tempfile.mkdtemp()) / "app.log") as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
             page = browser.new_page(viewport={"width": 1500, "height": 1450})
@@ -53,8 +41,6 @@ def main() -> int:
             page.wait_for_timeout(500)
             page.screenshot(path=str(ROOT / "docs" / "app.png"), full_page=False)
             browser.close()
-    finally:
-        app.terminate()
     print(ROOT / "docs" / "app.png")
     return 0
 

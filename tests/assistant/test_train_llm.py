@@ -75,15 +75,20 @@ def test_graph_tokens_replace_the_placeholders(adapter, graphs):
         parser = parser.add_character(ch)
 
 
-def test_mad_train_llm_without_graph_tokens_says_how_to_build_them(tmp_path, monkeypatch):
-    import assistant.corpora
+@pytest.mark.parametrize("module, attr, named", [
+    ("assistant.corpora", "GRAPH_TOKENS", "python -m assistant.corpora"),  # the full-size graphs'
+    ("assistant.narrow", "NARROW_TOKENS", "python -m assistant.narrow"),  # the narrow variants' name their own build
+])
+def test_mad_train_llm_without_graph_tokens_says_how_to_build_them(tmp_path, monkeypatch, module, attr, named):
+    import importlib
+
     from assistant.cli import run
 
-    monkeypatch.setattr(assistant.corpora, "GRAPH_TOKENS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(importlib.import_module(module), attr, tmp_path / "absent.safetensors")
     out = tmp_path / "adapter"
     with pytest.raises(SystemExit) as e:
         run(["train", "llm", "--steps", "1", "--out", str(out)])
-    assert "no graph tokens for" in str(e.value) and "python -m assistant.corpora" in str(e.value)
+    assert "no graph tokens for" in str(e.value) and named in str(e.value)
     assert not out.exists()
 
 
@@ -111,3 +116,4 @@ def test_training_graphs_vary_in_depth_and_graph_tokens():
     train = [r for r in rows if r["split"] == "train"]
     assert len({r["model_type"] for r in train if r["variant"] == "depth2"}) > 250
     assert not {r["model_type"] for r in rows if r["variant"] != "full" and r["split"] != "train"}
+
