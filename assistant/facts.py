@@ -17,14 +17,12 @@ import pathlib
 from dataclasses import dataclass, field
 
 from gnn.data.labels import SOFTMAX_OPS
+from gnn.edits.ops.modules import norm_kind
 from gnn.ir.graph import Graph
 from gnn.roles import RoleMap, label
 
 CORPORA = pathlib.Path(__file__).resolve().parents[1] / "corpora"
 
-_LAYER_NORM_OPS = {"aten.native_layer_norm.default", "aten.layer_norm.default", "onnx::LayerNormalization"}
-_RMS_OPS = {"aten.rsqrt.default", "onnx::Sqrt", "aten.sqrt.default"}
-_MEAN_OPS = {"aten.mean.dim", "onnx::ReduceMean"}
 _ACT_OPS = {"aten.silu.default": "SiLU", "aten.relu.default": "ReLU", "aten.gelu.default": "GELU",
             "aten.sigmoid.default": "sigmoid", "aten.tanh.default": "tanh", "aten.mish.default": "Mish",
             "aten.elu.default": "ELU", "aten.hardswish.default": "hard swish", "onnx::Relu": "ReLU",
@@ -96,15 +94,6 @@ def _first_block_paths(roles: RoleMap, role: str) -> list[str]:
         return []
     first = roles.block_of(paths[0])
     return [p for p in paths if roles.block_of(p) == first]
-
-
-def _norm_kind(ops: list[str]) -> str | None:
-    if any(op in _LAYER_NORM_OPS for op in ops):
-        return "LayerNorm"
-    if any(op in _RMS_OPS for op in ops) and any(op in _MEAN_OPS for op in ops):
-        # LayerNorm written out subtracts the mean first: a sub before the variance
-        return "LayerNorm" if any(op in ("aten.sub.Tensor", "onnx::Sub") for op in ops) else "RMSNorm"
-    return None
 
 
 def _written_out(ops: list[str]) -> str | None:
@@ -317,7 +306,7 @@ def facts(graph: Graph, roles: RoleMap | None = None) -> Facts:
                        else "grouped-query")
     f.fused_qkv = bool(roles.paths("attn.qkv"))
     norm_paths = [p for r in ("norm.attn", "norm.mlp") for p in _first_block_paths(roles, r)]
-    f.norm = _norm_kind(_ops_of(graph, norm_paths)) if norm_paths else None
+    f.norm = norm_kind(_ops_of(graph, norm_paths)) if norm_paths else None
     f.norm_position = _norm_position(graph, roles)
     f.activation = _activation(graph, roles)
     f.gated_mlp = bool(roles.paths("mlp.gate"))

@@ -10,6 +10,12 @@ as it does for a person: "use GQA with 3 KV heads" is an edit on a model with 12
 and a refusal naming the divisors on one with 8; "switch to RMSNorm" on a model that
 already has it is a plain statement, not an edit; "make it smaller" is a question back.
 Answers are the JSON the assistant is decoded under (:mod:`assistant.schema`).
+
+Where the right answer is a refusal because of the graph (those three, removing every
+block, a model with no attention heads to regroup), the model is trained to write the
+edit the request asks for (:attr:`Example.written`), and the edit engine refuses it with
+its reason (:class:`gnn.edits.Infeasible`): words to edits is the model's job, whether
+the graph can take the edit is the engine's.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ class Example:
     answer: dict
     held_out_phrasing: bool
     source: str = "grammar"  # grammar, first templates, independent (held out), hand-written
+    written: dict | None = None  # what the model writes, where it differs from `answer` (an edit the engine refuses)
+
+    @property
+    def target(self) -> dict:
+        """The model's answer to train on."""
+        return self.written or self.answer
 
 
 def _edit(*edits: dict) -> dict:
@@ -288,10 +300,12 @@ UNSUPPORTED = ["alibi", "rope", "mixture of experts", "swiglu", "sliding-window 
                "mamba", "4-bit quantization", "multi-head latent attention", "prefix tuning"]
 
 
-def answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, dict]:
-    """The request ``text`` (an ``intent`` phrasing, parameters drawn from ``rng``) and its answer for facts ``f``."""
-    request, ans = _answer(intent, text, f, rng)
-    return re.sub(r"\b1 (layer|block|transformer block|decoder layer|transformer layer)s\b", r"1 \1", request), ans
+def answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, dict, dict]:
+    """The request ``text`` (an ``intent`` phrasing, parameters drawn from ``rng``) for facts ``f``, the answer
+    the user gets, and what the model writes for it (the same, or the edit the engine refuses)."""
+    request, ans, *written = _answer(intent, text, f, rng)
+    request = re.sub(r"\b1 (layer|block|transformer block|decoder layer|transformer layer)s\b", r"1 \1", request)
+    return request, ans, written[0] if written else ans
 
 
 def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, dict]:
@@ -308,10 +322,11 @@ def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, 
         return text.format(r=r), _edit({"op": "add_lora", "target": {"roles": ["attn.q", "attn.v"]}, "r": r})
     if intent == "remove_last":
         n = rng.choice([1, 2, 3, 4])
+        edit = _edit({"op": "remove_layers", "target": {"layers": list(range(-n, 0))}})
         if n >= layers:
             return text.format(n=n), _refuse(f"The model has {layers} blocks; removing {n} would leave none. "
-                                             f"I can remove up to {max(layers - 1, 0)}.")
-        return text.format(n=n), _edit({"op": "remove_layers", "target": {"layers": list(range(-n, 0))}})
+                                             f"I can remove up to {max(layers - 1, 0)}."), edit
+        return text.format(n=n), edit
     if intent == "insert":
         n = rng.choice([1, 2, 4])
         return text.format(n=n), _edit({"op": "insert_layers", "target": {"layers": [-1]}, "count": n})
@@ -320,24 +335,29 @@ def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, 
         return text.format(act=ACTS[act]), _edit({"op": "replace_activation", "to": act})
     if intent == "norm":
         to = rng.choice(sorted(NORMS))
+        edit = _edit({"op": "replace_norm", "to": to})
         if f.norm == NORMS[to]:
-            return text.format(norm=NORMS[to]), _refuse(f"It already uses {NORMS[to]}.")
-        return text.format(norm=NORMS[to]), _edit({"op": "replace_norm", "to": to})
+            return text.format(norm=NORMS[to]), _refuse(f"It already uses {NORMS[to]}."), edit
+        return text.format(norm=NORMS[to]), edit
     if intent == "mqa":
+        edit = _edit({"op": "set_kv_heads", "kv_heads": 1})
         if not f.heads:
-            return text, _refuse("I cannot find the attention heads of this graph.")
+            return text, _refuse("I cannot find the attention heads of this graph."), edit
         if f.kv_heads == 1:
-            return text, _refuse("It is already multi-query: every query head shares one KV head.")
-        return text, _edit({"op": "set_kv_heads", "kv_heads": 1})
+            return text, _refuse("It is already multi-query: every query head shares one KV head."), edit
+        return text, edit
     if intent == "gqa":
         kv = rng.choice([2, 3, 4, 8])
+        edit = _edit({"op": "set_kv_heads", "kv_heads": kv})
         if not f.heads:
-            return text.format(kv=kv), _refuse("I cannot find the attention heads of this graph.")
+            return text.format(kv=kv), _refuse("I cannot find the attention heads of this graph."), edit
         if f.heads % kv:
             divisors = ", ".join(str(d) for d in range(1, f.heads + 1) if f.heads % d == 0)
             return text.format(kv=kv), _refuse(f"{kv} does not divide the {f.heads} query heads; "
-                                               f"choose one of {divisors}.")
-        return text.format(kv=kv), _edit({"op": "set_kv_heads", "kv_heads": kv})
+                                               f"choose one of {divisors}."), edit
+        if f.kv_heads == kv:
+            return text.format(kv=kv), _refuse(f"It already has {kv} KV heads."), edit
+        return text.format(kv=kv), edit
     if intent == "adapter":
         b = rng.choice([16, 32, 64, 128])
         return text.format(b=b), _edit({"op": "insert_adapter", "bottleneck": b})
@@ -362,9 +382,9 @@ def examples_for(f: Facts, rng: random.Random, held_out: bool = False, per_inten
     for intent in INTENTS:
         texts = held_out_phrasings(intent) if held_out else [_draw(intent, rng) for _ in range(per_intent)]
         for text in texts:
-            request, ans = answer(intent, text, f, rng)
+            request, ans, written = answer(intent, text, f, rng)
             source = "grammar" if not held_out else "first templates" if text in _HELD_OUT_FIRST[intent] else "independent"
-            out.append(Example(intent, request, ans, held_out, source))
+            out.append(Example(intent, request, ans, held_out, source, written if written != ans else None))
     return out
 
 

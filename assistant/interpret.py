@@ -8,7 +8,12 @@
    question, or a refusal.
 3. A program runs through the edit engine and the result is validated.  If the
    engine refuses it, its one-line reason goes back to the model for one more try;
-   a second failure is reported as it is, and the graph is left unchanged.
+   a second failure is reported as it is, and the graph is left unchanged.  An edit
+   this graph cannot take or already has (:class:`gnn.edits.Infeasible`: GQA groups
+   that do not divide the heads, RMSNorm on a model that has it, removing every block)
+   is the answer itself, a refusal with the engine's reason: the model writes what the
+   request asks for, and whether the graph can take it is the engine's call, not a
+   number a 135M model should check.
 """
 
 from __future__ import annotations
@@ -198,8 +203,7 @@ class Assistant:
         return self.tokenizer.decode(new, skip_special_tokens=True).strip()
 
     def interpret(self, graph: Graph, request: str, tries: int = 2) -> Outcome:
-        from gnn.edits import apply_program
-        from gnn.edits.target import EditError
+        from gnn.edits import EditError, Infeasible, apply_program
 
         start = time.perf_counter()
         f = facts(graph)
@@ -229,6 +233,9 @@ class Assistant:
             program = {"edits": answer["edits"]}
             try:
                 result = apply_program(graph, program)
+            except Infeasible as e:  # the request itself cannot be done here: no retry would be right
+                return Outcome("refuse", f"{e} (program: {json.dumps(program, separators=(',', ':'))})",
+                               answers=answers, seconds=time.perf_counter() - start)
             except EditError as e:
                 error = str(e)
                 continue

@@ -141,7 +141,7 @@ def make_examples(rows: list[dict], split: str, held_out: bool, per_graph: int, 
         rng.shuffle(chosen)
         for e in chosen[:per_graph]:
             out.append({"model_type": r["model_type"], "variant": r["variant"], "facts": f, "tokens": r["tokens"],
-                        "request": e.request, "intent": e.intent, "answer": e.answer})
+                        "request": e.request, "intent": e.intent, "answer": e.target})
     return out
 
 

@@ -138,7 +138,7 @@ def apply_program(graph: Graph, program, labeler: str = "rules", validate_result
         try:
             extras.update(edit.apply(work, roles) or {})
         except EditError as e:
-            raise EditError(f"edit {i} (`{edit.op}`): {e}") from None
+            raise type(e)(f"edit {i} (`{edit.op}`): {e}") from None
         work.invalidate()
         current = work
     report = None

@@ -20,6 +20,11 @@ class EditError(MadError):
     """An edit program, or one of its edits, cannot be applied; the graph is left unchanged."""
 
 
+class Infeasible(EditError):
+    """A well-formed edit this graph cannot take, or already has (the attention cannot be regrouped, the norms
+    are already RMSNorm, it would remove every block): the answer to the request is no, not a different program."""
+
+
 @dataclass
 class Target:
     layers: list[int] | None = None
@@ -62,7 +67,7 @@ def layer_blocks(graph: Graph, roles: RoleMap, layers: list[int]) -> list[str]:
         for i in layers:
             if not -n <= i < n:
                 sizes = ", ".join(f"{p}: {len(b)} layers (0..{len(b) - 1})" for p, b in stacks.items())
-                raise EditError(f"layer {i} is out of range; {sizes}")
+                raise Infeasible(f"layer {i} is out of range; {sizes}")  # the request names a block the graph lacks
             picked.append(blocks[i])
     return list(dict.fromkeys(picked))
 

@@ -9,7 +9,7 @@ import pytest
 from assistant.facts import facts
 from assistant.instructions import INTENTS, answer, examples_for, expand, held_out_phrasings, train_phrasings
 from assistant.schema import validate_answer
-from gnn.edits import apply_program
+from gnn.edits import Infeasible, apply_program
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
@@ -21,8 +21,13 @@ def test_every_edit_answer_runs_on_its_graph(graphs, family):
         for e in examples:
             assert "{" not in e.request and "[" not in e.request  # every parameter and alternative filled in
             validate_answer(e.answer)
+            validate_answer(e.target)
             if e.answer["action"] == "edit":
                 apply_program(graph, {"edits": e.answer["edits"]})  # raises if the engine refuses
+            elif e.written is not None:  # the model writes the edit asked for; the engine's refusal is the answer
+                assert e.answer["action"] == "refuse" and e.written["action"] == "edit"
+                with pytest.raises(Infeasible):
+                    apply_program(graph, {"edits": e.written["edits"]})
     held = examples_for(facts(graph), random.Random(0), held_out=True)
     assert len(held) == sum(len(held_out_phrasings(i)) for i in INTENTS) == 6 * len(INTENTS)
     assert {e.source for e in held} == {"first templates", "independent"}
@@ -46,7 +51,11 @@ def test_held_out_phrasings_are_never_trained_on():
 
 
 def _answers(intent: str, text: str, f) -> dict:
-    return dict(answer(intent, text, f, random.Random(seed)) for seed in range(40))
+    return {request: a for request, a, _ in (answer(intent, text, f, random.Random(seed)) for seed in range(40))}
+
+
+def _written(intent: str, text: str, f) -> dict:
+    return {request: w for request, _, w in (answer(intent, text, f, random.Random(seed)) for seed in range(40))}
 
 
 def test_answers_follow_the_graph(graphs):
@@ -58,6 +67,15 @@ def test_answers_follow_the_graph(graphs):
     assert gqa["use GQA with 3 KV heads"]["reason"].startswith("3 does not divide the 4 query heads; choose one of 1, 2, 4")
     remove = _answers("remove_last", "remove the last {n} layers", f)
     assert remove["remove the last 2 layers"]["action"] == "refuse"
+    # the model writes the edit asked for; the engine refuses it (test_every_edit_answer_runs_on_its_graph)
+    assert _written("norm", "switch to {norm}", f)["switch to RMSNorm"] == {
+        "action": "edit", "edits": [{"op": "replace_norm", "to": "rmsnorm"}]}
+    assert _written("remove_last", "remove the last {n} layers", f)["remove the last 2 layers"]["edits"] == [
+        {"op": "remove_layers", "target": {"layers": [-2, -1]}}]
+    assert gqa["use GQA with 2 KV heads"] == {"action": "refuse", "reason": "It already has 2 KV heads."}
+    assert _written("gqa", "use GQA with {kv} KV heads", f)["use GQA with 2 KV heads"] == {
+        "action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 2}]}
+    assert _written("gqa", "use GQA with {kv} KV heads", f)["use GQA with 4 KV heads"] == gqa["use GQA with 4 KV heads"]
     assert remove["remove the last 1 layer"]["edits"] == [{"op": "remove_layers", "target": {"layers": [-1]}}]
     assert "remove the last 1 layers" not in remove  # numbers agree with their nouns
     assert answer("vague", "make it smaller", f, random.Random(0))[1]["action"] == "ask"
@@ -86,8 +104,11 @@ def test_hand_written_requests_are_well_formed_and_run(graphs):
     assert {r["answer"]["action"] for r in rows} == {"edit", "ask", "refuse"}
     for r in rows:
         validate_answer(r["answer"])
-        if r["answer"]["action"] == "edit":
-            apply_program(graphs["llama"], {"edits": r["answer"]["edits"]})
+        if r["answer"]["action"] == "edit":  # on Llama, or on GPT-2 where Llama already has it (RMSNorm, SiLU)
+            try:
+                apply_program(graphs["llama"], {"edits": r["answer"]["edits"]})
+            except Infeasible:
+                apply_program(graphs["gpt2"], {"edits": r["answer"]["edits"]})
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])

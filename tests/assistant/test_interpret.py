@@ -44,27 +44,47 @@ def test_constrained_decoding_gives_a_well_formed_answer(assistant, graphs):
 
 def test_an_engine_refusal_goes_back_for_one_more_try(assistant, graphs, monkeypatch):
     graph = graphs["llama"]
-    before = graph.to_json() if hasattr(graph, "to_json") else len(graph.nodes)
-    replies = iter([json.dumps({"action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 3}]}),
-                    json.dumps({"action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 1}]})])
+    before = graph.copy()
+    replies = iter([json.dumps({"action": "edit", "edits": [{"op": "add_lora", "target": {"roles": ["attn.qkv"]}}]}),
+                    json.dumps({"action": "edit", "edits": [{"op": "add_lora", "target": {"roles": ["attn.q"]}}]})])
     seen = []
     monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: (seen.append(chat), next(replies))[1])
-    out = assistant.interpret(graph, "make it multi-query")
-    assert out.done and out.program == {"edits": [{"op": "set_kv_heads", "kv_heads": 1}]}
+    out = assistant.interpret(graph, "add LoRA to the query projections")
+    assert out.done and out.program == {"edits": [{"op": "add_lora", "target": {"roles": ["attn.q"]}}]}
     assert len(out.answers) == 2
-    assert "`kv_heads` must divide the 4 attention heads" in seen[1][-1]["content"]  # the engine's reason, verbatim
-    assert (graph.to_json() if hasattr(graph, "to_json") else len(graph.nodes)) == before
+    assert "attn.qkv" in seen[1][-1]["content"] and "The engine refused that" in seen[1][-1]["content"]
+    assert graph == before
 
 
 def test_two_refusals_leave_the_graph_as_it_was(assistant, graphs, monkeypatch):
     graph = graphs["llama"]
-    count = len(graph.nodes)
-    monkeypatch.setattr(assistant, "generate",
-                        lambda chat, tokens=None: json.dumps({"action": "edit", "edits": [{"op": "remove_layers",
-                                                                              "target": {"layers": [7]}}]}))
-    out = assistant.interpret(graph, "remove layer 7")
-    assert out.action == "failed" and not out.done and "layer" in out.message
-    assert len(graph.nodes) == count
+    before = graph.copy()
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: json.dumps(
+        {"action": "edit", "edits": [{"op": "add_lora", "target": {"roles": ["attn.qkv"]}}]}))
+    out = assistant.interpret(graph, "add LoRA to the fused qkv projection")
+    assert out.action == "failed" and not out.done and "attn.qkv" in out.message and len(out.answers) == 2
+    assert graph == before
+
+
+@pytest.mark.parametrize("edit, reason", [
+    ({"op": "set_kv_heads", "kv_heads": 3}, "`kv_heads` must divide the 4 attention heads of `model.layers.0.self_attn`, "
+                                            "got 3; choose one of 1, 2, 4"),
+    ({"op": "set_kv_heads", "kv_heads": 2}, "the attention already has 2 key/value heads; nothing to change"),
+    ({"op": "replace_norm", "to": "rmsnorm"}, "every norm it selects (5) is already RMSNorm; nothing to change"),
+    ({"op": "remove_layers", "target": {"layers": [-3, -2, -1]}}, "layer -3 is out of range; model.layers: 2 layers"),
+    ({"op": "remove_layers", "target": {"layers": [-2, -1]}}, "would remove every block of `model.layers` (2); "
+                                                             "it can remove up to 1"),
+])
+def test_an_edit_the_graph_cannot_take_is_refused_without_a_retry(assistant, graphs, monkeypatch, edit, reason):
+    """The model writes what was asked (GQA with 3 groups, RMSNorm...); that this graph (4 heads, 2 KV heads,
+    RMSNorm, 2 blocks) cannot take it is the engine's answer, not a reason to try another program."""
+    graph = graphs["llama"]
+    before = graph.copy()
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: json.dumps({"action": "edit", "edits": [edit]}))
+    out = assistant.interpret(graph, "whatever was asked")
+    assert out.action == "refuse" and not out.done and len(out.answers) == 1
+    assert reason in out.message and json.dumps(edit, separators=(",", ":")) in out.message
+    assert graph == before
 
 
 def test_questions_and_refusals_pass_through(assistant, graphs, monkeypatch):

@@ -22,7 +22,7 @@ def adapter(graphs, tmp_path_factory):
         f, tokens = facts(graph), graph_tokens(graph)
         for e in examples_for(f, random.Random(0))[:4]:
             examples.append({"model_type": family, "facts": f, "tokens": tokens, "request": e.request,
-                             "intent": e.intent, "answer": e.answer})
+                             "intent": e.intent, "answer": e.target})
     out = tmp_path_factory.mktemp("adapter") / "adapter"
     _, projector, history = train(LLMTrainConfig(steps=2, batch_size=2, out=str(out)), examples, progress=False)
     return out, history

@@ -29,7 +29,7 @@ import torch
 
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import drop_nodes, reinfer_shapes, splice
-from gnn.edits.target import EditError
+from gnn.edits.target import EditError, Infeasible
 from gnn.ir.graph import Graph, Node, iter_refs, map_refs
 
 # Ops that only move, scale or copy one tensor: the path between a head split and the attention product.
@@ -84,15 +84,23 @@ class SetKVHeads(Edit):
             raise EditError("`set_kv_heads` applies to the whole model; give no target")
 
     def apply(self, graph, roles):
+        # a well-formed set_kv_heads that fails here fails for the graph's sake: no other program does it
         if graph.meta.get("origin") == "onnx" or any(n.op.startswith("onnx::") for n in graph.nodes):
-            raise EditError("`set_kv_heads` rewrites the tensor ops of PyTorch graphs; this graph was read from ONNX "
-                            "(import the model from its Hugging Face config or PyTorch module instead)")
+            raise Infeasible("`set_kv_heads` rewrites the tensor ops of PyTorch graphs; this graph was read from ONNX "
+                             "(import the model from its Hugging Face config or PyTorch module instead)")
         attention = [p for p, r in roles.composites.items() if "attn" in r]
         if not attention:
-            raise EditError("the graph has no attention (role `attn`) whose k/v heads could be set")
-        plans = [_plan(graph, roles, path) for path in attention]
+            raise Infeasible("the graph has no attention (role `attn`) whose k/v heads could be set")
+        try:
+            plans = [_plan(graph, roles, path) for path in attention]
+            for plan in plans:
+                plan.check(self.kv_heads)
+        except EditError as e:
+            raise Infeasible(str(e)) from None
+        if all(plan.kv_old == self.kv_heads for plan in plans):
+            raise Infeasible(f"the attention already has {self.kv_heads} key/value head"
+                             f"{'s' if self.kv_heads > 1 else ' (multi-query)'}; nothing to change")
         for plan in plans:
-            plan.check(self.kv_heads)
             plan.composites = {path: graph.hierarchy[path] for path, _ in plan.projections}
         # Read everything off the graph first, then change it in three sweeps (arguments, removals,
         # insertions from the back): rebuilding lookups after each of 64 sites costs seconds on an 8B graph.

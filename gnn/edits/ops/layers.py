@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import drop_nodes, drop_state, prune_dead, redirect, rename_prefix
-from gnn.edits.target import EditError, select
+from gnn.edits.target import EditError, Infeasible, select
 
 
 def stream_of(graph, block: str) -> tuple[str, str]:
@@ -66,7 +66,8 @@ class RemoveLayers(Edit):
         blocks, stacks = target_blocks(self, graph, roles)
         for prefix, members in stacks.items():
             if all(b in blocks for b in members):
-                raise EditError(f"`remove_layers` would remove every block of `{prefix}`; keep at least one")
+                raise Infeasible(f"`remove_layers` would remove every block of `{prefix}` ({len(members)}); "
+                                 f"it can remove up to {len(members) - 1}")
         for block in sorted(blocks, key=lambda b: -roles.blocks[b][1]):
             stream_in, stream_out = stream_of(graph, block)
             inside = set(graph.hierarchy[block].nodes)

@@ -13,9 +13,23 @@ import torch
 from gnn.edits.ops.activation import activation_names, make_activation
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import boundaries, insert_after, replace_composite
-from gnn.edits.target import EditError, Target, select
+from gnn.edits.target import EditError, Infeasible, Target, select
 
 NORMS = ("layernorm", "rmsnorm")
+_NORM_NAMES = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
+_LAYER_NORM_OPS = {"aten.native_layer_norm.default", "aten.layer_norm.default", "onnx::LayerNormalization"}
+_RMS_OPS = {"aten.rsqrt.default", "onnx::Sqrt", "aten.sqrt.default"}
+_MEAN_OPS = {"aten.mean.dim", "onnx::ReduceMean"}
+
+
+def norm_kind(ops: list[str]) -> str | None:
+    """``LayerNorm`` or ``RMSNorm`` from the primitive ops a norm runs (None: neither)."""
+    if any(op in _LAYER_NORM_OPS for op in ops):
+        return "LayerNorm"
+    if any(op in _RMS_OPS for op in ops) and any(op in _MEAN_OPS for op in ops):
+        # LayerNorm written out subtracts the mean first: a sub before the variance
+        return "LayerNorm" if any(op in ("aten.sub.Tensor", "onnx::Sub") for op in ops) else "RMSNorm"
+    return None
 
 
 def _width(graph, boundary) -> int:
@@ -53,6 +67,10 @@ class ReplaceNorm(Edit):
         paths = [p for p in paths if any(r.startswith("norm.") for r in roles.composites.get(p, []))]
         if not paths:
             raise EditError("the target holds no normalisation (roles norm.attn, norm.mlp, norm.final)")
+        name = _NORM_NAMES[self.to]
+        if self.eps is None and all(norm_kind([graph.node_by_id[n].op for n in graph.hierarchy[p].nodes]) == name
+                                    for p in paths):
+            raise Infeasible(f"every norm it selects ({len(paths)}) is already {name}; nothing to change")
         sites = boundaries(graph, paths)
         for path in paths:
             d = _width(graph, sites[path])
