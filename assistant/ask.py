@@ -73,6 +73,8 @@ def answer_fact(f: Facts, key: str) -> str:
         stacks = ", ".join(f"{n} in `{p}`" for p, n in f.stacks.items())
         return f"It has {f.layers} repeated blocks" + (f" ({stacks})." if len(f.stacks) > 1 else ".")
     if key == "hidden":
+        if f.hidden and f.hidden_last:
+            return f"Its width (hidden size) grows by stage: {f.hidden} in the first, {f.hidden_last} in the last."
         return f"Its width (hidden size) is {f.hidden}." if f.hidden else _unknown("width")
     if key == "attention":
         if not f.heads:
@@ -101,6 +103,8 @@ def answer_fact(f: Facts, key: str) -> str:
         trainable = "all trainable" if f.trainable_params == f.params else f"{f.trainable_params:,} trainable"
         return f"{f.params:,} parameters ({trainable})."
     if key == "vocab":
+        if f.vocab and f.vocab_source != "logits":
+            return f"It has no LM head; its token embeddings have {f.vocab:,} rows."
         return f"A vocabulary of {f.vocab:,} tokens." if f.vocab else _unknown("vocabulary")
     if key == "kind":
         from assistant.describe import KINDS

@@ -28,7 +28,11 @@ def describe(f: Facts) -> str:
     stacks = ", ".join(f"{n} in `{p}`" for p, n in f.stacks.items()) if len(f.stacks) > 1 else None
     depth = f"{f.layers} repeated blocks" + (f" ({stacks})" if stacks else "")
     width = f"width {f.hidden}" if f.hidden else "width unknown"
-    vocab = f", a vocabulary of {_n(f.vocab)} tokens" if f.vocab else ""
+    if f.hidden and f.hidden_last:
+        width = f"width {f.hidden} in the first stage to {f.hidden_last} in the last"
+    # a vocabulary is what the head predicts over; without a head, the table may hold more rows (image tokens)
+    vocab = "" if not f.vocab else f", a vocabulary of {_n(f.vocab)} tokens" if f.vocab_source == "logits" \
+        else f", token embeddings for {_n(f.vocab)} ids"
     lines = [f"{f.name} is {kind} with {depth}, {width}{vocab}."]
     if f.heads:
         variant = {"multi-head": f"multi-head attention with {f.heads} heads",

@@ -42,7 +42,9 @@ class Facts:
     layers: int = 0  # repeated blocks, all stacks
     stacks: dict[str, int] = field(default_factory=dict)  # stack path -> blocks
     hidden: int | None = None
-    vocab: int | None = None
+    hidden_last: int | None = None  # the last stage's width, where stages differ (Swin: 96 first, 768 last)
+    vocab: int | None = None  # the tokens the model predicts over (its logits), else its embedding table's rows
+    vocab_source: str | None = None  # logits, embedding
     heads: int | None = None
     kv_heads: int | None = None
     head_dim: int | None = None
@@ -296,10 +298,17 @@ def facts(graph: Graph, roles: RoleMap | None = None) -> Facts:
         weights = [i for n in h[embeds[0]].nodes for i in graph.node_by_id[n].inputs
                    if graph.values[i].kind == "parameter" and len(graph.values[i].shape) == 2]
         if weights:
-            f.vocab = int(graph.values[weights[0]].concrete_shape(graph.dim_hints)[0])
+            f.vocab, f.vocab_source = int(graph.values[weights[0]].concrete_shape(graph.dim_hints)[0]), "embedding"
+    # the logits' last dim: an embedding table can hold more rows (Molmo2's 128 image tokens) than the head predicts
+    logits = [graph.values[o.value].concrete_shape(graph.dim_hints) for o in graph.outputs if o.name == "logits"]
+    if logits and len(logits[0]) == 3:
+        f.vocab, f.vocab_source = int(logits[0][-1]), "logits"
     if f.hidden is None:  # no token embedding (vision, audio): the residual stream's width
         outs = _first_block_paths(roles, "attn.o") or _first_block_paths(roles, "mlp.down")
         f.hidden = _out_dim(graph, outs[0]) if outs else None
+        last = roles.paths("attn.o") or roles.paths("mlp.down")
+        if f.hidden and last and (width := _out_dim(graph, last[-1])) != f.hidden:
+            f.hidden_last = width  # a hierarchical model: each stage wider than the one before
     f.heads, f.kv_heads, f.head_dim = _attention(graph, roles)
     if f.heads:
         f.attention = ("multi-head" if f.kv_heads == f.heads else "multi-query" if f.kv_heads == 1

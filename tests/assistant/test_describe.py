@@ -140,3 +140,27 @@ def test_the_evaluation_checks_each_stated_fact_against_the_config(graphs, famil
     wrong = check_description(family, f.to_dict(), text.replace(f"width {f.hidden}", f"width {f.hidden + 1}"),
                               TINY[family])
     assert [w["fact"] for w in wrong["wrong"]] == ["width"]
+
+
+def test_vocabulary_is_what_the_head_predicts_and_stage_widths_are_both_stated(graphs):
+    """Molmo2's text model embeds 8 image tokens beyond the 128 its config's vocab_size counts: imported as the
+    base model, with no head, it has token embeddings of 136 rows and no vocabulary to state; with a head, the
+    vocabulary is what the head predicts. Swin's stages widen from embed_dim to hidden_size (the config's
+    width is the last stage's)."""
+    from assistant.evaluate_llm import check_description
+    from gnn.importers.hf import HFOptions, import_hf
+
+    tiny = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, vocab_size=128, additional_vocab_size=8, head_dim=16)
+    f = facts(import_hf("hf:molmo2_text", HFOptions(overrides=tiny, seq_len=8)))
+    assert (f.vocab, f.vocab_source) == (136, "embedding") and "token embeddings for 136 ids" in describe(f)
+    assert "vocab" not in check_description("molmo2_text", f.to_dict(), describe(f), tiny)["right"]
+    f = facts(graphs["llama"])
+    assert (f.vocab, f.vocab_source) == (TINY["llama"]["vocab_size"], "logits")
+    assert f"a vocabulary of {f.vocab} tokens" in describe(f)
+    tiny = dict(embed_dim=16, depths=[1, 1], num_heads=[2, 4], image_size=32, patch_size=4, window_size=2)
+    f = facts(import_hf("hf:swin", HFOptions(overrides=tiny)))
+    text = describe(f)
+    assert (f.hidden, f.hidden_last) == (16, 32) and "width 16 in the first stage to 32 in the last" in text, text
+    c = check_description("swin", f.to_dict(), text, tiny)
+    assert "width" in c["right"] and not c["wrong"], c
