@@ -107,7 +107,9 @@ def _stated(text: str) -> dict:
     heads = num(r"(\d+) query heads") or num(r"multi-head attention with (\d+) heads")
     act = re.search(r"\bwith ([^,]+), inner width", text)
     tied = re.search(r"embeddings (not tied|tied)", text)
-    return {"blocks": num(r"with ([\d,]+) repeated blocks"), "width": num(r"blocks, width ([\d,]+)"),
+    # a hierarchical model states its first and last stage's widths; configs give the last (Swin's hidden_size)
+    width = num(r"blocks, width [\d,]+ in the first stage to ([\d,]+) in the last") or num(r"blocks, width ([\d,]+)")
+    return {"blocks": num(r"with ([\d,]+) repeated blocks"), "width": width,
             "vocab": num(r"vocabulary of ([\d,]+) tokens"), "heads": heads,
             "kv heads": num(r"share (\d+) key/value head") or heads, "head size": num(r"head size (\d+)"),
             "activation": act.group(1) if act else None, "params": num(r"Parameters: ([\d,]+)"),
@@ -148,10 +150,11 @@ def description_facts(split: str = "test", log=print) -> dict:
             "accuracy": round(right / max(right + len(wrong), 1), 4), "wrong": wrong}
 
 
-def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
-    """Held-out phrasings on graphs of held-out (test split) families."""
+def test_cases(types: int, per_type: int, seed: int = 0, dev: bool = False) -> list[dict]:
+    """Held-out phrasings on graphs of held-out (test split) families; with ``dev``, the development phrasings
+    on graphs of the validation split's families (for choosing decoding settings, never for the report)."""
     from assistant.facts import facts
-    from assistant.instructions import examples
+    from assistant.instructions import examples, examples_for
     from gnn.data.build import load_splits
     from gnn.edits import apply_program
     from gnn.errors import MadError
@@ -159,7 +162,8 @@ def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
 
     splits = load_splits()["types"]
     rng = random.Random(seed)
-    candidates = sorted(t for t, v in splits.items() if v["split"] == "test" and v["kind"] == "decoder")
+    split = "val" if dev else "test"
+    candidates = sorted(t for t, v in splits.items() if v["split"] == split and v["kind"] == "decoder")
     rng.shuffle(candidates)
     cases = []
     for model_type in candidates:
@@ -172,7 +176,8 @@ def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
             continue
         if not f.heads:
             continue
-        held = examples(f, random.Random(f"{seed}-{model_type}"), held_out=True)
+        held = (examples_for(f, random.Random(f"{seed}-{model_type}"), dev=True) if dev
+                else examples(f, random.Random(f"{seed}-{model_type}"), held_out=True))
         rng.shuffle(held)
         for e in held[:per_type]:
             expected = None
@@ -184,6 +189,41 @@ def test_cases(types: int, per_type: int, seed: int = 0) -> list[dict]:
             cases.append({"model_type": model_type, "graph": graph, "request": e.request, "intent": e.intent,
                           "source": e.source, "answer": e.answer, "expected": expected})
     return cases
+
+
+def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+                llm: str | None = None, log=print) -> dict:
+    """Choose the decoding for ``adapter`` on development cases: greedy, or ``beams``-wide beam search reranked
+    with each of ``weights`` (:mod:`assistant.rerank`); the best (right answers, then the simpler setting)
+    goes to the adapter's ``decoding.json``."""
+    from assistant.interpret import DECODING, Assistant
+
+    a = Assistant(llm, adapter=adapter, beams=beams, rerank_weight=0.0)
+    found: dict = {}
+    search = a.candidates
+
+    def cached(chat, graph_tokens=None, beams=1):  # one beam search per prompt, whatever the weight
+        key = (json.dumps(chat), beams)
+        if key not in found:
+            found[key] = search(chat, graph_tokens, beams)
+        return found[key]
+
+    a.candidates = cached
+    settings = [(1, 0.0)] + [(beams, w) for w in weights]
+    tried = []
+    for k, w in settings:
+        a.beams, a.rerank_weight = k, w
+        rows = score(a, cases, log=lambda *_: None)["rows"]
+        right = sum(r["executed"] if r["executed"] is not None else r["action"] == r["reference"]["action"]
+                    for r in rows)
+        tried.append({"beams": k, "rerank_weight": w, "right": right, "cases": len(rows)})
+        log(f"beams {k} weight {w}: {right}/{len(rows)} right")
+    best = max(tried, key=lambda t: (t["right"], -t["beams"], -t["rerank_weight"]))
+    decoding = {"beams": best["beams"], "rerank_weight": best["rerank_weight"],
+                "chosen_on": f"{len(cases)} development requests on {len({c['model_type'] for c in cases})} "
+                             "validation-split families", "tried": tried}
+    write_text(pathlib.Path(adapter) / DECODING, json.dumps(decoding, indent=1) + "\n")
+    return decoding
 
 
 def score(assistant, cases: list[dict], log=print) -> dict:
@@ -239,6 +279,14 @@ def write_doc(results: dict) -> None:
                                ("ask_or_refuse_correct", "ambiguous / impossible handled", ""),
                                ("latency_p50_s", "latency p50 (s)", "≤ 5"), ("latency_p95_s", "latency p95 (s)", "≤ 10")):
         lines.append(f"| {title} | " + " | ".join(str(results["variants"][n][key]) for n in names) + f" | {target} |")
+    if all("decoding" in results["variants"][n] for n in names):
+        lines.append("| decoding | " + " | ".join(
+            "greedy" if (d := results["variants"][n]["decoding"])["beams"] <= 1 else
+            f"{d['beams']} beams" + (f", reranked (weight {d['rerank_weight']})" if d["rerank_weight"] else "")
+            for n in names) + " | |")
+        lines += ["", "Each adapter's decoding (`decoding.json` beside it) was chosen on development requests "
+                  "(`corpora/dev_phrasings.json` on validation-split families), never on these: greedy, or beam search "
+                  "with the candidates reranked by how close their reading is to the request (`assistant/rerank.py`)."]
     lines += ["", "Latency here is on the 2-block graphs; on the Llama-3-8B graph, and the model's load in a fresh "
               "process, see [benchmarks.md](benchmarks.md) (`python -m bench.llm`)."]
     shipped = results["variants"].get("LoRA + graph tokens")
@@ -283,7 +331,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-type", type=int, default=6)
     parser.add_argument("--no-graph-adapter", help="an adapter trained with --no-graph-tokens (the ablation)")
     parser.add_argument("--llm")
+    parser.add_argument("--tune-rerank", action="store_true",
+                        help="choose each adapter's decoding (greedy or reranked beams) on the development phrasings "
+                             "and validation families, write it to the adapter's decoding.json, and stop")
+    parser.add_argument("--descriptions-only", action="store_true",
+                        help="score the corpus's descriptions again (after `python -m assistant.corpora`) and keep "
+                             "the language model's results as they are")
     args = parser.parse_args(argv)
+    if args.descriptions_only:
+        results = json.loads(RESULTS.read_text())
+        results["descriptions"] = description_facts()
+        write_text(RESULTS, json.dumps(results, indent=1) + "\n")
+        write_doc(results)
+        return 0
+    if args.tune_rerank:
+        cases = test_cases(10, 8, dev=True)
+        for adapter in [ADAPTER, args.no_graph_adapter]:
+            if adapter:
+                print(f"== {adapter}: {tune_rerank(adapter, cases, llm=args.llm)}")
+        return 0
     results = {"descriptions": description_facts()}
     cases = test_cases(args.types, args.per_type)
     variants = {"base model, zero-shot": None}
@@ -297,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         assistant = Assistant(args.llm, adapter=adapter or None)
         load_s = round(time.perf_counter() - start, 2)  # after the first run's conversion: the cached copy
-        results["variants"][name] = {**score(assistant, cases), "load_s": load_s}
+        results["variants"][name] = {**score(assistant, cases), "load_s": load_s,
+                                     "decoding": {"beams": assistant.beams, "rerank_weight": assistant.rerank_weight}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     write_text(RESULTS, json.dumps(results, indent=1) + "\n")
     write_doc(results)

@@ -249,6 +249,13 @@ def held_out_phrasings(intent: str) -> tuple[str, ...]:
     return tuple(_HELD_OUT_FIRST[intent] + independent[intent])
 
 
+@functools.cache
+def dev_phrasings(intent: str) -> tuple[str, ...]:
+    """Development phrasings (``corpora/dev_phrasings.json``): written apart from the grammar and the held-out
+    ones (any within :data:`SIMILAR` of a held-out phrasing left out), for choosing decoding settings."""
+    return tuple(json.loads((CORPORA / "dev_phrasings.json").read_text())[intent])
+
+
 def similarity(a: str, b: str) -> float:
     """difflib's ratio of two phrasings, either way round (it is not symmetric), ignoring case."""
     a, b = a.lower(), b.lower()
@@ -375,15 +382,18 @@ def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, 
     raise ValueError(f"unknown intent `{intent}`; known: {', '.join(INTENTS)}")
 
 
-def examples_for(f: Facts, rng: random.Random, held_out: bool = False, per_intent: int = PER_INTENT) -> list[Example]:
-    """Examples for the graph with facts ``f``: every held-out phrasing of each intent, or ``per_intent``
-    training phrasings of each drawn by ``rng`` (parameters too)."""
+def examples_for(f: Facts, rng: random.Random, held_out: bool = False, per_intent: int = PER_INTENT,
+                 dev: bool = False) -> list[Example]:
+    """Examples for the graph with facts ``f``: every held-out phrasing of each intent (or with ``dev``, every
+    development phrasing), or ``per_intent`` training phrasings of each drawn by ``rng`` (parameters too)."""
     out = []
     for intent in INTENTS:
-        texts = held_out_phrasings(intent) if held_out else [_draw(intent, rng) for _ in range(per_intent)]
+        texts = (dev_phrasings(intent) if dev else held_out_phrasings(intent) if held_out
+                 else [_draw(intent, rng) for _ in range(per_intent)])
         for text in texts:
             request, ans, written = answer(intent, text, f, rng)
-            source = "grammar" if not held_out else "first templates" if text in _HELD_OUT_FIRST[intent] else "independent"
+            source = ("dev" if dev else "grammar" if not held_out
+                      else "first templates" if text in _HELD_OUT_FIRST[intent] else "independent")
             out.append(Example(intent, request, ans, held_out, source, written if written != ans else None))
     return out
 

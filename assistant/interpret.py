@@ -30,6 +30,7 @@ from gnn.ir.graph import Graph
 
 PROMPTS = pathlib.Path(__file__).resolve().parents[1] / "prompts"
 MIN_METHOD_SCORE = 0.45
+DECODING = "decoding.json"  # beside an adapter: {"beams": k, "rerank_weight": w} (assistant.rerank)
 
 
 def outline(f: Facts) -> str:
@@ -122,7 +123,7 @@ class Assistant:
     composite embeddings at the prompt's ``<graph>`` placeholders."""
 
     def __init__(self, llm: str | None = None, adapter: str | pathlib.Path | None | bool = True,
-                 max_new_tokens: int = 120, log=print):
+                 max_new_tokens: int = 120, log=print, beams: int | None = None, rerank_weight: float | None = None):
         from assistant.llm import is_default, load
         from assistant.train_llm import ADAPTER
 
@@ -136,6 +137,11 @@ class Assistant:
             self.model, self.tokenizer = load(llm, log=log)
         self.adapter = adapter or None
         self.max_new_tokens = max_new_tokens
+        # reranked beam search where the adapter says so (``decoding.json``, written by the tuning), else greedy
+        decoding = json.loads((pathlib.Path(adapter) / DECODING).read_text()) \
+            if adapter and (pathlib.Path(adapter) / DECODING).exists() else {}
+        self.beams = decoding.get("beams", 1) if beams is None else beams
+        self.rerank_weight = decoding.get("rerank_weight", 0.0) if rerank_weight is None else rerank_weight
 
     def _with_adapter(self, llm, adapter: pathlib.Path, log):
         from peft import PeftModel
@@ -171,8 +177,9 @@ class Assistant:
                 out.add(i)
         return frozenset(out)
 
-    def generate(self, chat: list[dict], graph_tokens=None) -> str:
-        """The model's answer to ``chat``, decoded under the answer schema (greedy); ``graph_tokens``
+    def candidates(self, chat: list[dict], graph_tokens=None, beams: int = 1) -> list[tuple[str, float]]:
+        """The model's answers to ``chat`` decoded under the answer schema: greedy (``beams`` 1), or the
+        ``beams`` best of a beam search, each with its length-normalised log-probability; ``graph_tokens``
         (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
         import torch
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
@@ -192,15 +199,32 @@ class Assistant:
 
         kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=False, prefix_allowed_tokens_fn=allowed,
                       pad_token_id=self.tokenizer.pad_token_id)
+        if beams > 1:
+            kwargs.update(num_beams=beams, num_return_sequences=beams, output_scores=True, return_dict_in_generate=True)
         with torch.no_grad():
             if self.projector is not None and graph_tokens is not None:
                 embeds = embed_with_graph(self.model, ids["input_ids"], self.graph_id, [graph_tokens], self.projector)
                 out = self.model.generate(inputs_embeds=embeds, attention_mask=ids["attention_mask"], **kwargs)
-                new = out[0]  # with embeddings as input, generate returns only the new tokens
+                start = 0  # with embeddings as input, generate returns only the new tokens
             else:
                 out = self.model.generate(**ids, **kwargs)
-                new = out[0, ids["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new, skip_special_tokens=True).strip()
+                start = ids["input_ids"].shape[1]
+        sequences = out.sequences if beams > 1 else out
+        scores = out.sequences_scores.tolist() if beams > 1 else [0.0]
+        found: dict[str, float] = {}
+        for seq, score in zip(sequences, scores):  # best first; beams that differ only in special tokens: once
+            found.setdefault(self.tokenizer.decode(seq[start:], skip_special_tokens=True).strip(), score)
+        return list(found.items())
+
+    def generate(self, chat: list[dict], graph_tokens=None, request: str | None = None) -> str:
+        """The model's answer to ``chat``: greedy, or with :attr:`beams` > 1 the beam candidate
+        :func:`assistant.rerank.choose` keeps for ``request``."""
+        if self.beams <= 1 or request is None:
+            return self.candidates(chat, graph_tokens)[0][0]
+        from assistant.rerank import choose
+
+        found = self.candidates(chat, graph_tokens, self.beams)
+        return found[choose(request, found, self.rerank_weight)][0]
 
     def interpret(self, graph: Graph, request: str, tries: int = 2) -> Outcome:
         from gnn.edits import EditError, Infeasible, apply_program
@@ -219,7 +243,7 @@ class Assistant:
         for _ in range(tries):
             chat = messages(f, request, graph_placeholder=placeholder, error=error,
                             previous=answers[-1] if answers else None)
-            raw = self.generate(chat, tokens)
+            raw = self.generate(chat, tokens, request=request)
             answers.append(raw)
             try:
                 answer = json.loads(raw)

@@ -21,7 +21,11 @@ to multi-query attention, the other norm, another activation), so depth, heads a
 number of graph tokens vary as they do in use.  Facts and graph tokens of both come from
 committed files (``corpora/architectures.jsonl`` + ``graph_tokens.safetensors``,
 ``corpora/narrow.jsonl`` + ``narrow_tokens.safetensors``), so this command alone rebuilds
-the adapter.
+the adapter.  Where the graph decides that the answer is no (RMSNorm on a model that has it,
+GQA groups that do not divide the heads), the model learns to write the edit asked for and
+the engine refuses it (:class:`gnn.edits.Infeasible`).  After training, the decoding
+(greedy, or beam search reranked by :mod:`assistant.rerank`) is chosen on the development
+requests and written to ``decoding.json`` beside the adapter (``--no-tune`` skips it).
 """
 
 from __future__ import annotations
@@ -264,10 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples-per-graph", type=int, default=LLMTrainConfig.examples_per_graph)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ADAPTER))
+    parser.add_argument("--no-tune", dest="tune", action="store_false",
+                        help="skip choosing the decoding (greedy or reranked beams) on the development requests")
     args = parser.parse_args(argv)
+    tune = args.tune
+    del args.tune
     cfg = LLMTrainConfig(**vars(args))
     _, _, history = train(cfg)
     print(json.dumps({"steps": cfg.steps, "final_loss": history[-1]}))
+    if tune:  # ~10 min: decoding.json beside the adapter (assistant.rerank)
+        from assistant.evaluate_llm import test_cases, tune_rerank
+
+        print(json.dumps(tune_rerank(cfg.out, test_cases(10, 8, dev=True), llm=cfg.llm)))
     return 0
 
 

@@ -83,14 +83,14 @@ def test_mad_edit_by_request(tmp_path, capsys, monkeypatch):
 
     sets = [a for k, v in TINY["llama"].items() for a in ("--set", f"{k}={v}")]
     program = {"action": "edit", "edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}
-    monkeypatch.setattr(interpret.Assistant, "generate", lambda self, chat, tokens=None: json.dumps(program))
+    monkeypatch.setattr(interpret.Assistant, "generate", lambda self, chat, tokens=None, request=None: json.dumps(program))
     out = tmp_path / "out.json"
     assert run(["edit", "hf:llama", *sets, "--request", "add LoRA to the last layer", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert 'program: {"edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}' in printed
     assert "trainable" in printed and out.exists()
     monkeypatch.setattr(interpret.Assistant, "generate",
-                        lambda self, chat, tokens=None: '{"action": "ask", "question": "Which layers should get adapters?"}')
+                        lambda self, chat, tokens=None, request=None: '{"action": "ask", "question": "Which layers should get adapters?"}')
     other = tmp_path / "other.json"
     assert run(["edit", "hf:llama", *sets, "--request", "add some adapters", "-o", str(other)]) == 1
     assert capsys.readouterr().out.strip() == "question: Which layers should get adapters?"

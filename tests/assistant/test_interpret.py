@@ -48,7 +48,7 @@ def test_an_engine_refusal_goes_back_for_one_more_try(assistant, graphs, monkeyp
     replies = iter([json.dumps({"action": "edit", "edits": [{"op": "add_lora", "target": {"roles": ["attn.qkv"]}}]}),
                     json.dumps({"action": "edit", "edits": [{"op": "add_lora", "target": {"roles": ["attn.q"]}}]})])
     seen = []
-    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: (seen.append(chat), next(replies))[1])
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None: (seen.append(chat), next(replies))[1])
     out = assistant.interpret(graph, "add LoRA to the query projections")
     assert out.done and out.program == {"edits": [{"op": "add_lora", "target": {"roles": ["attn.q"]}}]}
     assert len(out.answers) == 2
@@ -59,7 +59,7 @@ def test_an_engine_refusal_goes_back_for_one_more_try(assistant, graphs, monkeyp
 def test_two_refusals_leave_the_graph_as_it_was(assistant, graphs, monkeypatch):
     graph = graphs["llama"]
     before = graph.copy()
-    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: json.dumps(
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None: json.dumps(
         {"action": "edit", "edits": [{"op": "add_lora", "target": {"roles": ["attn.qkv"]}}]}))
     out = assistant.interpret(graph, "add LoRA to the fused qkv projection")
     assert out.action == "failed" and not out.done and "attn.qkv" in out.message and len(out.answers) == 2
@@ -80,7 +80,7 @@ def test_an_edit_the_graph_cannot_take_is_refused_without_a_retry(assistant, gra
     RMSNorm, 2 blocks) cannot take it is the engine's answer, not a reason to try another program."""
     graph = graphs["llama"]
     before = graph.copy()
-    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: json.dumps({"action": "edit", "edits": [edit]}))
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None: json.dumps({"action": "edit", "edits": [edit]}))
     out = assistant.interpret(graph, "whatever was asked")
     assert out.action == "refuse" and not out.done and len(out.answers) == 1
     assert reason in out.message and json.dumps(edit, separators=(",", ":")) in out.message
@@ -88,7 +88,7 @@ def test_an_edit_the_graph_cannot_take_is_refused_without_a_retry(assistant, gra
 
 
 def test_questions_and_refusals_pass_through(assistant, graphs, monkeypatch):
-    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None: '{"action": "ask", "question": "Which layers?"}')
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None: '{"action": "ask", "question": "Which layers?"}')
     out = assistant.interpret(graphs["llama"], "add some adapters somewhere maybe")
     assert (out.action, out.message, out.result) == ("ask", "Which layers?", None)
 
@@ -106,6 +106,8 @@ def test_the_shipped_adapter_turns_requests_into_the_right_answers(graphs):
         <= set(os.listdir(ADAPTER))
     a = Assistant(log=lambda *x: None)
     assert a.adapter == ADAPTER and a.projector is not None
+    decoding = json.loads((ADAPTER / "decoding.json").read_text())  # chosen on the development requests
+    assert (a.beams, a.rerank_weight) == (decoding["beams"], decoding["rerank_weight"])
     graph = graphs["llama"]
     out = a.interpret(graph, "add LoRA to the last layer")
     assert out.done and out.program == {"edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}, out.answers

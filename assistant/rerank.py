@@ -1,0 +1,130 @@
+"""Choosing among the model's best answers by what they say back: reranking beam candidates.
+
+The language model decodes a few answers under the answer schema (beam search); each is
+read back into plain English (:func:`render`: ``set_kv_heads 2`` is "set the number of
+key/value heads to 2, grouped-query attention"), and the sentence encoder (all-MiniLM-L6-v2,
+the one retrieval uses) scores how close that reading is to the request.  The answer kept
+maximises the model's own (length-normalised) log-probability plus ``weight`` times that
+similarity, so a program that says something else than the request ("insert 2 layers" for
+"use 2 key-value heads") loses to one the model thought nearly as likely that says the same.
+The weight is chosen on the development phrasings (``corpora/dev_phrasings.json``, written
+apart from both the training grammar and the held-out phrasings) by
+``python -m assistant.evaluate_llm --tune-rerank``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from assistant.instructions import ACTS, NORMS
+
+ROLE_WORDS = {
+    "attn": "the attention", "attn.q": "the query projection", "attn.k": "the key projection",
+    "attn.v": "the value projection", "attn.o": "the attention output projection",
+    "attn.qkv": "the fused query/key/value projection", "mlp": "the feed-forward (MLP)",
+    "mlp.up": "the MLP up projection", "mlp.gate": "the MLP gate projection", "mlp.down": "the MLP down projection",
+    "act": "the activation", "norm.attn": "the attention norm", "norm.mlp": "the MLP norm",
+    "norm.final": "the final norm", "embed.tokens": "the token embedding", "embed.positions": "the position embedding",
+    "lm_head": "the LM head", "block": "the blocks",
+}
+
+
+def _layers(layers: list[int]) -> str:
+    if layers == [-1]:
+        return "the last layer"
+    if layers and layers == list(range(-len(layers), 0)):
+        return f"the last {len(layers)} layers"
+    return "layers " + ", ".join(map(str, layers))
+
+
+def _where(target: dict | None, default: str = "") -> str:
+    target = target or {}
+    parts = []
+    if target.get("roles"):
+        parts.append(" and ".join(ROLE_WORDS.get(r, r) for r in target["roles"]))
+    if target.get("modules"):
+        parts.append(", ".join(target["modules"]))
+    if target.get("layers"):
+        parts.append(("in " if parts else "") + _layers(target["layers"]))
+    return " ".join(parts) or default
+
+
+def _param(e: dict, name: str):
+    """An edit's parameter, or the engine's default for it."""
+    import dataclasses
+
+    from gnn.edits.ops.base import EDITS
+
+    if name in e:
+        return e[name]
+    field = next(f for f in dataclasses.fields(EDITS[e["op"]]) if f.name == name)
+    return field.default
+
+
+def _edit(e: dict) -> str:
+    op, target = e["op"], e.get("target")
+    if op == "add_lora":
+        rank = f" with rank {e['r']}" if "r" in e else ""
+        where = _where(target)
+        return f"add LoRA adapters{rank}" + (f" to {where}" if where else " with the default settings")
+    if op == "remove_layers":
+        return f"remove {_where(target, 'layers')}, making the model shallower"
+    if op == "insert_layers":
+        n = _param(e, "count")
+        return f"add {n} more layer{'s' if n != 1 else ''} after {_where(target, 'the last layer')}, making the model deeper"
+    if op == "replace_activation":
+        return f"replace the activation function with {ACTS.get(_param(e, 'to'), _param(e, 'to'))}"
+    if op == "replace_norm":
+        return f"replace the normalization layers with {NORMS.get(_param(e, 'to'), _param(e, 'to'))}"
+    if op == "set_kv_heads":
+        kv = _param(e, "kv_heads")
+        return ("use multi-query attention: one key/value head shared by all query heads" if kv == 1 else
+                f"use grouped-query attention with {kv} key/value heads")
+    if op == "insert_adapter":
+        act = f" and {e['activation']} activation" if "activation" in e else ""
+        where = _where(target)
+        return (f"insert bottleneck adapters of size {_param(e, 'bottleneck')}{act}"
+                + (f" after {where}" if where else ""))
+    if op == "add_dropout":
+        return f"add dropout with probability {_param(e, 'p')} after {_where(target, 'each block')}"
+    if op == "freeze":
+        return f"freeze {_where(target, 'the whole model')}"
+    if op == "unfreeze":
+        return f"unfreeze {_where(target, 'the whole model')} so it trains"
+    return json.dumps(e)
+
+
+def render(answer: dict) -> str:
+    """An answer read back in plain English."""
+    if answer["action"] == "ask":
+        return "ask a question: " + answer["question"]
+    if answer["action"] == "refuse":
+        return "refuse: " + answer["reason"]
+    edits = answer["edits"]
+    if [e["op"] for e in edits] == ["freeze", "unfreeze"]:
+        return f"freeze everything except {_where(edits[1].get('target'), 'nothing')}, which stays trainable"
+    return "; then ".join(_edit(e) for e in edits)
+
+
+def similarities(request: str, answers: list[dict]) -> list[float]:
+    """Cosine similarity of the request to each answer's reading."""
+    from assistant.retrieval import encoder
+
+    vectors = encoder().encode([request] + [render(a) for a in answers], normalize_embeddings=True,
+                               convert_to_tensor=True)
+    return (vectors[1:] @ vectors[0]).tolist()
+
+
+def choose(request: str, candidates: list[tuple[str, float]], weight: float) -> int:
+    """Index of the candidate (raw answer, log-probability) to keep; unparsable answers only if all are."""
+    parsed = []
+    for raw, _ in candidates:
+        try:
+            parsed.append(json.loads(raw))
+        except json.JSONDecodeError:
+            parsed.append(None)
+    ok = [i for i, a in enumerate(parsed) if a is not None]
+    if len(ok) <= 1 or not weight:
+        return ok[0] if ok else 0
+    sims = similarities(request, [parsed[i] for i in ok])
+    return max(zip(ok, sims), key=lambda x: candidates[x[0]][1] + weight * x[1])[0]
