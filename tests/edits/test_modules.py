@@ -79,10 +79,26 @@ EVERY_EDIT = [
 ]
 
 
+RMS_NORM = {"llama", "mistral", "qwen2", "t5"}
+
+
+@pytest.mark.parametrize("family", sorted(RMS_NORM))
+def test_replace_norm_to_the_norm_it_has_is_refused(family):
+    from gnn.edits import Infeasible
+
+    graph = _graph(family)
+    before = graph.copy()
+    with pytest.raises(Infeasible, match=r"is already RMSNorm; nothing to change"):
+        apply_program(graph, [{"op": "replace_norm", "to": "rmsnorm"}])
+    assert graph == before
+
+
 @pytest.mark.parametrize("family", sorted(CONFIGS))
 @pytest.mark.parametrize("edit", EVERY_EDIT, ids=[e["op"] for e in EVERY_EDIT])
 def test_every_edit_on_every_family(family, edit):
     """Each edit applies, validates (apply_program re-validates) and the result runs."""
+    if edit["op"] == "replace_norm" and family in RMS_NORM:  # RMSNorm to RMSNorm changes nothing: refused
+        edit = {**edit, "to": "layernorm"}
     result = apply_program(_graph(family), [edit])
     module = to_graph_module(result.graph, seed=1)
     out = module(**example_inputs(result.graph))
