@@ -192,13 +192,14 @@ def test_cases(types: int, per_type: int, seed: int = 0, dev: bool = False) -> l
 
 
 def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
-                llm: str | None = None, log=print) -> dict:
+                floors=(0.0, 0.15, 0.2, 0.25, 0.3, 0.35), llm: str | None = None, log=print) -> dict:
     """Choose the decoding for ``adapter`` on development cases: greedy, or ``beams``-wide beam search reranked
-    with each of ``weights`` (:mod:`assistant.rerank`); the best (right answers, then the simpler setting)
+    with each of ``weights`` (:mod:`assistant.rerank`); then, for that, the similarity floor under which an edit
+    becomes a question (each of ``floors``, 0 for none). The best (right answers, then the simpler setting)
     goes to the adapter's ``decoding.json``."""
     from assistant.interpret import DECODING, Assistant
 
-    a = Assistant(llm, adapter=adapter, beams=beams, rerank_weight=0.0)
+    a = Assistant(llm, adapter=adapter, beams=beams, rerank_weight=0.0, ask_below=0.0)
     found: dict = {}
     search = a.candidates
 
@@ -209,17 +210,22 @@ def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 
         return found[key]
 
     a.candidates = cached
-    settings = [(1, 0.0)] + [(beams, w) for w in weights]
     tried = []
-    for k, w in settings:
-        a.beams, a.rerank_weight = k, w
+
+    def trial(k: int, w: float, floor: float) -> dict:
+        a.beams, a.rerank_weight, a.ask_below = k, w, floor
         rows = score(a, cases, log=lambda *_: None)["rows"]
-        right = sum(r["executed"] if r["executed"] is not None else r["action"] == r["reference"]["action"]
-                    for r in rows)
-        tried.append({"beams": k, "rerank_weight": w, "right": right, "cases": len(rows)})
-        log(f"beams {k} weight {w}: {right}/{len(rows)} right")
-    best = max(tried, key=lambda t: (t["right"], -t["beams"], -t["rerank_weight"]))
-    decoding = {"beams": best["beams"], "rerank_weight": best["rerank_weight"],
+        tried.append({"beams": k, "rerank_weight": w, "ask_below": floor, "right": sum(map(right, rows)),
+                      "cases": len(rows)})
+        log(f"beams {k} weight {w} ask below {floor}: {tried[-1]['right']}/{len(rows)} right")
+        return tried[-1]
+
+    def best(options: list[dict]) -> dict:
+        return max(options, key=lambda t: (t["right"], -t["beams"], -t["rerank_weight"], -t["ask_below"]))
+
+    chosen = best([trial(k, w, 0.0) for k, w in [(1, 0.0)] + [(beams, w) for w in weights]])
+    chosen = best([chosen] + [trial(chosen["beams"], chosen["rerank_weight"], f) for f in floors if f])
+    decoding = {"beams": chosen["beams"], "rerank_weight": chosen["rerank_weight"], "ask_below": chosen["ask_below"],
                 "chosen_on": f"{len(cases)} development requests on {len({c['model_type'] for c in cases})} "
                              "validation-split families", "tried": tried}
     write_text(pathlib.Path(adapter) / DECODING, json.dumps(decoding, indent=1) + "\n")
@@ -258,11 +264,17 @@ def score(assistant, cases: list[dict], log=print) -> dict:
     }
 
 
+def right(row: dict) -> bool:
+    """Whether a scored request was answered right: an edit by its executed result, a question or refusal by
+    answering with one (the wording is free)."""
+    return row["executed"] if row["executed"] is not None else row["action"] == row["reference"]["action"]
+
+
 def _per(rows: list[dict], key: str = "intent") -> dict[str, str]:
-    """Right answers per intent (or phrasing source): edits by executed success, the rest by exact match."""
+    """Right answers (:func:`right`) per intent or phrasing source."""
     by: dict[str, list] = {}
     for r in rows:
-        by.setdefault(r[key], []).append(r["executed"] if r["executed"] is not None else r["exact"])
+        by.setdefault(r[key], []).append(right(r))
     return {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by.items())}
 
 
@@ -283,10 +295,12 @@ def write_doc(results: dict) -> None:
         lines.append("| decoding | " + " | ".join(
             "greedy" if (d := results["variants"][n]["decoding"])["beams"] <= 1 else
             f"{d['beams']} beams" + (f", reranked (weight {d['rerank_weight']})" if d["rerank_weight"] else "")
+            + (f"; asks below similarity {d['ask_below']}" if d.get("ask_below") else "")
             for n in names) + " | |")
         lines += ["", "Each adapter's decoding (`decoding.json` beside it) was chosen on development requests "
                   "(`corpora/dev_phrasings.json` on validation-split families), never on these: greedy, or beam search "
-                  "with the candidates reranked by how close their reading is to the request (`assistant/rerank.py`)."]
+                  "with the candidates reranked by how close their reading is to the request (`assistant/rerank.py`), "
+                  "and a floor on that closeness under which an edit is asked about instead of made."]
     lines += ["", "Latency here is on the 2-block graphs; on the Llama-3-8B graph, and the model's load in a fresh "
               "process, see [benchmarks.md](benchmarks.md) (`python -m bench.llm`)."]
     shipped = results["variants"].get("LoRA + graph tokens")
@@ -337,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--descriptions-only", action="store_true",
                         help="score the corpus's descriptions again (after `python -m assistant.corpora`) and keep "
                              "the language model's results as they are")
+    parser.add_argument("--keep-base", action="store_true",
+                        help="keep the base model's results from the last run (bench/results/llm_eval.json) when it "
+                             "scored the same requests: the base model and its greedy decoding do not change "
+                             "with training")
     args = parser.parse_args(argv)
     if args.descriptions_only:
         results = json.loads(RESULTS.read_text())
@@ -358,13 +376,21 @@ def main(argv: list[str] | None = None) -> int:
     if (ADAPTER / "adapter_config.json").exists():
         variants["LoRA + graph tokens"] = ADAPTER
     results.update(cases=len(cases), types=len({c["model_type"] for c in cases}), variants={})
+    last = json.loads(RESULTS.read_text())["variants"] if args.keep_base and RESULTS.exists() else {}
+    base = "base model, zero-shot"
     for name, adapter in variants.items():
+        if name == base and base in last and [(r["model_type"], r["request"]) for r in last[base]["rows"]] \
+                == [(c["model_type"], c["request"]) for c in cases]:
+            print(f"== {name}: kept from the last run")
+            results["variants"][name] = last[base]
+            continue
         print(f"== {name}")
         start = time.perf_counter()
         assistant = Assistant(args.llm, adapter=adapter or None)
         load_s = round(time.perf_counter() - start, 2)  # after the first run's conversion: the cached copy
         results["variants"][name] = {**score(assistant, cases), "load_s": load_s,
-                                     "decoding": {"beams": assistant.beams, "rerank_weight": assistant.rerank_weight}}
+                                     "decoding": {"beams": assistant.beams, "rerank_weight": assistant.rerank_weight,
+                                                  "ask_below": assistant.ask_below}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     write_text(RESULTS, json.dumps(results, indent=1) + "\n")
     write_doc(results)

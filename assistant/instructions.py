@@ -33,6 +33,9 @@ from assistant.facts import CORPORA, Facts
 ACTS = {"gelu": "GELU", "silu": "SiLU", "relu": "ReLU", "gelu_new": "tanh-approximated GELU", "mish": "Mish",
         "relu2": "squared ReLU"}
 NORMS = {"rmsnorm": "RMSNorm", "layernorm": "LayerNorm"}
+ADAPTER_ACTS = {"gelu": "GELU", "relu": "ReLU", "silu": "SiLU", "tanh": "tanh"}
+ADAPTER_SITES = {"attn": ["attention modules", "attention blocks", "self-attention layers", "attention"],
+                 "mlp": ["MLPs", "feed-forward blocks", "MLP modules", "FFN layers"]}
 SIMILAR = 0.85  # a training phrasing at least this close to a held-out one is dropped
 PER_INTENT = 2  # training phrasings drawn per intent and graph
 
@@ -100,6 +103,13 @@ GRAMMAR: dict[str, list[str]] = {
         "queries and values|Q/V]",
         "[target|adapt] [q_proj and v_proj|the query and value projections|q and v] with [rank {r}|rank-{r}|r={r}] LoRA",
         "[I want|I need|give me] LoRA [with|at] rank {r} on [the query and value projections|q and v|q_proj, v_proj]",
+        # long requests that also say what to leave alone
+        "[I'd like|I want|please add|could you add] [low-rank adapters|LoRA|LoRA adapters|LoRA modules] "
+        "([r = {r}|r={r}|rank {r}|rank = {r}]) [on|for] the [attention |self-attention |][query and value|q and v|Q and V] "
+        "[matrices|projections|weights][| only][; leave the rest alone|, nothing else|; keep k, o and the MLP frozen|"
+        ", not the keys, outputs or MLP|]",
+        "[only|just] the [query and value|q and v] projections [should get|get|need] LoRA, [with|at] [rank|r =] {r}"
+        "[; leave everything else as it is|, everything else untouched|]",
     ],
     "remove_last": [
         "[remove|drop|delete|prune|cut|strip|chop off|get rid of|take out] " + _LAST + " {n} " + _BLOCKS + _PLEASE,
@@ -143,6 +153,11 @@ GRAMMAR: dict[str, list[str]] = {
         "[set|reduce|cut] the [KV|kv|key/value|key-value] heads to [one|1|a single one]",
         "[I want|give me|let's do] multi-query attention",
         "num_key_value_heads = 1",
+        "[change|convert|switch] the attention [layers|blocks|modules] to [MQA|multi-query attention][, i.e.|:|, that is,|"
+        " -] [keep every query head but share a single key/value head|all query heads share one K/V head|"
+        "one K and V head for all the query heads|keep the Q heads and collapse K and V to one head]",
+        "[keep|leave] [all|every one of] the [query|Q] heads but [collapse|reduce|merge] [K and V|the keys and values|"
+        "the KV heads] [down to|into|to] [one|a single] [shared |][head|group]",
     ],
     "gqa": [
         "[use|switch to|apply|go with] [GQA|grouped-query attention|grouped query attention] with {kv} "
@@ -160,6 +175,15 @@ GRAMMAR: dict[str, list[str]] = {
         "[add|insert] {b}-[dim|wide|dimensional] [bottleneck adapters|adapters][| after each MLP]",
         "[adapters|bottleneck adapters|Houlsby adapters] [with|of] [bottleneck|size|bottleneck size] {b}[| please]",
         "[I want|give me] bottleneck adapters, size {b}",
+        # an activation and a place as well (the engine's defaults: ReLU, after each MLP)
+        "[add|insert|put|attach] [adapters|bottleneck adapters|adapter layers|Houlsby adapters] with {adapter_act} and "
+        "[bottleneck|bottleneck size|a bottleneck of|size] {b} after the {where}",
+        "[add|insert|put] [{b}-wide|size-{b}|{b}-dim] [adapters|bottleneck adapters] [using|with] {adapter_act} "
+        "[after|behind] [each of |every one of |][the |]{where}",
+        "[adapters|bottleneck adapters] after the {where}[,|:| with] [bottleneck|size] {b}[,| and] {adapter_act} "
+        "[activation|nonlinearity|inside]",
+        "[I want|I'd like|please add] [adapter modules|bottleneck adapters|adapters] [after|following] the {where} "
+        "([bottleneck|width] {b}, {adapter_act})",
     ],
     "dropout": [
         "[add|insert|put|apply|use] [dropout|a dropout layer] [of|with p=|with rate|with probability|p=] {p} "
@@ -187,6 +211,8 @@ GRAMMAR: dict[str, list[str]] = {
     ],
 }
 
+VAGUE_ANY = "What should change: depth, attention heads (GQA/MQA), norm, activation, LoRA or adapters?"
+
 # Vague requests, by what they leave open: the question back names the choices.
 VAGUE: dict[str, tuple[str, list[str]]] = {
     "smaller": ("Smaller how: fewer layers (remove_layers), fewer KV heads (set_kv_heads), or a LoRA setup so "
@@ -212,8 +238,20 @@ VAGUE: dict[str, tuple[str, list[str]]] = {
                "I need [lower latency|quicker inference|faster generation]"]),
     "optimize": ("Optimize for what: size, speed or fine-tuning cost? Tell me which edit to make.",
                  ["[tune up|streamline|optimise] [it|the model|this network]", "make it more efficient"]),
+    # a wish with no edit in it, in a long or polite sentence
+    "wish": (VAGUE_ANY,
+             ["[can|could|would] you make [this architecture|the model|this network|it] [more efficient|more robust|"
+              "more modern|more capable|leaner|more stable|more general|state of the art]?",
+              "I [want|would like|need] [the model|this architecture|this network|it] to be [more robust|more modern|"
+              "more efficient|more stable|more general|better][; do|, so do|. Do] whatever you think [is best|helps|"
+              "makes sense]",
+              "[modernize|refresh|revamp|overhaul|rework|redesign|update] [the model|this architecture|it|the network]"
+              "[| a little| somewhat| as you see fit| however you like]",
+              "[change|edit|adjust] whatever you think [is best|helps|makes sense|would help][| here| in this model]",
+              "[please |could you |][improve|fix up|polish] [this architecture|the model|this network] [as you see fit|"
+              "the way you think best|however you like|in whatever way you want]",
+              "[give|apply] [the model|it|this network] [a makeover|an upgrade|a refresh|some improvements]"]),
 }
-VAGUE_ANY = "What should change: depth, attention heads (GQA/MQA), norm, activation, LoRA or adapters?"
 
 # Held out with the first templates (the rest of those templates are in the grammar).
 _HELD_OUT_FIRST: dict[str, list[str]] = {
@@ -367,7 +405,13 @@ def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, 
         return text.format(kv=kv), edit
     if intent == "adapter":
         b = rng.choice([16, 32, 64, 128])
-        return text.format(b=b), _edit({"op": "insert_adapter", "bottleneck": b})
+        edit = {"op": "insert_adapter", "bottleneck": b}
+        if "{where}" not in text:
+            return text.format(b=b), _edit(edit)
+        role = rng.choice(sorted(ADAPTER_SITES))
+        act = rng.choice(sorted(ADAPTER_ACTS))
+        edit = {"op": "insert_adapter", "target": {"roles": [role]}, "bottleneck": b, "activation": act}
+        return text.format(b=b, where=rng.choice(ADAPTER_SITES[role]), adapter_act=ADAPTER_ACTS[act]), _edit(edit)
     if intent == "dropout":
         p = rng.choice([0.1, 0.2, 0.3])
         return text.format(p=p), _edit({"op": "add_dropout", "target": {"roles": ["attn"]}, "p": p})

@@ -30,7 +30,7 @@ from gnn.ir.graph import Graph
 
 PROMPTS = pathlib.Path(__file__).resolve().parents[1] / "prompts"
 MIN_METHOD_SCORE = 0.45
-DECODING = "decoding.json"  # beside an adapter: {"beams": k, "rerank_weight": w} (assistant.rerank)
+DECODING = "decoding.json"  # beside an adapter: {"beams": k, "rerank_weight": w, "ask_below": s} (assistant.rerank)
 
 
 def outline(f: Facts) -> str:
@@ -123,7 +123,8 @@ class Assistant:
     composite embeddings at the prompt's ``<graph>`` placeholders."""
 
     def __init__(self, llm: str | None = None, adapter: str | pathlib.Path | None | bool = True,
-                 max_new_tokens: int = 120, log=print, beams: int | None = None, rerank_weight: float | None = None):
+                 max_new_tokens: int = 120, log=print, beams: int | None = None, rerank_weight: float | None = None,
+                 ask_below: float | None = None):
         from assistant.llm import is_default, load
         from assistant.train_llm import ADAPTER
 
@@ -142,6 +143,8 @@ class Assistant:
             if adapter and (pathlib.Path(adapter) / DECODING).exists() else {}
         self.beams = decoding.get("beams", 1) if beams is None else beams
         self.rerank_weight = decoding.get("rerank_weight", 0.0) if rerank_weight is None else rerank_weight
+        # an edit whose reading is further than this from the request is asked about, not made (0: never)
+        self.ask_below = decoding.get("ask_below", 0.0) if ask_below is None else ask_below
 
     def _with_adapter(self, llm, adapter: pathlib.Path, log):
         from peft import PeftModel
@@ -183,6 +186,7 @@ class Assistant:
         (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
         import torch
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
+        from transformers import DynamicCache
 
         from assistant.schema import answer_schema
         from assistant.train_llm import embed_with_graph
@@ -201,14 +205,24 @@ class Assistant:
                       pad_token_id=self.tokenizer.pad_token_id)
         if beams > 1:
             kwargs.update(num_beams=beams, num_return_sequences=beams, output_scores=True, return_dict_in_generate=True)
+        prompt, mask = ids["input_ids"], ids["attention_mask"]
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         with torch.no_grad():
-            if self.projector is not None and graph_tokens is not None:
-                embeds = embed_with_graph(self.model, ids["input_ids"], self.graph_id, [graph_tokens], self.projector)
-                out = self.model.generate(inputs_embeds=embeds, attention_mask=ids["attention_mask"], **kwargs)
-                start = 0  # with embeddings as input, generate returns only the new tokens
-            else:
+            if not base._supports_default_dynamic_cache():  # a cache of its own kind (RWKV, xLSTM): plain generate
                 out = self.model.generate(**ids, **kwargs)
-                start = ids["input_ids"].shape[1]
+            else:
+                # The prompt runs once, here, and every beam starts from its cache (generate alone would run it
+                # once per beam). Graph tokens sit only in the prompt: generate needs just its last token.
+                cache = DynamicCache(config=self.model.config)
+                if self.projector is not None and graph_tokens is not None:
+                    embeds = embed_with_graph(self.model, prompt, self.graph_id, [graph_tokens], self.projector)
+                    self.model(inputs_embeds=embeds[:, :-1], attention_mask=mask[:, :-1], cache=cache)
+                else:
+                    self.model(input_ids=prompt[:, :-1], attention_mask=mask[:, :-1], cache=cache)
+                if beams > 1:
+                    cache.batch_repeat_interleave(beams)
+                out = self.model.generate(input_ids=prompt, attention_mask=mask, cache=cache, **kwargs)
+        start = prompt.shape[1]
         sequences = out.sequences if beams > 1 else out
         scores = out.sequences_scores.tolist() if beams > 1 else [0.0]
         found: dict[str, float] = {}
@@ -255,6 +269,13 @@ class Assistant:
             if answer["action"] == "refuse":
                 return Outcome("refuse", answer["reason"], answers=answers, seconds=time.perf_counter() - start)
             program = {"edits": answer["edits"]}
+            if self.ask_below and not error:
+                from assistant.instructions import VAGUE_ANY
+                from assistant.rerank import render, similarities
+
+                if similarities(request, [answer])[0] < self.ask_below:  # too far from what was asked to just do
+                    return Outcome("ask", f"Did you mean: {render(answer)}? If not: {VAGUE_ANY}", program=program,
+                                   answers=answers, seconds=time.perf_counter() - start)
             try:
                 result = apply_program(graph, program)
             except Infeasible as e:  # the request itself cannot be done here: no retry would be right

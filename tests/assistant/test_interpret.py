@@ -93,6 +93,55 @@ def test_questions_and_refusals_pass_through(assistant, graphs, monkeypatch):
     assert (out.action, out.message, out.result) == ("ask", "Which layers?", None)
 
 
+def test_an_edit_far_from_the_request_is_asked_about_not_made(assistant, graphs, monkeypatch):
+    """Below the adapter's similarity floor (`ask_below`) the edit becomes a question naming it; the graph
+    stays as it was. Above it, or with no floor, the edit is made."""
+    graph = graphs["llama"]
+    before = graph.copy()
+    edit = '{"action": "edit", "edits": [{"op": "insert_layers", "target": {"layers": [-1]}, "count": 1}]}'
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None: edit)
+    monkeypatch.setattr(assistant, "ask_below", 0.3)
+    out = assistant.interpret(graph, "make the model more robust, whatever you think is needed")
+    assert out.action == "ask" and out.result is None
+    assert out.message.startswith("Did you mean: add 1 more layer") and "LoRA or adapters?" in out.message
+    assert graph == before
+    out = assistant.interpret(graph, "add one more block at the end")
+    assert out.done and len(out.result.graph.nodes) > len(graph.nodes)
+    monkeypatch.setattr(assistant, "ask_below", 0.0)
+    assert assistant.interpret(graph, "make the model more robust, whatever you think is needed").done
+
+
+def test_beams_share_one_run_of_the_prompt(assistant, graphs):
+    """Beam search starts every beam from one cached run of the prompt: the answers and their scores are the
+    ones transformers' own beam search gives from the whole prompt."""
+    import torch
+    from lmformatenforcer import JsonSchemaParser, TokenEnforcer
+
+    from assistant.facts import facts
+    from assistant.interpret import messages
+
+    chat = messages(facts(graphs["llama"]), "use 2 key-value heads")
+    ours = assistant.candidates(chat, beams=2)
+    ids = assistant.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                                  return_dict=True)
+    enforcer = TokenEnforcer(assistant._tokenizer_data, JsonSchemaParser(answer_schema()))
+    layout = assistant._layout_tokens
+
+    def allowed(batch_id, sent):
+        tokens = enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens
+        return [t for t in tokens if t not in layout] or tokens
+
+    with torch.no_grad():
+        out = assistant.model.generate(**ids, max_new_tokens=assistant.max_new_tokens, do_sample=False, num_beams=2,
+                                       num_return_sequences=2, output_scores=True, return_dict_in_generate=True,
+                                       prefix_allowed_tokens_fn=allowed, pad_token_id=assistant.tokenizer.pad_token_id)
+    n = ids["input_ids"].shape[1]
+    theirs = [(assistant.tokenizer.decode(s[n:], skip_special_tokens=True).strip(), score)
+              for s, score in zip(out.sequences, out.sequences_scores.tolist())]
+    assert [a for a, _ in ours] == [a for a, _ in theirs]
+    assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], abs=1e-4)
+
+
 def test_the_shipped_adapter_turns_requests_into_the_right_answers(graphs):
     """The committed adapter (graph tokens and all) on requests in phrasings it was trained with, on a graph
     of a size it never saw; held-out phrasings and families are scored by `python -m assistant.evaluate_llm`."""
@@ -107,7 +156,8 @@ def test_the_shipped_adapter_turns_requests_into_the_right_answers(graphs):
     a = Assistant(log=lambda *x: None)
     assert a.adapter == ADAPTER and a.projector is not None
     decoding = json.loads((ADAPTER / "decoding.json").read_text())  # chosen on the development requests
-    assert (a.beams, a.rerank_weight) == (decoding["beams"], decoding["rerank_weight"])
+    assert (a.beams, a.rerank_weight, a.ask_below) == (decoding["beams"], decoding["rerank_weight"],
+                                                       decoding.get("ask_below", 0.0))
     graph = graphs["llama"]
     out = a.interpret(graph, "add LoRA to the last layer")
     assert out.done and out.program == {"edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}, out.answers
