@@ -1,6 +1,7 @@
 """Evaluate the assistant's language model: requests to edits, questions and refusals.
 
-    python -m assistant.evaluate_llm [--per-type 6] [--types 16] [--no-graph-adapter DIR]   # docs/llm-eval.md
+    python -m assistant.evaluate_llm [--per-type 6] [--types 16] [--no-graph-adapter DIR] [--keep-base]
+    python -m assistant.evaluate_llm --tune-rerank [--no-graph-adapter DIR]   # decoding.json, on dev requests
 
 Test requests are the instruction examples (:mod:`assistant.instructions`) of the test
 families (never trained on), in the held-out phrasings (never trained on either), on
@@ -301,6 +302,10 @@ def write_doc(results: dict) -> None:
                   "(`corpora/dev_phrasings.json` on validation-split families), never on these: greedy, or beam search "
                   "with the candidates reranked by how close their reading is to the request (`assistant/rerank.py`), "
                   "and a floor on that closeness under which an edit is asked about instead of made."]
+    kept = [n for n in names if results["variants"][n].get("kept")]
+    if kept:
+        lines += ["", f"{', '.join(kept)}: kept from the run before (`--keep-base`): the same requests, and that "
+                  "model and its decoding did not change."]
     lines += ["", "Latency here is on the 2-block graphs; on the Llama-3-8B graph, and the model's load in a fresh "
               "process, see [benchmarks.md](benchmarks.md) (`python -m bench.llm`)."]
     shipped = results["variants"].get("LoRA + graph tokens")
@@ -382,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == base and base in last and [(r["model_type"], r["request"]) for r in last[base]["rows"]] \
                 == [(c["model_type"], c["request"]) for c in cases]:
             print(f"== {name}: kept from the last run")
-            results["variants"][name] = last[base]
+            results["variants"][name] = {**last[base], "kept": True}
             continue
         print(f"== {name}")
         start = time.perf_counter()

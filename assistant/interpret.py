@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import pathlib
@@ -137,6 +138,7 @@ class Assistant:
         else:
             self.model, self.tokenizer = load(llm, log=log)
         self.adapter = adapter or None
+        self._system = None  # (system prompt, its token ids, its cache): see _system_cache
         self.max_new_tokens = max_new_tokens
         # reranked beam search where the adapter says so (``decoding.json``, written by the tuning), else greedy
         decoding = json.loads((pathlib.Path(adapter) / DECODING).read_text()) \
@@ -180,13 +182,32 @@ class Assistant:
                 out.add(i)
         return frozenset(out)
 
+    def _system_cache(self, chat: list[dict], prompt) -> tuple[int, Any]:
+        """How many of ``prompt``'s tokens a fresh cache already holds, and the cache: the system message's,
+        run once per system prompt and copied for each request, when the prompt starts with it."""
+        import torch
+        from transformers import DynamicCache
+
+        if chat[0]["role"] != "system":
+            return 0, DynamicCache(config=self.model.config)
+        if self._system is None or self._system[0] != chat[0]["content"]:
+            ids = self.tokenizer.apply_chat_template(chat[:1], return_tensors="pt", return_dict=True)["input_ids"]
+            cache = DynamicCache(config=self.model.config)
+            with torch.no_grad():
+                self.model(input_ids=ids, cache=cache)
+            self._system = (chat[0]["content"], ids, cache)
+        _, ids, cache = self._system
+        n = ids.shape[1]
+        if prompt.shape[1] <= n or not torch.equal(prompt[:, :n], ids):  # a template that does not start so
+            return 0, DynamicCache(config=self.model.config)
+        return n, copy.deepcopy(cache)
+
     def candidates(self, chat: list[dict], graph_tokens=None, beams: int = 1) -> list[tuple[str, float]]:
         """The model's answers to ``chat`` decoded under the answer schema: greedy (``beams`` 1), or the
         ``beams`` best of a beam search, each with its length-normalised log-probability; ``graph_tokens``
         (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
         import torch
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
-        from transformers import DynamicCache
 
         from assistant.schema import answer_schema
         from assistant.train_llm import embed_with_graph
@@ -212,13 +233,14 @@ class Assistant:
                 out = self.model.generate(**ids, **kwargs)
             else:
                 # The prompt runs once, here, and every beam starts from its cache (generate alone would run it
-                # once per beam). Graph tokens sit only in the prompt: generate needs just its last token.
-                cache = DynamicCache(config=self.model.config)
+                # once per beam); the system prompt, the same for every request, comes from a cache of its own.
+                # Graph tokens sit only in the prompt: generate needs just its last token.
+                done, cache = self._system_cache(chat, prompt)
                 if self.projector is not None and graph_tokens is not None:
                     embeds = embed_with_graph(self.model, prompt, self.graph_id, [graph_tokens], self.projector)
-                    self.model(inputs_embeds=embeds[:, :-1], attention_mask=mask[:, :-1], cache=cache)
+                    self.model(inputs_embeds=embeds[:, done:-1], attention_mask=mask[:, :-1], cache=cache)
                 else:
-                    self.model(input_ids=prompt[:, :-1], attention_mask=mask[:, :-1], cache=cache)
+                    self.model(input_ids=prompt[:, done:-1], attention_mask=mask[:, :-1], cache=cache)
                 if beams > 1:
                     cache.batch_repeat_interleave(beams)
                 out = self.model.generate(input_ids=prompt, attention_mask=mask, cache=cache, **kwargs)

@@ -24,8 +24,9 @@ committed files (``corpora/architectures.jsonl`` + ``graph_tokens.safetensors``,
 the adapter.  Where the graph decides that the answer is no (RMSNorm on a model that has it,
 GQA groups that do not divide the heads), the model learns to write the edit asked for and
 the engine refuses it (:class:`gnn.edits.Infeasible`).  After training, the decoding
-(greedy, or beam search reranked by :mod:`assistant.rerank`) is chosen on the development
-requests and written to ``decoding.json`` beside the adapter (``--no-tune`` skips it).
+(greedy, or beam search reranked by :mod:`assistant.rerank`, and the similarity under which an
+edit is asked about instead of made) is chosen on the development requests and written to
+``decoding.json`` beside the adapter (``--no-tune`` skips it).
 """
 
 from __future__ import annotations
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ADAPTER))
     parser.add_argument("--no-tune", dest="tune", action="store_false",
-                        help="skip choosing the decoding (greedy or reranked beams) on the development requests")
+                        help="skip choosing the decoding (greedy or reranked beams, and the floor under which an "
+                             "edit is asked about) on the development requests")
     args = parser.parse_args(argv)
     tune = args.tune
     del args.tune
