@@ -168,6 +168,16 @@ def encode(tokenizer, example: dict, graph_tokens: bool, max_length: int) -> tup
 # -- training -------------------------------------------------------------------------------
 
 
+def _require_graph_tokens(graphs: list[dict]) -> None:
+    """Stop, saying which command builds them, when any of ``graphs`` (corpus rows or examples) has no graph tokens."""
+    missing = sorted({(g["model_type"], g.get("variant", "full")) for g in graphs if g["tokens"] is None})
+    if missing:
+        full = any(v == "full" for _, v in missing)  # the corpus's full-size graphs, else the narrow variants
+        raise SystemExit(f"no graph tokens for {len(missing)} graphs ({', '.join(f'{t}@{v}' for t, v in missing[:3])}, "
+                         f"...) in corpora/{'graph_tokens' if full else 'narrow_tokens'}.safetensors: build them "
+                         f"with `python -m assistant.{'corpora' if full else 'narrow'}`, or train with --no-graph-tokens")
+
+
 def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: bool = True):
     from accelerate import Accelerator
     from peft import LoraConfig, get_peft_model
@@ -176,15 +186,14 @@ def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: boo
     from assistant.llm import load
 
     if examples is None:
-        examples = make_examples(load_corpus(), "train", False, cfg.examples_per_graph, cfg.seed)
+        rows = [r for r in load_corpus() if r["split"] == "train"]
+        if cfg.graph_tokens:  # before drawing examples for every graph (minutes), not after
+            _require_graph_tokens(rows)
+        examples = make_examples(rows, "train", False, cfg.examples_per_graph, cfg.seed)
     if not examples:
         raise SystemExit("no training examples")
-    missing = sorted({(e["model_type"], e.get("variant", "full")) for e in examples if e["tokens"] is None})
-    if cfg.graph_tokens and missing:
-        full = any(v == "full" for _, v in missing)  # the corpus's full-size graphs, else the narrow variants
-        raise SystemExit(f"no graph tokens for {len(missing)} graphs ({', '.join(f'{t}@{v}' for t, v in missing[:3])}, "
-                         f"...) in corpora/{'graph_tokens' if full else 'narrow_tokens'}.safetensors: build them "
-                         f"with `python -m assistant.{'corpora' if full else 'narrow'}`, or train with --no-graph-tokens")
+    if cfg.graph_tokens:
+        _require_graph_tokens(examples)
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator()
     base, tokenizer = load(cfg.llm, log=print)
