@@ -34,6 +34,7 @@ from gnn.ir.graph import Graph
 
 UPLOAD_SUFFIXES = (".onnx", ".json")
 MAX_UPLOAD_MB = 512
+_YES = ("yes", "y", "yes please", "yes, please", "do it", "yes, do it", "ok", "okay", "sure", "go ahead")
 _QUESTION_WORDS = ("how", "what", "which", "does", "do", "is", "are", "can", "where", "why", "who", "when")
 
 
@@ -99,6 +100,7 @@ class Session:
         self.steps: list[Step] = []
         self.at = -1
         self.conversation: list[dict] = []  # {"role", "content"} as the chat shows it
+        self.offered: tuple[str, dict, Graph] | None = None  # a "Did you mean" edit: request, program, on graph
         self.folder = pathlib.Path(tempfile.mkdtemp(prefix="mad-session-"))
 
     # -- state ----------------------------------------------------------------------------------
@@ -186,6 +188,11 @@ class Session:
         if self.graph is None:
             return {"text": "Load a model first: pick an example, type hf:<model_type> (e.g. hf:llama), or upload a "
                             "file.", "program": None}
+        offered, self.offered = self.offered, None  # an offer holds for the next message only
+        if offered and low in _YES and offered[2] is self.graph:
+            from gnn.edits import apply_program
+
+            return self._record(offered[0], apply_program(self.graph, offered[1]))
         if low in ("undo", "redo", "reset"):
             return {"text": getattr(self, low)(), "program": None}
         if re.fullmatch(r"(please )?(describe|summari[sz]e)( (it|this|this model|the model|the architecture))?", low):
@@ -213,6 +220,9 @@ class Session:
             progress(0.1, desc="loading the language model (about 20 s the first time, then 3 s)")
         outcome = assistant(self.llm, log=lambda m: None).interpret(self.graph, text)  # under _torch_lock (send)
         if outcome.action == "ask":
+            if outcome.program:  # "Did you mean: ...?": the edit it names is one "yes" away
+                self.offered = (text, outcome.program, self.graph)
+                return {"text": f"**Question:** {outcome.message} (Say yes to make that edit.)", "program": None}
             return {"text": f"**Question:** {outcome.message}", "program": None}
         if outcome.action == "refuse":
             return {"text": f"**Cannot do that:** {outcome.message}", "program": None}

@@ -41,6 +41,32 @@ def test_a_new_edit_after_undo_drops_the_redo_branch(session):
     assert session.redo() == "Nothing to redo." and session.graph.num_trainable_parameters == 0
 
 
+def test_yes_makes_the_edit_a_question_offered(session, monkeypatch):
+    """An edit the assistant was unsure of comes back as "Did you mean ...?"; "yes" next makes it, anything
+    else drops the offer. (The model's answer is fixed here; the model itself is tested in test_interpret.)"""
+    from assistant import chat
+    from assistant.interpret import Outcome
+
+    program = {"edits": [{"op": "insert_layers", "target": {"layers": [-1]}, "count": 1}]}
+
+    class Unsure:
+        def interpret(self, graph, text):
+            return Outcome("ask", "Did you mean: add 1 more layer after the last layer? If not: ...", program=program)
+
+    monkeypatch.setattr(chat, "assistant", lambda llm=None, log=None: Unsure())
+    before = session.graph
+    reply = session.send("make it more robust")
+    assert reply["text"].startswith("**Question:** Did you mean") and "Say yes" in reply["text"]
+    assert session.graph is before
+    reply = session.send("yes")
+    assert reply["text"].startswith("**Done.**") and reply["program"]["edits"][0]["op"] == "insert_layers"
+    assert len(session.graph.nodes) > len(before.nodes) and session.step.request == "make it more robust"
+    session.undo()
+    session.send("make it more robust")
+    session.send("how many kv heads?")  # not a yes: the offer is gone
+    assert session.send("yes")["text"].startswith("**Question:**") and session.graph is before
+
+
 def test_questions_and_descriptions_come_from_the_graph(session):
     assert session.send("how many kv heads?")["text"].startswith("Grouped-query attention: 4 query heads, 2 key/value")
     assert "decoder-only transformer with 2 repeated blocks, width 64" in session.send("describe this model")["text"]
