@@ -33,7 +33,7 @@ from assistant.facts import CORPORA, Facts
 ACTS = {"gelu": "GELU", "silu": "SiLU", "relu": "ReLU", "gelu_new": "tanh-approximated GELU", "mish": "Mish",
         "relu2": "squared ReLU"}
 NORMS = {"rmsnorm": "RMSNorm", "layernorm": "LayerNorm"}
-ADAPTER_ACTS = {"gelu": "GELU", "relu": "ReLU", "silu": "SiLU", "tanh": "tanh"}
+ADAPTER_ACTS = {a: ACTS.get(a, a) for a in ("gelu", "relu", "silu", "tanh")}  # the adapter's own nonlinearity
 ADAPTER_SITES = {"attn": ["attention modules", "attention blocks", "self-attention layers", "attention"],
                  "mlp": ["MLPs", "feed-forward blocks", "MLP modules", "FFN layers"]}
 SIMILAR = 0.85  # a training phrasing at least this close to a held-out one is dropped

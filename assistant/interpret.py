@@ -188,32 +188,26 @@ class Assistant:
         import torch
         from transformers import DynamicCache
 
-        if chat[0]["role"] != "system":
-            return 0, DynamicCache(config=self.model.config)
-        if self._system is None or self._system[0] != chat[0]["content"]:
-            ids = self.tokenizer.apply_chat_template(chat[:1], return_tensors="pt", return_dict=True)["input_ids"]
-            cache = DynamicCache(config=self.model.config)
-            with torch.no_grad():
-                self.model(input_ids=ids, cache=cache)
-            self._system = (chat[0]["content"], ids, cache)
-        _, ids, cache = self._system
-        n = ids.shape[1]
-        if prompt.shape[1] <= n or not torch.equal(prompt[:, :n], ids):  # a template that does not start so
-            return 0, DynamicCache(config=self.model.config)
-        return n, copy.deepcopy(cache)
+        if chat[0]["role"] == "system":
+            if self._system is None or self._system[0] != chat[0]["content"]:
+                ids = self.tokenizer.apply_chat_template(chat[:1], return_tensors="pt", return_dict=True)["input_ids"]
+                cache = DynamicCache(config=self.model.config)
+                with torch.no_grad():
+                    self.model(input_ids=ids, cache=cache)
+                self._system = (chat[0]["content"], ids, cache)
+            _, ids, cache = self._system
+            n = ids.shape[1]
+            if prompt.shape[1] > n and torch.equal(prompt[:, :n], ids):  # else a template that does not start so
+                return n, copy.deepcopy(cache)
+        return 0, DynamicCache(config=self.model.config)
 
-    def candidates(self, chat: list[dict], graph_tokens=None, beams: int = 1) -> list[tuple[str, float]]:
-        """The model's answers to ``chat`` decoded under the answer schema: greedy (``beams`` 1), or the
-        ``beams`` best of a beam search, each with its length-normalised log-probability; ``graph_tokens``
-        (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
-        import torch
+    def generate_kwargs(self, beams: int = 1) -> dict:
+        """transformers ``generate`` arguments for one answer under the answer schema (a fresh constraint each
+        call): greedy, or with ``beams`` > 1 a beam search returning every beam with its score."""
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
 
         from assistant.schema import answer_schema
-        from assistant.train_llm import embed_with_graph
 
-        ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
-                                                 return_dict=True)
         enforcer = TokenEnforcer(self._tokenizer_data, JsonSchemaParser(answer_schema()))
         layout = self._layout_tokens
 
@@ -226,6 +220,19 @@ class Assistant:
                       pad_token_id=self.tokenizer.pad_token_id)
         if beams > 1:
             kwargs.update(num_beams=beams, num_return_sequences=beams, output_scores=True, return_dict_in_generate=True)
+        return kwargs
+
+    def candidates(self, chat: list[dict], graph_tokens=None, beams: int = 1) -> list[tuple[str, float]]:
+        """The model's answers to ``chat`` decoded under the answer schema: greedy (``beams`` 1), or the
+        ``beams`` best of a beam search, each with its length-normalised log-probability; ``graph_tokens``
+        (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
+        import torch
+
+        from assistant.train_llm import embed_with_graph
+
+        ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        kwargs = self.generate_kwargs(beams)
         prompt, mask = ids["input_ids"], ids["attention_mask"]
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         with torch.no_grad():

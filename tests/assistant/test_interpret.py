@@ -115,7 +115,6 @@ def test_beams_share_one_run_of_the_prompt(assistant, graphs):
     """Beam search starts every beam from one cached run of the prompt: the answers and their scores are the
     ones transformers' own beam search gives from the whole prompt."""
     import torch
-    from lmformatenforcer import JsonSchemaParser, TokenEnforcer
 
     from assistant.facts import facts
     from assistant.interpret import messages
@@ -124,17 +123,8 @@ def test_beams_share_one_run_of_the_prompt(assistant, graphs):
     ours = assistant.candidates(chat, beams=2)
     ids = assistant.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                                   return_dict=True)
-    enforcer = TokenEnforcer(assistant._tokenizer_data, JsonSchemaParser(answer_schema()))
-    layout = assistant._layout_tokens
-
-    def allowed(batch_id, sent):
-        tokens = enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens
-        return [t for t in tokens if t not in layout] or tokens
-
-    with torch.no_grad():
-        out = assistant.model.generate(**ids, max_new_tokens=assistant.max_new_tokens, do_sample=False, num_beams=2,
-                                       num_return_sequences=2, output_scores=True, return_dict_in_generate=True,
-                                       prefix_allowed_tokens_fn=allowed, pad_token_id=assistant.tokenizer.pad_token_id)
+    with torch.no_grad():  # the same constraint and settings, the whole prompt given to generate
+        out = assistant.model.generate(**ids, **assistant.generate_kwargs(beams=2))
     n = ids["input_ids"].shape[1]
     theirs = [(assistant.tokenizer.decode(s[n:], skip_special_tokens=True).strip(), score)
               for s, score in zip(out.sequences, out.sequences_scores.tolist())]
