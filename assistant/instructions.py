@@ -38,6 +38,7 @@ ADAPTER_SITES = {"attn": ["attention modules", "attention blocks", "self-attenti
                  "mlp": ["MLPs", "feed-forward blocks", "MLP modules", "FFN layers"]}
 SIMILAR = 0.85  # a training phrasing at least this close to a held-out one is dropped
 PER_INTENT = 2  # training phrasings drawn per intent and graph
+DRAWS = {"vague": 2}  # times PER_INTENT: vague requests come in eight kinds (VAGUE), each with its own question
 
 
 @dataclass
@@ -104,6 +105,9 @@ GRAMMAR: dict[str, list[str]] = {
         "[target|adapt] [q_proj and v_proj|the query and value projections|q and v] with [rank {r}|rank-{r}|r={r}] LoRA",
         "[I want|I need|give me] LoRA [with|at] rank {r} on [the query and value projections|q and v|q_proj, v_proj]",
         # long requests that also say what to leave alone
+        "[add|put|attach|I want] [low-rank adapters|low-rank (LoRA) adapters|LoRA adapters] [of rank {r}|with rank {r}|"
+        "with r = {r}|(rank {r})] [to|on] the [attention |][query and value|q and v|Q and V] [projections|matrices]"
+        "[| only| and nothing else]",
         "[I'd like|I want|please add|could you add] [low-rank adapters|LoRA|LoRA adapters|LoRA modules] "
         "([r = {r}|r={r}|rank {r}|rank = {r}]) [on|for] the [attention |self-attention |][query and value|q and v|Q and V] "
         "[matrices|projections|weights][| only][; leave the rest alone|, nothing else|; keep k, o and the MLP frozen|"
@@ -122,6 +126,8 @@ GRAMMAR: dict[str, list[str]] = {
     "insert": [
         "[add|append|insert|stack] {n} [more|extra|new|additional] " + _BLOCKS
         + "[| at the end| on top| after the last one| at the top| to the stack]" + _PLEASE,
+        "[put|place|stack|add] {n} [extra|additional|new|more] " + _BLOCKS + " [after the current last one|"
+        "after the final layer|on top of the stack|at the end of the stack|above the last block]",
         "[make|grow] [it|the model|the network] {n} [layers|blocks] deeper",
         "[increase|grow|extend|raise] the [depth|number of layers|layer count] by {n}[| layers| blocks]",
         "[deepen|extend] the [model|stack|network] [by|with] {n} [more |extra |][layers|blocks]",
@@ -195,10 +201,10 @@ GRAMMAR: dict[str, list[str]] = {
     ],
     "freeze_but_last": [
         "[freeze|lock|fix] [everything|all layers|the whole model|all parameters|all the weights|every layer] "
-        "[except|but|apart from|other than|save] " + _LAST + " [layer|block|transformer block]",
+        "[except|but|apart from|other than|save] " + _LAST + " [layer|block|transformer block|one]",
         "[only|just] [train|fine-tune|update] " + _LAST + " [layer|block]",
         "[make|keep|leave] [only|just] " + _LAST + " [layer|block] trainable",
-        "[freeze|lock] all but " + _LAST + " [layer|block]",
+        "[freeze|lock] all but " + _LAST + " [layer|block|one]",
         "[set requires_grad=False|turn off gradients] [everywhere|for everything] [except|but] " + _LAST
         + " [layer|block]",
     ],
@@ -433,7 +439,7 @@ def examples_for(f: Facts, rng: random.Random, held_out: bool = False, per_inten
     out = []
     for intent in INTENTS:
         texts = (dev_phrasings(intent) if dev else held_out_phrasings(intent) if held_out
-                 else [_draw(intent, rng) for _ in range(per_intent)])
+                 else [_draw(intent, rng) for _ in range(per_intent * DRAWS.get(intent, 1))])
         for text in texts:
             request, ans, written = answer(intent, text, f, rng)
             source = ("dev" if dev else "grammar" if not held_out

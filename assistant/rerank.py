@@ -18,6 +18,7 @@ apart from both the training grammar and the held-out phrasings) by
 from __future__ import annotations
 
 import json
+import re
 
 from assistant.instructions import ACTS, NORMS
 
@@ -72,9 +73,13 @@ def _edit(e: dict) -> str:
         return f"add LoRA adapters{rank}" + (f" to {where}" if where else " with the default settings")
     if op == "remove_layers":
         return f"remove {_where(target, 'layers')}, making the model shallower"
-    if op == "insert_layers":
-        n = _param(e, "count")
-        return f"add {n} more layer{'s' if n != 1 else ''} after {_where(target, 'the last layer')}, making the model deeper"
+    if op == "insert_layers":  # n layers on top (deeper by n) reads apart from one after each of the last n
+        n, layers = _param(e, "count"), (target or {}).get("layers") or [-1]
+        s = "s" if n != 1 else ""
+        if len(layers) > 1:
+            return f"insert {n} layer{s} after each of {_layers(layers)}"
+        where = "on top of the last layer" if layers == [-1] else f"after {_layers(layers)}"
+        return f"add {n} more layer{s} {where}, making the model {n} layer{s} deeper"
     if op == "replace_activation":
         return f"replace the activation function with {ACTS.get(_param(e, 'to'), _param(e, 'to'))}"
     if op == "replace_norm":
@@ -109,11 +114,21 @@ def render(answer: dict) -> str:
     return "; then ".join(_edit(e) for e in edits)
 
 
+def _reading(request: str, answer: dict) -> str:
+    """What an answer says about ``request``: its reading, less any copy of the request a question or refusal
+    quotes (a refusal that only repeats the request would otherwise read as the closest answer of all)."""
+    text = render(answer)
+    if answer["action"] == "edit":
+        return text
+    quoted = request.strip().rstrip(".?!").strip()
+    return re.sub(re.escape(quoted), "", text, flags=re.IGNORECASE) if quoted else text
+
+
 def similarities(request: str, answers: list[dict]) -> list[float]:
     """Cosine similarity of the request to each answer's reading."""
     from assistant.retrieval import encoder
 
-    vectors = encoder().encode([request] + [render(a) for a in answers], normalize_embeddings=True,
+    vectors = encoder().encode([request] + [_reading(request, a) for a in answers], normalize_embeddings=True,
                                convert_to_tensor=True)
     return (vectors[1:] @ vectors[0]).tolist()
 

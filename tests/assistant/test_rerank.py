@@ -10,7 +10,9 @@ def test_answers_read_back_as_plain_english():
     assert render(edit({"op": "set_kv_heads", "kv_heads": 2})) == "use grouped-query attention with 2 key/value heads"
     assert "multi-query" in render(edit({"op": "set_kv_heads", "kv_heads": 1}))
     assert render(edit({"op": "insert_layers", "target": {"layers": [-1]}, "count": 2})) == \
-        "add 2 more layers after the last layer, making the model deeper"
+        "add 2 more layers on top of the last layer, making the model 2 layers deeper"
+    assert render(edit({"op": "insert_layers", "target": {"layers": [-2, -1]}})) == \
+        "insert 1 layer after each of the last 2 layers"
     assert render(edit({"op": "remove_layers", "target": {"layers": [-3, -2, -1]}})) == \
         "remove the last 3 layers, making the model shallower"
     assert render(edit({"op": "add_lora", "target": {"roles": ["attn.q", "attn.v"]}, "r": 16})) == \
@@ -22,7 +24,7 @@ def test_answers_read_back_as_plain_english():
         "freeze everything except the last layer, which stays trainable"
     # a parameter left out reads as the engine's default
     assert render(edit({"op": "replace_norm"})) == "replace the normalization layers with RMSNorm"
-    assert render(edit({"op": "insert_layers", "target": {"layers": [-1]}})).startswith("add 1 more layer after")
+    assert render(edit({"op": "insert_layers", "target": {"layers": [-1]}})).startswith("add 1 more layer on top")
     assert render({"action": "ask", "question": "Which layers?"}) == "ask a question: Which layers?"
     assert render({"action": "refuse", "reason": "No ALiBi."}) == "refuse: No ALiBi."
 
@@ -46,3 +48,26 @@ def test_development_phrasings_are_apart_from_the_held_out_ones():
         assert len(dev) >= 3, intent
         for text in dev:
             assert max(similarity(text, h) for h in held_out_phrasings(intent)) < 0.85, (intent, text)
+
+
+def test_n_layers_on_top_and_one_after_each_of_the_last_n_read_apart():
+    edit = lambda layers, **kw: json.dumps({"action": "edit", "edits": [  # noqa: E731
+        {"op": "insert_layers", "target": {"layers": layers}, **kw}]})
+    each, on_top = edit([-4, -3, -2, -1]), edit([-1], count=4)
+    # beam scores as the shipped adapter gave them: the model slightly preferred the wrong one
+    assert choose("grow the depth by 4 layers", [(each, -0.052), (on_top, -0.067)], weight=0.5) == 1
+    assert choose("insert a layer after each of the last 4 layers", [(on_top, -0.052), (each, -0.067)],
+                  weight=0.5) == 1
+
+
+def test_a_refusal_that_only_repeats_the_request_does_not_read_as_close_to_it():
+    from assistant.rerank import similarities
+
+    request = "I'd like the attention layers changed to MQA, i.e. keep all the Q heads but collapse K and V to one head."
+    parrot = {"action": "refuse", "reason": request}
+    mqa = {"action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 1}]}
+    assert similarities(request, [parrot])[0] < 0.3 < similarities(request, [mqa])[0]
+    assert choose(request, [(json.dumps(parrot), -0.15), (json.dumps(mqa), -0.2)], weight=0.5) == 1
+    # a refusal's own words still count
+    alibi = {"action": "refuse", "reason": "ALiBi: the engine cannot change positional encodings."}
+    assert similarities("add alibi", [alibi])[0] > 0.3
