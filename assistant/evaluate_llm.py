@@ -28,6 +28,7 @@ the model transformers builds from it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pathlib
 import random
@@ -233,6 +234,16 @@ def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 
     return decoding
 
 
+def prompt_digest(case: dict) -> str:
+    """A digest of the text prompt ``case``'s request gets (system prompt, graph outline, the methods retrieval
+    names, the request; graph tokens left out): a kept result holds only while this is the same."""
+    from assistant.facts import facts
+    from assistant.interpret import messages
+
+    chat = json.dumps(messages(facts(case["graph"]), case["request"]), sort_keys=True)
+    return hashlib.sha256(chat.encode()).hexdigest()[:16]
+
+
 def score(assistant, cases: list[dict], log=print) -> dict:
     rows = []
     for c in cases:
@@ -248,7 +259,7 @@ def score(assistant, cases: list[dict], log=print) -> dict:
         if ref["action"] == "edit":
             executed = bool(out.done and _signature(out.result.graph) == c["expected"])
         rows.append({"model_type": c["model_type"], "intent": c["intent"], "source": c["source"], "request": c["request"],
-                     "reference": ref, "answers": out.answers, "action": out.action, "exact": exact,
+                     "prompt": prompt_digest(c), "reference": ref, "answers": out.answers, "action": out.action, "exact": exact,
                      "executed": executed, "seconds": round(seconds, 2)})
         log(f"{c['model_type']:>16} {c['request'][:50]:50} exact={exact} executed={executed} {seconds:.1f}s")
     edits = [r for r in rows if r["executed"] is not None]
@@ -304,7 +315,7 @@ def write_doc(results: dict) -> None:
                   "and a floor on that closeness under which an edit is asked about instead of made."]
     kept = [n for n in names if results["variants"][n].get("kept")]
     if kept:
-        lines += ["", f"{', '.join(kept)}: kept from the run before (`--keep-base`): the same requests, and that "
+        lines += ["", f"{', '.join(kept)}: kept from the run before (`--keep-base`): the same prompts, and that "
                   "model and its decoding did not change."]
     lines += ["", "Latency here is on the 2-block graphs; on the Llama-3-8B graph, and the model's load in a fresh "
               "process, see [benchmarks.md](benchmarks.md) (`python -m bench.llm`)."]
@@ -358,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the language model's results as they are")
     parser.add_argument("--keep-base", action="store_true",
                         help="keep the base model's results from the last run (bench/results/llm_eval.json) when it "
-                             "scored the same requests: the base model and its greedy decoding do not change "
-                             "with training")
+                             "saw the same prompts (same requests, graphs, retrieved methods): the base model and its "
+                             "greedy decoding do not change with training")
     args = parser.parse_args(argv)
     if args.descriptions_only:
         results = json.loads(RESULTS.read_text())
@@ -384,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     last = json.loads(RESULTS.read_text())["variants"] if args.keep_base and RESULTS.exists() else {}
     base = "base model, zero-shot"
     for name, adapter in variants.items():
-        if name == base and base in last and [(r["model_type"], r["request"]) for r in last[base]["rows"]] \
-                == [(c["model_type"], c["request"]) for c in cases]:
+        if name == base and base in last and [(r["model_type"], r.get("prompt")) for r in last[base]["rows"]] \
+                == [(c["model_type"], prompt_digest(c)) for c in cases]:
             print(f"== {name}: kept from the last run")
             results["variants"][name] = {**last[base], "kept": True}
             continue

@@ -167,3 +167,17 @@ def test_another_model_does_not_get_the_shipped_adapter():
     a = Assistant(llm=str(converted_path()), log=lambda *x: None)
     assert a.adapter is None and a.projector is None
     assert Assistant(llm="smollm2", log=lambda *x: None).adapter is not None  # the default, by its name
+
+
+def test_a_kept_eval_result_is_tied_to_the_prompt_it_had(graphs, monkeypatch):
+    """`evaluate_llm --keep-base` keeps the base model's rows only while each request's prompt is the same: a
+    changed methods corpus (what retrieval puts in the prompt) means running it again."""
+    import assistant.interpret as interpret
+    from assistant.evaluate_llm import prompt_digest
+
+    case = {"graph": graphs["llama"], "request": "use the tanh approximation of GELU"}
+    before = prompt_digest(case)
+    assert prompt_digest(dict(case)) == before
+    assert prompt_digest({**case, "request": "use GELU"}) != before
+    monkeypatch.setattr(interpret, "methods_text", lambda request, k=2: "GELU (tanh approximation) -> []")
+    assert prompt_digest(case) != before
