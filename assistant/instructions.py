@@ -49,6 +49,7 @@ class Example:
     held_out_phrasing: bool
     source: str = "grammar"  # grammar, first templates, independent (held out), hand-written
     written: dict | None = None  # what the model writes, where it differs from `answer` (an edit the engine refuses)
+    phrasing: str = ""  # the phrasing the request was made from, before its parameters were filled in
 
     @property
     def target(self) -> dict:
@@ -293,6 +294,11 @@ def held_out_phrasings(intent: str) -> tuple[str, ...]:
     return tuple(_HELD_OUT_FIRST[intent] + independent[intent])
 
 
+def closest_training_phrasing(intent: str, text: str) -> float:
+    """How close (:func:`similarity`) ``text`` comes to any training phrasing of ``intent``."""
+    return max(similarity(text, t) for t in train_phrasings(intent))
+
+
 @functools.cache
 def dev_phrasings(intent: str) -> tuple[str, ...]:
     """Development phrasings (``corpora/dev_phrasings.json``): written apart from the grammar and the held-out
@@ -433,18 +439,20 @@ def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, 
 
 
 def examples_for(f: Facts, rng: random.Random, held_out: bool = False, per_intent: int = PER_INTENT,
-                 dev: bool = False) -> list[Example]:
+                 dev: bool = False, phrasings: dict[str, list[str]] | None = None) -> list[Example]:
     """Examples for the graph with facts ``f``: every held-out phrasing of each intent (or with ``dev``, every
-    development phrasing), or ``per_intent`` training phrasings of each drawn by ``rng`` (parameters too)."""
+    development phrasing; with ``phrasings``, each of those, by intent), or ``per_intent`` training phrasings of
+    each drawn by ``rng`` (parameters too)."""
     out = []
     for intent in INTENTS:
-        texts = (dev_phrasings(intent) if dev else held_out_phrasings(intent) if held_out
+        texts = (phrasings.get(intent, []) if phrasings is not None else dev_phrasings(intent) if dev
+                 else held_out_phrasings(intent) if held_out
                  else [_draw(intent, rng) for _ in range(per_intent * DRAWS.get(intent, 1))])
         for text in texts:
             request, ans, written = answer(intent, text, f, rng)
-            source = ("dev" if dev else "grammar" if not held_out
+            source = ("fresh" if phrasings is not None else "dev" if dev else "grammar" if not held_out
                       else "first templates" if text in _HELD_OUT_FIRST[intent] else "independent")
-            out.append(Example(intent, request, ans, held_out, source, written if written != ans else None))
+            out.append(Example(intent, request, ans, held_out, source, written if written != ans else None, text))
     return out
 
 

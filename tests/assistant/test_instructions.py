@@ -135,3 +135,22 @@ def test_hand_written_requests_that_mean_something_else_on_a_graph_are_left_out(
     assert "put lora (r=32, alpha=64) on q and v in the last two layers" not in gpt2  # no separate q and v
     assert "Add prefix tuning" in llama and "Add prefix tuning" in gpt2  # refusals hold everywhere
     assert hand_written(facts(graphs["bert"])) == []  # written for decoders: BERT has no final norm
+
+
+def test_fresh_phrasings_make_answerable_cases_that_remember_their_phrasing(graphs):
+    """`evaluate_llm --fresh` scores phrasings written after training: each fills in like a held-out one."""
+    import json
+
+    from assistant.evaluate_llm import FRESH
+
+    phrasings = json.loads(FRESH.read_text())
+    assert set(phrasings) == set(INTENTS) and all(len(v) >= 4 for v in phrasings.values())
+    f = facts(graphs["llama"])
+    fresh = examples_for(f, random.Random(0), held_out=True, phrasings=phrasings)
+    assert len(fresh) == sum(map(len, phrasings.values()))
+    for e in fresh:
+        assert e.source == "fresh" and e.phrasing in phrasings[e.intent] and "{" not in e.request
+        validate_answer(e.answer)
+    lora = next(e for e in fresh if e.intent == "lora_qv_rank")
+    assert lora.answer["edits"][0]["target"] == {"roles": ["attn.q", "attn.v"]} \
+        and f"{lora.answer['edits'][0]['r']}" in lora.request

@@ -63,7 +63,8 @@ def test_n_layers_on_top_and_one_after_each_of_the_last_n_read_apart():
 def test_a_refusal_that_only_repeats_the_request_does_not_read_as_close_to_it():
     from assistant.rerank import similarities
 
-    request = "I'd like the attention layers changed to MQA, i.e. keep all the Q heads but collapse K and V to one head."
+    request = ("I'd like the attention layers changed to MQA, i.e. keep all the Q heads but collapse K and V "
+               "to one head.")
     parrot = {"action": "refuse", "reason": request}
     mqa = {"action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 1}]}
     assert similarities(request, [parrot])[0] < 0.3 < similarities(request, [mqa])[0]
