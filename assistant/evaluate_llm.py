@@ -44,7 +44,7 @@ from gnn.fileio import write_text
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "llm-eval.md"
 RESULTS = ROOT / "bench" / "results" / "llm_eval.json"
-FRESH = ROOT / "corpora" / "fresh_phrasings.json"  # written after the training runs, by someone who saw no phrasing
+FRESH = ROOT / "corpora" / "fresh_phrasings.json"  # written after the fifth run, by someone who saw no phrasing
 FRESH_RESULTS = ROOT / "bench" / "results" / "llm_eval_fresh.json"
 
 
@@ -360,9 +360,9 @@ def write_doc(results: dict) -> None:
         fnames = list(fresh["variants"])
         lines += ["", "## Fresh phrasings", "",
                   f"`python -m assistant.evaluate_llm --fresh`: {fresh['cases']} requests on {fresh['types']} held-out "
-                  "model types in the phrasings of `corpora/fresh_phrasings.json`, written after the adapters were "
-                  "trained, by someone who saw neither the training grammar nor the other held-out phrasings, and "
-                  "scored once. *Far from training* are those whose closest training phrasing (difflib) is under "
+                  "model types in the phrasings of `corpora/fresh_phrasings.json`, written after the fifth training "
+                  "run (2026-11-30) by someone who saw neither the training grammar nor the other held-out phrasings. "
+                  "They are fresh only for adapters nobody changed after reading these results. *Far from training* are those whose closest training phrasing (difflib) is under "
                   f"{fresh['similar']}; the rest are near one.", "",
                   "| metric | " + " | ".join(fnames) + " |", "|---|" + "---|" * len(fnames)]
         for key, title in (("exact_match", "exact match"), ("executed_edit_success", "executed-edit success"),
