@@ -196,7 +196,8 @@ def test_cases(types: int, per_type: int, seed: int = 0, dev: bool = False,
                 except MadError:  # a hand-written request this graph cannot take: not a fair case
                     continue
             cases.append({"model_type": model_type, "graph": graph, "request": e.request, "intent": e.intent,
-                          "source": e.source, "template": e.phrasing, "answer": e.answer, "expected": expected})
+                          "source": e.source, "template": e.phrasing, "prompt": prompt_digest(f, e.request),
+                          "answer": e.answer, "expected": expected})
     return cases
 
 
@@ -241,13 +242,12 @@ def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 
     return decoding
 
 
-def prompt_digest(case: dict) -> str:
-    """A digest of the text prompt ``case``'s request gets (system prompt, graph outline, the methods retrieval
-    names, the request; graph tokens left out): a kept result holds only while this is the same."""
-    from assistant.facts import facts
+def prompt_digest(f, request: str) -> str:
+    """A digest of the text prompt ``request`` gets on a graph with facts ``f`` (system prompt, graph outline, the
+    methods retrieval names, the request; graph tokens left out): a kept result holds only while this is the same."""
     from assistant.interpret import messages
 
-    chat = json.dumps(messages(facts(case["graph"]), case["request"]), sort_keys=True)
+    chat = json.dumps(messages(f, request), sort_keys=True)
     return hashlib.sha256(chat.encode()).hexdigest()[:16]
 
 
@@ -266,7 +266,7 @@ def score(assistant, cases: list[dict], log=print) -> dict:
         if ref["action"] == "edit":
             executed = bool(out.done and _signature(out.result.graph) == c["expected"])
         rows.append({"model_type": c["model_type"], "intent": c["intent"], "source": c["source"], "request": c["request"],
-                     "prompt": prompt_digest(c), "reference": ref, "answers": out.answers, "action": out.action,
+                     "prompt": c["prompt"], "reference": ref, "answers": out.answers, "action": out.action,
                      "exact": exact, "executed": executed, "seconds": round(seconds, 2)})
         log(f"{c['model_type']:>16} {c['request'][:50]:50} exact={exact} executed={executed} {seconds:.1f}s")
     edits = [r for r in rows if r["executed"] is not None]
@@ -295,6 +295,16 @@ def _per(rows: list[dict], key: str = "intent") -> dict[str, str]:
     for r in rows:
         by.setdefault(r[key], []).append(right(r))
     return {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by.items())}
+
+
+def _per_table(column: str, variants: dict, key: str = "intent") -> list[str]:
+    """A markdown table of right answers (:func:`_per`) per ``key`` value, one column per variant."""
+    names = list(variants)
+    per = {n: _per(variants[n]["rows"], key) for n in names}
+    lines = [f"| {column} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for value in sorted({v for p in per.values() for v in p}):
+        lines.append(f"| {value} | " + " | ".join(per[n].get(value, "") for n in names) + " |")
+    return lines
 
 
 def _fresh_line() -> str:
@@ -342,19 +352,13 @@ def write_doc(results: dict) -> None:
         lines += ["", f"The shipped adapter's executed-edit success is {shipped['executed_edit_success']:.2f}: "
                   + (f"it misses the 0.95 target by {gap:.2f}." if gap > 0 else "it meets the 0.95 target.")
                   + _fresh_line() + " Why, and what comes next: [docs/assistant.md](assistant.md)."]
-    lines += ["", "Per intent (edits: executed success; questions and refusals: right action):", "",
-              "| intent | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    per = {n: _per(results["variants"][n]["rows"]) for n in names}
-    for intent in sorted({i for p in per.values() for i in p}):
-        lines.append(f"| {intent} | " + " | ".join(per[n].get(intent, "") for n in names) + " |")
+    lines += ["", "Per intent (edits: executed success; questions and refusals: right action):", ""]
+    lines += _per_table("intent", results["variants"])
     lines += ["", "Per phrasing source (the same measure): *first templates* are the two held-out phrasings per intent "
               "written with the first templates; *independent* are four per intent written by someone who never saw "
               "the training grammar (`corpora/held_out_phrasings.json`); *hand-written* are the held-out requests of "
-              "`corpora/requests.jsonl`.", "",
-              "| source | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    per = {n: _per(results["variants"][n]["rows"], "source") for n in names}
-    for source in sorted({s for p in per.values() for s in p}):
-        lines.append(f"| {source} | " + " | ".join(per[n].get(source, "") for n in names) + " |")
+              "`corpora/requests.jsonl`.", ""]
+    lines += _per_table("source", results["variants"], "source")
     if FRESH_RESULTS.exists():
         fresh = json.loads(FRESH_RESULTS.read_text())
         fnames = list(fresh["variants"])
@@ -362,8 +366,9 @@ def write_doc(results: dict) -> None:
                   f"`python -m assistant.evaluate_llm --fresh`: {fresh['cases']} requests on {fresh['types']} held-out "
                   "model types in the phrasings of `corpora/fresh_phrasings.json`, written after the fifth training "
                   "run (2026-11-30) by someone who saw neither the training grammar nor the other held-out phrasings. "
-                  "They are fresh only for adapters nobody changed after reading these results. *Far from training* are those whose closest training phrasing (difflib) is under "
-                  f"{fresh['similar']}; the rest are near one.", "",
+                  "They are fresh only for adapters nobody changed after reading these results. *Far from training* "
+                  f"are those whose closest training phrasing (difflib) is under {fresh['similar']}; the rest are "
+                  "near one.", "",
                   "| metric | " + " | ".join(fnames) + " |", "|---|" + "---|" * len(fnames)]
         for key, title in (("exact_match", "exact match"), ("executed_edit_success", "executed-edit success"),
                            ("ask_or_refuse_correct", "ambiguous / impossible handled")):
@@ -374,10 +379,7 @@ def write_doc(results: dict) -> None:
                 rows = [r for r in fresh["variants"][n]["rows"] if (r["closest"] < fresh["similar"]) == far]
                 cells.append(f"{sum(map(right, rows))}/{len(rows)}")
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
-        lines += ["", "| intent | " + " | ".join(fnames) + " |", "|---|" + "---|" * len(fnames)]
-        per = {n: _per(fresh["variants"][n]["rows"]) for n in fnames}
-        for intent in sorted({i for p in per.values() for i in p}):
-            lines.append(f"| {intent} | " + " | ".join(per[n].get(intent, "") for n in fnames) + " |")
+        lines += [""] + _per_table("intent", fresh["variants"])
     d = results.get("descriptions")
     if d:
         lines += ["", "## Description facts", "",
@@ -390,6 +392,16 @@ def write_doc(results: dict) -> None:
             lines += ["| model type | fact | description says | config says |", "|---|---|---|---|"]
             lines += [f"| {w['model_type']} | {w['fact']} | {w['stated']} | {w['config']} |" for w in d["wrong"]]
     write_text(DOC, "\n".join(lines) + "\n")
+
+
+def _adapters(no_graph_adapter: str | None) -> dict:
+    """The trained variants there are to score, by name: the ablation if given, the shipped adapter if built."""
+    out = {}
+    if no_graph_adapter:
+        out["LoRA, no graph tokens"] = no_graph_adapter
+    if (ADAPTER / "adapter_config.json").exists():
+        out["LoRA + graph tokens"] = ADAPTER
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -435,28 +447,23 @@ def main(argv: list[str] | None = None) -> int:
         cases = test_cases(args.types, args.per_type, phrasings=phrasings)
         fresh = {"cases": len(cases), "types": len({c["model_type"] for c in cases}), "similar": SIMILAR,
                  "variants": {}}
-        for name, adapter in [("LoRA, no graph tokens", args.no_graph_adapter), ("LoRA + graph tokens", ADAPTER)]:
-            if adapter:
-                print(f"== {name}")
-                fresh["variants"][name] = score(Assistant(args.llm, adapter=adapter), cases)
-                for row, c in zip(fresh["variants"][name]["rows"], cases):
-                    row["closest"] = round(closest[c["template"]], 3)
+        for name, adapter in _adapters(args.no_graph_adapter).items():
+            print(f"== {name}")
+            fresh["variants"][name] = score(Assistant(args.llm, adapter=adapter), cases)
+            for row, c in zip(fresh["variants"][name]["rows"], cases):
+                row["closest"] = round(closest[c["template"]], 3)
         write_text(FRESH_RESULTS, json.dumps(fresh, indent=1) + "\n")
         write_doc(json.loads(RESULTS.read_text()))
         return 0
     results = {"descriptions": description_facts()}
     cases = test_cases(args.types, args.per_type)
-    variants = {"base model, zero-shot": None}
-    if args.no_graph_adapter:
-        variants["LoRA, no graph tokens"] = args.no_graph_adapter
-    if (ADAPTER / "adapter_config.json").exists():
-        variants["LoRA + graph tokens"] = ADAPTER
+    variants = {"base model, zero-shot": None, **_adapters(args.no_graph_adapter)}
     results.update(cases=len(cases), types=len({c["model_type"] for c in cases}), variants={})
     last = json.loads(RESULTS.read_text())["variants"] if args.keep_base and RESULTS.exists() else {}
     base = "base model, zero-shot"
     for name, adapter in variants.items():
         if name == base and base in last and [(r["model_type"], r.get("prompt")) for r in last[base]["rows"]] \
-                == [(c["model_type"], prompt_digest(c)) for c in cases]:
+                == [(c["model_type"], c["prompt"]) for c in cases]:
             print(f"== {name}: kept from the last run")
             results["variants"][name] = {**last[base], "kept": True}
             continue

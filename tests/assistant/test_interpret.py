@@ -174,10 +174,11 @@ def test_a_kept_eval_result_is_tied_to_the_prompt_it_had(graphs, monkeypatch):
     changed methods corpus (what retrieval puts in the prompt) means running it again."""
     import assistant.interpret as interpret
     from assistant.evaluate_llm import prompt_digest
+    from assistant.facts import facts
 
-    case = {"graph": graphs["llama"], "request": "use the tanh approximation of GELU"}
-    before = prompt_digest(case)
-    assert prompt_digest(dict(case)) == before
-    assert prompt_digest({**case, "request": "use GELU"}) != before
+    f, request = facts(graphs["llama"]), "use the tanh approximation of GELU"
+    before = prompt_digest(f, request)
+    assert prompt_digest(facts(graphs["llama"]), request) == before
+    assert prompt_digest(f, "use GELU") != before
     monkeypatch.setattr(interpret, "methods_text", lambda request, k=2: "GELU (tanh approximation) -> []")
-    assert prompt_digest(case) != before
+    assert prompt_digest(f, request) != before
