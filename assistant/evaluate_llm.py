@@ -2,7 +2,7 @@
 
     python -m assistant.evaluate_llm [--per-type 6] [--types 16] [--no-graph-adapter DIR] [--keep-base]
     python -m assistant.evaluate_llm --tune-rerank [--no-graph-adapter DIR]   # decoding.json, on dev requests
-    python -m assistant.evaluate_llm --fresh [--no-graph-adapter DIR]   # the adapters on corpora/fresh_phrasings.json
+    python -m assistant.evaluate_llm --fresh [NAME] [--no-graph-adapter DIR]   # on corpora/fresh_phrasings*.json
 
 Test requests are the instruction examples (:mod:`assistant.instructions`) of the test
 families (never trained on), in the held-out phrasings (never trained on either), on
@@ -44,8 +44,26 @@ from gnn.fileio import write_text
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "llm-eval.md"
 RESULTS = ROOT / "bench" / "results" / "llm_eval.json"
-FRESH = ROOT / "corpora" / "fresh_phrasings.json"  # written after the fifth run, by someone who saw no phrasing
-FRESH_RESULTS = ROOT / "bench" / "results" / "llm_eval_fresh.json"
+# Phrasings written after a training run to test it, by someone who saw no other phrasing, and when
+FRESH = {
+    "fresh_phrasings.json": "written after the fifth training run (2026-11-30). The fifth run's results on them were "
+                            "read before the sixth run, whose grammar gained phrasings for what they got wrong (none "
+                            "within the similarity filter of these), so for later runs they are a development set",
+    "fresh_phrasings_2.json": "written after the fifth run's results were read and before the sixth run was trained; "
+                              "nobody read them before they were scored",
+}
+
+
+def adapter_digest() -> str:
+    """The shipped adapter's weights, as a short digest: which adapter a kept result was scored with."""
+    from assistant.train_llm import ADAPTER
+
+    return hashlib.sha256((ADAPTER / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+def fresh_results(name: str) -> pathlib.Path:
+    """Where the scores on the fresh phrasings ``name`` go: ``fresh_phrasings_2.json`` -> ``llm_eval_fresh_2.json``."""
+    return ROOT / "bench" / "results" / ("llm_eval_" + name.removesuffix(".json").replace("_phrasings", "") + ".json")
 
 
 def _signature(graph) -> tuple:
@@ -308,13 +326,15 @@ def _per_table(column: str, variants: dict, key: str = "intent") -> list[str]:
 
 
 def _fresh_line() -> str:
-    """The shipped adapter's executed-edit success on the fresh phrasings, as a sentence (empty before a run)."""
-    fresh = json.loads(FRESH_RESULTS.read_text())["variants"] if FRESH_RESULTS.exists() else {}
-    f = fresh.get("LoRA + graph tokens", {}).get("executed_edit_success")
-    if f is None:
-        return ""
-    return (f" On phrasings written after training ([below](#fresh-phrasings)) it is {f:.2f}"
-            + (f", {0.95 - f:.2f} short." if f < 0.95 else "."))
+    """The shipped adapter's executed-edit success on the newest fresh phrasings scored, as a sentence (empty
+    before any)."""
+    for name in reversed(FRESH):
+        fresh = json.loads(fresh_results(name).read_text())["variants"] if fresh_results(name).exists() else {}
+        f = fresh.get("LoRA + graph tokens", {}).get("executed_edit_success")
+        if f is not None:
+            return (f" On phrasings written after training and never read before (`corpora/{name}`, "
+                    f"[below](#fresh-phrasings)) it is {f:.2f}" + (f", {0.95 - f:.2f} short." if f < 0.95 else "."))
+    return ""
 
 
 def write_doc(results: dict) -> None:
@@ -359,16 +379,21 @@ def write_doc(results: dict) -> None:
               "the training grammar (`corpora/held_out_phrasings.json`); *hand-written* are the held-out requests of "
               "`corpora/requests.jsonl`.", ""]
     lines += _per_table("source", results["variants"], "source")
-    if FRESH_RESULTS.exists():
-        fresh = json.loads(FRESH_RESULTS.read_text())
-        fnames = list(fresh["variants"])
+    scored = [name for name in FRESH if fresh_results(name).exists()]
+    if scored:
         lines += ["", "## Fresh phrasings", "",
-                  f"`python -m assistant.evaluate_llm --fresh`: {fresh['cases']} requests on {fresh['types']} held-out "
-                  "model types in the phrasings of `corpora/fresh_phrasings.json`, written after the fifth training "
-                  "run (2026-11-30) by someone who saw neither the training grammar nor the other held-out phrasings. "
-                  "They are fresh only for adapters nobody changed after reading these results. *Far from training* "
-                  f"are those whose closest training phrasing (difflib) is under {fresh['similar']}; the rest are "
-                  "near one.", "",
+                  "`python -m assistant.evaluate_llm --fresh NAME`: the adapters on phrasings written after a training "
+                  "run, on the held-out families, by someone who saw neither the training grammar nor the other "
+                  "held-out phrasings; the training grammar keeps none within the similarity filter of them. They are "
+                  "fresh only for adapters nobody changed after reading their results. *Far from training* are those "
+                  "whose closest training phrasing (difflib) is under the filter's threshold; the rest are near one."]
+    for name in scored:
+        fresh = json.loads(fresh_results(name).read_text())
+        fnames = list(fresh["variants"])
+        lines += ["", f"### `corpora/{name}`", "",
+                  f"{fresh['cases']} requests on {fresh['types']} held-out model types, {FRESH[name]}. Scored with "
+                  + ("the shipped adapter" if fresh.get("adapter") == adapter_digest() else
+                     "an earlier adapter than the one shipped now") + ".", "",
                   "| metric | " + " | ".join(fnames) + " |", "|---|" + "---|" * len(fnames)]
         for key, title in (("exact_match", "exact match"), ("executed_edit_success", "executed-edit success"),
                            ("ask_or_refuse_correct", "ambiguous / impossible handled")):
@@ -396,6 +421,8 @@ def write_doc(results: dict) -> None:
 
 def _adapters(no_graph_adapter: str | None) -> dict:
     """The trained variants there are to score, by name: the ablation if given, the shipped adapter if built."""
+    from assistant.train_llm import ADAPTER
+
     out = {}
     if no_graph_adapter:
         out["LoRA, no graph tokens"] = no_graph_adapter
@@ -416,9 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-rerank", action="store_true",
                         help="choose each adapter's decoding (greedy or reranked beams) on the development phrasings "
                              "and validation families, write it to the adapter's decoding.json, and stop")
-    parser.add_argument("--fresh", action="store_true",
-                        help=f"score the adapters on {FRESH.relative_to(ROOT)} (phrasings written after training) on "
-                             f"the held-out families, into {FRESH_RESULTS.relative_to(ROOT)} and the report")
+    parser.add_argument("--fresh", nargs="?", const=list(FRESH)[-1], choices=list(FRESH), metavar="NAME",
+                        help="score the adapters on corpora/NAME (phrasings written after training; default the "
+                             f"newest, {list(FRESH)[-1]}) on the held-out families, into "
+                             "bench/results/llm_eval_fresh*.json and the report")
     parser.add_argument("--descriptions-only", action="store_true",
                         help="score the corpus's descriptions again (after `python -m assistant.corpora`) and keep "
                              "the language model's results as they are")
@@ -442,17 +470,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh:
         from assistant.instructions import SIMILAR, closest_training_phrasing
 
-        phrasings = json.loads(FRESH.read_text())
+        phrasings = json.loads((ROOT / "corpora" / args.fresh).read_text())
         closest = {t: closest_training_phrasing(i, t) for i, ts in phrasings.items() for t in ts}
         cases = test_cases(args.types, args.per_type, phrasings=phrasings)
         fresh = {"cases": len(cases), "types": len({c["model_type"] for c in cases}), "similar": SIMILAR,
-                 "variants": {}}
+                 "adapter": adapter_digest(), "variants": {}}
         for name, adapter in _adapters(args.no_graph_adapter).items():
             print(f"== {name}")
             fresh["variants"][name] = score(Assistant(args.llm, adapter=adapter), cases)
             for row, c in zip(fresh["variants"][name]["rows"], cases):
                 row["closest"] = round(closest[c["template"]], 3)
-        write_text(FRESH_RESULTS, json.dumps(fresh, indent=1) + "\n")
+        write_text(fresh_results(args.fresh), json.dumps(fresh, indent=1) + "\n")
         write_doc(json.loads(RESULTS.read_text()))
         return 0
     results = {"descriptions": description_facts()}

@@ -5,7 +5,8 @@ alternatives; ``{r}``, ``{n}``... are the request's parameters), a few thousand 
 Held-out phrasings are never trained on: two written with the first templates, and four
 per intent written independently, without seeing the grammar
 (``corpora/held_out_phrasings.json``); a grammar phrasing too close to any held-out one
-of its intent (difflib ratio >= 0.85) is dropped.  The right answer depends on the graph,
+of its intent (difflib ratio >= 0.85) is dropped, and so is one too close to any phrasing
+written after a training run to test it (``corpora/fresh_phrasings*.json``).  The right answer depends on the graph,
 as it does for a person: "use GQA with 3 KV heads" is an edit on a model with 12 heads
 and a refusal naming the divisors on one with 8; "switch to RMSNorm" on a model that
 already has it is a plain statement, not an edit; "make it smaller" is a question back.
@@ -38,7 +39,7 @@ ADAPTER_SITES = {"attn": ["attention modules", "attention blocks", "self-attenti
                  "mlp": ["MLPs", "feed-forward blocks", "MLP modules", "FFN layers"]}
 SIMILAR = 0.85  # a training phrasing at least this close to a held-out one is dropped
 PER_INTENT = 2  # training phrasings drawn per intent and graph
-DRAWS = {"vague": 2}  # times PER_INTENT: vague requests come in eight kinds (VAGUE), each with its own question
+DRAWS = {"vague": 3}  # times PER_INTENT: vague requests come in eight kinds (VAGUE), each with its own question
 
 
 @dataclass
@@ -95,6 +96,8 @@ GRAMMAR: dict[str, list[str]] = {
         "[restrict|limit|confine] LoRA to " + _LAST + " [layer|block]",
         "[fine-tune|adapt] [only |just ]" + _LAST + " [layer|block] with LoRA",
         "[add|apply] LoRA to layer -1[| only]",
+        "[put|add|place|attach] " + _LORA + " on " + _LAST + " " + _BLOCK + " [and nowhere else|and no other layer|"
+        "alone|but not the others|, leaving the other layers without]",
     ],
     "lora_qv_rank": [
         "[add|apply|put|use|attach] [rank {r} LoRA|rank-{r} LoRA|LoRA with rank {r}|LoRA with r={r}|LoRA r={r}|"
@@ -123,6 +126,11 @@ GRAMMAR: dict[str, list[str]] = {
         + " {n} [layers|blocks]",
         "[make it|make the model] {n} [layers|blocks] shallower",
         "[reduce|lower|decrease] the [depth|number of layers|layer count] by {n}",
+        "[truncate|trim|shorten|cut down] [the model|the stack|the network|the decoder|it] by [removing|deleting|dropping|"
+        "cutting] [its|the] [last|top|final|uppermost|topmost] {n} [layers|blocks|decoder layers|transformer blocks]",
+        "[delete|remove|drop|discard] [its|the model's|the network's|the stack's] [top|uppermost|last|final] {n} "
+        "[layers|blocks|decoder layers|transformer layers][| and keep the rest| please]",
+        "[chop|lop|cut|slice] {n} [layers|blocks|decoder layers] off [the end|the top] of [the stack|the model|the network]",
     ],
     "insert": [
         "[add|append|insert|stack] {n} [more|extra|new|additional] " + _BLOCKS
@@ -142,6 +150,8 @@ GRAMMAR: dict[str, list[str]] = {
         "[make|set] the [activations|nonlinearities|MLP activations|activation functions] {act}",
         "{act} [activations|nonlinearity|in the MLPs|as the activation function][| please]",
         "[I want|I'd like|let's have] {act} [activations|as the nonlinearity|in the feed-forward layers]",
+        "[use|put|swap in] {act} in the [ffn|FFN|MLP|feed-forward] [instead of the current activation|in place of the "
+        "current nonlinearity|rather than what it has now]",
     ],
     "norm": [
         "[swap|replace|change|switch|convert] [the norms|every norm|all norm layers|the normalization layers|"
@@ -174,6 +184,9 @@ GRAMMAR: dict[str, list[str]] = {
         "[make it|convert to|switch to] [GQA|grouped-query attention][,|:| with] {kv} [groups|KV heads]",
         "{kv} [KV|kv|key/value] heads[| please| instead]",
         "[group|share] the [keys and values|KV heads] into {kv} [groups|heads]",
+        "[set|change|bring] the number of [key-value|key value|K/V] heads to {kv}[|, grouping the query heads to match|"
+        " and group the query heads over them| (grouped-query attention)]",
+        "[I want|give me|let's have] {kv} [key-value|K/V|shared key/value] heads[| with the query heads grouped over them]",
     ],
     "adapter": [
         "[add|insert|put|attach|use] [bottleneck adapters|Houlsby adapters|adapter layers|adapters|adapter modules|"
@@ -182,6 +195,9 @@ GRAMMAR: dict[str, list[str]] = {
         "[add|insert] {b}-[dim|wide|dimensional] [bottleneck adapters|adapters][| after each MLP]",
         "[adapters|bottleneck adapters|Houlsby adapters] [with|of] [bottleneck|size|bottleneck size] {b}[| please]",
         "[I want|give me] bottleneck adapters, size {b}",
+        "[add|insert|put in] [adapter layers|adapters|adapter modules|bottleneck adapters] [w/|with] [bottleneck dim|"
+        "a bottleneck dim of|bottleneck dimension|a bottleneck dimension of|down-projection size|reduction dim] {b}",
+        "[adapter layers|adapters|bottleneck adapters] [w/|with] [dim|bottleneck dim|hidden size|width] {b}[| pls| please]",
         # an activation and a place as well (the engine's defaults: ReLU, after each MLP)
         "[add|insert|put|attach] [adapters|bottleneck adapters|adapter layers|Houlsby adapters] with {adapter_act} and "
         "[bottleneck|bottleneck size|a bottleneck of|size] {b} after the {where}",
@@ -233,7 +249,9 @@ VAGUE: dict[str, tuple[str, list[str]]] = {
     "attention": ("Which change: fewer KV heads (GQA/MQA), LoRA on the attention projections, or dropout after "
                   "attention?",
                   ["improve the attention", "[change|tweak|fix|modify|rework] the attention[| somehow| a bit]",
-                   "do something about the attention[| layers]"]),
+                   "do something about the attention[| layers]",
+                   "the attention [feels off|seems weak|is not great|could be better][,|;|.] [can|could] you [tweak|fix|"
+                   "improve|adjust] it?"]),
     "change": ("Which part: depth, attention heads, norm, activation, or adapters?",
                ["change the architecture a bit", "[modify|tweak|alter|adjust] [it|the architecture|the model]"
                 "[| a bit| somehow| slightly]", "[try|make] [a change|some changes|something different]"]),
@@ -257,7 +275,11 @@ VAGUE: dict[str, tuple[str, list[str]]] = {
               "[change|edit|adjust] whatever you think [is best|helps|makes sense|would help][| here| in this model]",
               "[please |could you |][improve|fix up|polish] [this architecture|the model|this network] [as you see fit|"
               "the way you think best|however you like|in whatever way you want]",
-              "[give|apply] [the model|it|this network] [a makeover|an upgrade|a refresh|some improvements]"]),
+              "[give|apply] [the model|it|this network] [a makeover|an upgrade|a refresh|some improvements]",
+              "I need [the model|this network|it] to be [smaller and faster|faster and better|leaner and quicker|"
+              "better and cheaper][; please adjust it accordingly|, adjust it as needed|. Change what you must]",
+              "[the model|this network|it] [feels off|is not good enough|could be better][, can you tweak it?|; fix it "
+              "please|. Improve it]"]),
 }
 
 # Held out with the first templates (the rest of those templates are in the grammar).
@@ -294,6 +316,13 @@ def held_out_phrasings(intent: str) -> tuple[str, ...]:
     return tuple(_HELD_OUT_FIRST[intent] + independent[intent])
 
 
+@functools.cache
+def fresh_phrasings(intent: str) -> tuple[str, ...]:
+    """Phrasings written after a training run, to test it (``corpora/fresh_phrasings*.json``): never trained on."""
+    return tuple(t for path in sorted(CORPORA.glob("fresh_phrasings*.json"))
+                 for t in json.loads(path.read_text()).get(intent, []))
+
+
 def closest_training_phrasing(intent: str, text: str) -> float:
     """How close (:func:`similarity`) ``text`` comes to any training phrasing of ``intent``."""
     return max(similarity(text, t) for t in train_phrasings(intent))
@@ -323,9 +352,10 @@ def _too_close(text: str, held: tuple[str, ...]) -> bool:
 
 @functools.cache
 def train_patterns(intent: str) -> tuple[tuple[str, ...], ...]:
-    """The grammar's phrasings of ``intent``, one tuple per pattern, without any too close to a held-out one."""
+    """The grammar's phrasings of ``intent``, one tuple per pattern, without any too close to a held-out or fresh
+    one."""
     patterns = ([p for _, ps in VAGUE.values() for p in ps] if intent == "vague" else GRAMMAR[intent])
-    held = held_out_phrasings(intent)
+    held = held_out_phrasings(intent) + fresh_phrasings(intent)
     out = []
     for p in patterns:
         texts = tuple(t for t in dict.fromkeys(expand(p)) if not _too_close(t, held))

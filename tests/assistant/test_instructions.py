@@ -137,13 +137,17 @@ def test_hand_written_requests_that_mean_something_else_on_a_graph_are_left_out(
     assert hand_written(facts(graphs["bert"])) == []  # written for decoders: BERT has no final norm
 
 
-def test_fresh_phrasings_make_answerable_cases_that_remember_their_phrasing(graphs):
-    """`evaluate_llm --fresh` scores phrasings written after training: each fills in like a held-out one."""
+@pytest.mark.parametrize("name", ["fresh_phrasings.json", "fresh_phrasings_2.json"])
+def test_fresh_phrasings_make_answerable_cases_that_remember_their_phrasing(graphs, name):
+    """`evaluate_llm --fresh NAME` scores phrasings written after training: each fills in like a held-out one,
+    and the training grammar keeps none of its phrasings close to them."""
     import json
 
-    from assistant.evaluate_llm import FRESH
+    from assistant.evaluate_llm import FRESH, ROOT, fresh_results
+    from assistant.instructions import SIMILAR, closest_training_phrasing
 
-    phrasings = json.loads(FRESH.read_text())
+    assert name in FRESH and fresh_results(name).parent == ROOT / "bench" / "results"
+    phrasings = json.loads((ROOT / "corpora" / name).read_text())
     assert set(phrasings) == set(INTENTS) and all(len(v) >= 4 for v in phrasings.values())
     f = facts(graphs["llama"])
     fresh = examples_for(f, random.Random(0), held_out=True, phrasings=phrasings)
@@ -151,6 +155,15 @@ def test_fresh_phrasings_make_answerable_cases_that_remember_their_phrasing(grap
     for e in fresh:
         assert e.source == "fresh" and e.phrasing in phrasings[e.intent] and "{" not in e.request
         validate_answer(e.answer)
+        assert closest_training_phrasing(e.intent, e.phrasing) < SIMILAR
     lora = next(e for e in fresh if e.intent == "lora_qv_rank")
     assert lora.answer["edits"][0]["target"] == {"roles": ["attn.q", "attn.v"]} \
         and f"{lora.answer['edits'][0]['r']}" in lora.request
+
+
+def test_the_eval_scores_the_ablation_given_and_the_shipped_adapter(tmp_path):
+    from assistant.evaluate_llm import _adapters
+    from assistant.train_llm import ADAPTER
+
+    assert _adapters(None) == {"LoRA + graph tokens": ADAPTER}
+    assert list(_adapters(str(tmp_path))) == ["LoRA, no graph tokens", "LoRA + graph tokens"]
