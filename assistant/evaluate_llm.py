@@ -332,7 +332,7 @@ def _fresh_line() -> str:
         fresh = json.loads(fresh_results(name).read_text())["variants"] if fresh_results(name).exists() else {}
         f = fresh.get("LoRA + graph tokens", {}).get("executed_edit_success")
         if f is not None:
-            return (f" On phrasings written after training and never read before (`corpora/{name}`, "
+            return (f" On the newest phrasings written after training (`corpora/{name}`, "
                     f"[below](#fresh-phrasings)) it is {f:.2f}" + (f", {0.95 - f:.2f} short." if f < 0.95 else "."))
     return ""
 
@@ -356,7 +356,8 @@ def write_doc(results: dict) -> None:
             f"{d['beams']} beams" + (f", reranked (weight {d['rerank_weight']})" if d["rerank_weight"] else "")
             + (f"; asks below similarity {d['ask_below']}" if d.get("ask_below") else "")
             for n in names) + " | |")
-        lines += ["", "Each adapter's decoding (`decoding.json` beside it) was chosen on development requests "
+        lines += ["", "Each adapter's decoding (`decoding.json` beside it, which says on what and for which run) was "
+                  "chosen on development requests "
                   "(`corpora/dev_phrasings.json` on validation-split families), never on these: greedy, or beam search "
                   "with the candidates reranked by how close their reading is to the request (`assistant/rerank.py`), "
                   "and a floor on that closeness under which an edit is asked about instead of made."]

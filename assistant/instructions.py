@@ -6,10 +6,11 @@ Held-out phrasings are never trained on: two written with the first templates, a
 per intent written independently, without seeing the grammar
 (``corpora/held_out_phrasings.json``); a grammar phrasing too close to any held-out one
 of its intent (difflib ratio >= 0.85) is dropped, and so is one too close to any phrasing
-written after a training run to test it (``corpora/fresh_phrasings*.json``).  The right answer depends on the graph,
-as it does for a person: "use GQA with 3 KV heads" is an edit on a model with 12 heads
-and a refusal naming the divisors on one with 8; "switch to RMSNorm" on a model that
-already has it is a plain statement, not an edit; "make it smaller" is a question back.
+written after a training run to test it (``corpora/fresh_phrasings*.json``).  The right
+answer depends on the graph, as it does for a person: "use GQA with 3 KV heads" is an
+edit on a model with 12 heads and a refusal naming the divisors on one with 8; "switch to
+RMSNorm" on a model that already has it is a plain statement, not an edit; "make it
+smaller" is a question back.
 Answers are the JSON the assistant is decoded under (:mod:`assistant.schema`).
 
 Where the right answer is a refusal because of the graph (those three, removing every
