@@ -400,11 +400,11 @@ def write_doc(results: dict) -> None:
                            ("ask_or_refuse_correct", "ambiguous / impossible handled")):
             lines.append(f"| {title} | " + " | ".join(str(fresh["variants"][n][key]) for n in fnames) + " |")
         for far, title in ((True, "right, far from training"), (False, "right, near a training phrasing")):
-            cells = []
-            for n in fnames:
-                rows = [r for r in fresh["variants"][n]["rows"] if (r["closest"] < fresh["similar"]) == far]
-                cells.append(f"{sum(map(right, rows))}/{len(rows)}")
-            lines.append(f"| {title} | " + " | ".join(cells) + " |")
+            rows = {n: [r for r in fresh["variants"][n]["rows"] if (r["closest"] < fresh["similar"]) == far]
+                    for n in fnames}
+            if any(rows.values()):  # none is near once the training filter drops what is close to them
+                lines.append(f"| {title} | " + " | ".join(f"{sum(map(right, r))}/{len(r)}" for r in rows.values())
+                             + " |")
         lines += [""] + _per_table("intent", fresh["variants"])
     d = results.get("descriptions")
     if d:
