@@ -38,7 +38,7 @@ NORMS = {"rmsnorm": "RMSNorm", "layernorm": "LayerNorm"}
 ADAPTER_ACTS = {a: ACTS.get(a, a) for a in ("gelu", "relu", "silu", "tanh")}  # the adapter's own nonlinearity
 ADAPTER_SITES = {"attn": ["attention modules", "attention blocks", "self-attention layers", "attention"],
                  "mlp": ["MLPs", "feed-forward blocks", "MLP modules", "FFN layers"]}
-SIMILAR = 0.85  # a training phrasing at least this close to a held-out one is dropped
+SIMILAR = 0.85  # a training phrasing at least this close to a held-out or fresh one is dropped
 PER_INTENT = 2  # training phrasings drawn per intent and graph
 DRAWS = {"vague": 3}  # times PER_INTENT: vague requests come in eight kinds (VAGUE), each with its own question
 
