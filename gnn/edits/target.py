@@ -2,8 +2,10 @@
 
 A target's fields intersect: ``layers`` (indices of repeated blocks, negative
 from the end, counted in each stack), ``roles`` (see ``gnn.roles``), ``modules``
-(module-path globs) and ``nodes`` (explicit node ids).  An absent field does not
-restrict.  A target that selects nothing is an error that says what exists.
+(module-path globs; a plain name with no dot or wildcard matches the modules whose
+path ends with it, as peft's ``target_modules`` does: ``q_proj``) and ``nodes``
+(explicit node ids).  An absent field does not restrict.  A target that selects
+nothing is an error that says what exists.
 """
 
 from __future__ import annotations
@@ -72,6 +74,13 @@ def layer_blocks(graph: Graph, roles: RoleMap, layers: list[int]) -> list[str]:
     return list(dict.fromkeys(picked))
 
 
+def module_matches(path: str, pattern: str) -> bool:
+    """Whether module ``path`` matches a ``modules`` entry: a glob, or a plain name that ends the path (peft)."""
+    if not any(c in pattern for c in ".*?["):
+        return path == pattern or path.endswith("." + pattern)
+    return fnmatch.fnmatchcase(path, pattern)
+
+
 def select(graph: Graph, roles: RoleMap, target: Target) -> Selection:
     h = graph.hierarchy
     order = list(h.composites)
@@ -96,8 +105,8 @@ def select(graph: Graph, roles: RoleMap, target: Target) -> Selection:
     elif target.layers is not None and target.modules is None:
         paths = list(blocks)
     if target.modules is not None:
-        paths = [p for p in paths if any(fnmatch.fnmatchcase(p, g) for g in target.modules)]
-        sel.nodes = [n for n in sel.nodes if any(fnmatch.fnmatchcase(graph.node_by_id[n].module, g) for g in target.modules)]
+        paths = [p for p in paths if any(module_matches(p, g) for g in target.modules)]
+        sel.nodes = [n for n in sel.nodes if any(module_matches(graph.node_by_id[n].module, g) for g in target.modules)]
     sel.paths = paths
     return _nonempty(sel, graph, roles, target)
 

@@ -110,3 +110,16 @@ def test_q_and_v_of_a_fused_projection_mean_the_fused_projection(graphs):
     result = apply_program(graphs["gpt2"], [{"op": "add_lora", "target": {"layers": [-1], "roles": ["attn.q", "attn.v"]}}])
     assert result.extras["peft_config"]["target_modules"] == ["c_attn"]
     assert result.diff.params_after - result.diff.params_before == 8 * 64 + 3 * 64 * 8
+
+
+def test_plain_module_names_match_as_peft_target_modules_do():
+    """`modules: ["q_proj", "v_proj"]` is peft's `target_modules`: a name matches every module whose path ends
+    with it; a glob still matches whole paths, and a name no module ends with matches nothing."""
+    graph = import_hf("hf:llama", HFOptions(overrides=CONFIGS["llama"], seq_len=8))
+    by_name = apply_program(graph, [{"op": "add_lora", "target": {"modules": ["q_proj", "v_proj"]}}])
+    by_role = apply_program(graph, [{"op": "add_lora", "target": {"roles": ["attn.q", "attn.v"]}}])
+    assert by_name.extras["peft_config"]["target_modules"] == ["q_proj", "v_proj"]
+    assert_same_architecture(by_name.graph, by_role.graph)
+    assert apply_program(graph, [{"op": "freeze", "target": {"modules": ["model.layers.*.mlp"]}}]).diff
+    with pytest.raises(EditError, match="matches nothing"):
+        apply_program(graph, [{"op": "add_lora", "target": {"modules": ["proj"]}}])  # a suffix, not a name
