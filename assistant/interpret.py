@@ -101,6 +101,40 @@ def tokenizer_data(tokenizer):
     return TokenEnforcerTokenizerData(regular, decode, tokenizer.eos_token_id, False, len(tokenizer))
 
 
+def modules_as_roles(program: dict) -> dict | None:
+    """``program`` with the projection names its targets give as ``modules`` (peft's ``target_modules``:
+    ``q_proj``, ``v_proj``) given as roles instead, or None where a target names a module that is no projection."""
+    from gnn.roles.rules import projection_role
+
+    out, changed = copy.deepcopy(program), False
+    for e in out["edits"]:
+        target = e.get("target") or {}
+        if not target.get("modules") or target.get("roles"):
+            continue
+        roles = [projection_role(m) for m in target["modules"]]
+        if None in roles:
+            return None
+        target["roles"] = list(dict.fromkeys(roles))
+        del target["modules"]
+        changed = True
+    return out if changed else None
+
+
+def _with_roles(graph: Graph, program: dict) -> tuple[dict, Any]:
+    """A program the engine refused, run again with its module names read as roles (:func:`modules_as_roles`):
+    Llama's names on GPT-2, whose query and value live in one fused ``c_attn``.  The program that ran and its
+    result, or ``program`` and None where that changes nothing or fails too."""
+    from gnn.edits import EditError, apply_program
+
+    other = modules_as_roles(program)
+    if other is None:
+        return program, None
+    try:
+        return other, apply_program(graph, other)
+    except EditError:
+        return program, None
+
+
 @dataclass
 class Outcome:
     action: str  # edit | ask | refuse | failed
@@ -312,7 +346,9 @@ class Assistant:
                                answers=answers, seconds=time.perf_counter() - start)
             except EditError as e:
                 error = str(e)
-                continue
+                program, result = _with_roles(graph, program)
+                if result is None:
+                    continue
             return Outcome("edit", str(result.diff), program=program, result=result, answers=answers,
                            seconds=time.perf_counter() - start)
         return Outcome("failed", f"could not turn that into a valid edit: {error}", answers=answers,

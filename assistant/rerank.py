@@ -124,12 +124,37 @@ def _reading(request: str, answer: dict) -> str:
     return re.sub(re.escape(quoted), "", text, flags=re.IGNORECASE) if quoted else text
 
 
+# Shorthand and config names practitioners type, spelt out before the request is compared with the readings (the
+# sentence encoder reads "attn to mqa" as far from "use multi-query attention")
+SHORTHAND = {
+    "attn": "attention", "mqa": "multi-query attention", "gqa": "grouped-query attention", "kv": "key/value",
+    "ffn": "feed-forward", "mlp": "MLP feed-forward", "ln": "layer norm", "blk": "block", "blks": "blocks",
+    "pls": "please", "w/": "with", "act": "activation", "cfg": "config", "rm": "remove", "exc.": "except",
+    "params": "parameters", "q": "query", "k": "key", "v": "value", "qv": "query and value",
+    "q_proj": "query projection", "k_proj": "key projection", "v_proj": "value projection",
+    "o_proj": "attention output projection", "num_key_value_heads": "number of key/value heads",
+    "n_kv_heads": "number of key/value heads", "num_kv_heads": "number of key/value heads",
+    "multi_query": "multi-query attention", "hidden_act": "activation function", "num_hidden_layers": "number of layers",
+    "n_layer": "number of layers", "target_modules": "target modules", "loraconfig": "LoRA config",
+    "get_peft_model": "add LoRA with peft", "requires_grad=false": "frozen", "adapter_size": "adapter bottleneck size",
+    "layers_to_transform": "layers to add LoRA to", "attn_pdrop": "attention dropout",
+}
+_SHORTHAND = re.compile(r"(?<![\w/])(" + "|".join(map(re.escape, sorted(SHORTHAND, key=len, reverse=True)))
+                        + r")(?![\w/])", re.IGNORECASE)
+
+
+def spelt_out(request: str) -> str:
+    """``request`` with its shorthand (:data:`SHORTHAND`) in words: "attn -> mqa" reads "attention -> multi-query
+    attention"."""
+    return _SHORTHAND.sub(lambda m: SHORTHAND[m.group(1).lower()], request)
+
+
 def similarities(request: str, answers: list[dict]) -> list[float]:
-    """Cosine similarity of the request to each answer's reading."""
+    """Cosine similarity of the request (its shorthand spelt out) to each answer's reading."""
     from assistant.retrieval import encoder
 
-    vectors = encoder().encode([request] + [_reading(request, a) for a in answers], normalize_embeddings=True,
-                               convert_to_tensor=True)
+    vectors = encoder().encode([spelt_out(request)] + [_reading(request, a) for a in answers],
+                               normalize_embeddings=True, convert_to_tensor=True)
     return (vectors[1:] @ vectors[0]).tolist()
 
 

@@ -34,6 +34,17 @@ _QKV = {"c_attn", "qkv_proj", "query_key_value", "wqkv", "qkv", "in_proj", "w_pa
 _UP = {"up_proj", "gate_up_proj", "intermediate_dense", "fc1", "c_fc", "wi", "wi_1", "w3", "fc_in", "lin1", "dense_h_to_4h", "linear_1", "fc_1", "up"}
 _GATE = {"gate_proj", "wi_0", "w1", "gate"}
 _DOWN = {"down_proj", "output_dense", "fc2", "c_proj", "wo", "fc_out", "lin2", "dense_4h_to_h", "w2", "linear_2", "fc_2", "down"}
+_PROJECTIONS = {"attn.q": _Q, "attn.k": _K, "attn.v": _V, "attn.o": _O, "attn.qkv": _QKV, "mlp.up": _UP,
+                "mlp.gate": _GATE, "mlp.down": _DOWN}
+
+
+def projection_role(name: str) -> str | None:
+    """The role a projection module named ``name`` has in the families that use the name (``q_proj``: attn.q),
+    or None where the name is not one, or names different roles in different families (``c_proj``, ``wo``)."""
+    found = [role for role, names in _PROJECTIONS.items() if name.lower() in names]
+    return found[0] if len(found) == 1 else None
+
+
 _ACT_NAMES = {"act", "act_fn", "activation_fn", "activation", "intermediate_act_fn", "act_layer", "hidden_act",
               "transform_act_fn"}
 _ACT_CLASSES = {"gelu", "silu", "relu", "tanh", "quickgelu", "gelutanh", "sigmoid", "mish", "relu6", "leakyrelu"}

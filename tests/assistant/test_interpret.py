@@ -182,3 +182,25 @@ def test_a_kept_eval_result_is_tied_to_the_prompt_it_had(graphs, monkeypatch):
     assert prompt_digest(f, "use GELU") != before
     monkeypatch.setattr(interpret, "methods_text", lambda request, k=2: "GELU (tanh approximation) -> []")
     assert prompt_digest(f, request) != before
+
+
+def test_module_names_the_graph_lacks_are_read_as_roles(assistant, graphs, monkeypatch):
+    """Llama's `q_proj`/`v_proj` on GPT-2 (one fused c_attn) mean its query and value projections, as a
+    person means them; a module name that is no projection still goes back to the model, graph unchanged."""
+    from assistant.interpret import modules_as_roles
+
+    program = {"edits": [{"op": "add_lora", "target": {"modules": ["q_proj", "v_proj"]}, "r": 64}]}
+    assert modules_as_roles(program) == {"edits": [{"op": "add_lora", "target": {"roles": ["attn.q", "attn.v"]},
+                                                    "r": 64}]}
+    assert modules_as_roles({"edits": [{"op": "add_lora", "target": {"modules": ["c_proj"]}}]}) is None  # two roles
+    graph = graphs["gpt2"]
+    before = graph.copy()
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None:
+                        json.dumps({"action": "edit", **program}))
+    out = assistant.interpret(graph, 'LoRA with r=64 and target_modules ["q_proj", "v_proj"]')
+    assert out.done and out.program["edits"][0]["target"] == {"roles": ["attn.q", "attn.v"]}
+    assert out.result.extras["peft_config"]["target_modules"] == ["c_attn"] and len(out.answers) == 1
+    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None: json.dumps(
+        {"action": "edit", "edits": [{"op": "add_lora", "target": {"modules": ["wte"]}}]}))
+    out = assistant.interpret(graph, "LoRA on wte")
+    assert out.action == "failed" and len(out.answers) == 2 and graph == before

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from assistant.rerank import choose, render
 
 
@@ -72,3 +74,16 @@ def test_a_refusal_that_only_repeats_the_request_does_not_read_as_close_to_it():
     # a refusal's own words still count
     alibi = {"action": "refuse", "reason": "ALiBi: the engine cannot change positional encodings."}
     assert similarities("add alibi", [alibi])[0] > 0.3
+
+
+def test_shorthand_is_spelt_out_before_it_is_compared():
+    """"convert attn to mqa" reads as close to "use multi-query attention" as the spelt-out request does."""
+    from assistant.rerank import similarities, spelt_out
+
+    assert spelt_out("convert attn to mqa pls") == "convert attention to multi-query attention please"
+    assert spelt_out("LoRA r=8 on q_proj, v_proj w/ num_key_value_heads=1") \
+        == "LoRA r=8 on query projection, value projection with number of key/value heads=1"
+    assert spelt_out("attention and quantization") == "attention and quantization"  # words that merely contain them
+    mqa = {"action": "edit", "edits": [{"op": "set_kv_heads", "kv_heads": 1}]}
+    assert similarities("convert attn to mqa", [mqa])[0] == pytest.approx(
+        similarities("convert attention to multi-query attention", [mqa])[0], abs=1e-5)
