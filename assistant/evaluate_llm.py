@@ -50,7 +50,9 @@ FRESH = {
                             "read before the sixth run, whose grammar gained phrasings for what they got wrong (none "
                             "within the similarity filter of these), so for later runs they are a development set",
     "fresh_phrasings_2.json": "written after the fifth run's results were read and before the sixth run was trained; "
-                              "nobody read them before they were scored",
+                              "nobody read them before they were scored; for later runs a development set",
+    "fresh_phrasings_3.json": "written after the sixth run's results were read and before the seventh run was "
+                              "trained; nobody read them before they were scored",
 }
 
 

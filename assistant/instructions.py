@@ -35,12 +35,22 @@ from assistant.facts import CORPORA, Facts
 ACTS = {"gelu": "GELU", "silu": "SiLU", "relu": "ReLU", "gelu_new": "tanh-approximated GELU", "mish": "Mish",
         "relu2": "squared ReLU"}
 NORMS = {"rmsnorm": "RMSNorm", "layernorm": "LayerNorm"}
+# Other names people (and Hugging Face configs: ``hidden_act``) give them; training requests draw among these, the
+# held-out and fresh ones keep the names above
+ACT_NAMES = {"gelu": ["GELU", "gelu", "exact GELU", "erf-based GELU"], "silu": ["SiLU", "silu", "Swish", "swish"],
+             "relu": ["ReLU", "relu", "plain ReLU"], "mish": ["Mish", "mish"],
+             "gelu_new": ["tanh-approximated GELU", "gelu_new", "GELU (tanh approximation)", "approximate GELU",
+                          "gelu_pytorch_tanh", "tanh GELU", "the tanh approximation of GELU", "GELU with tanh"],
+             "relu2": ["squared ReLU", "relu2", "ReLU squared", "ReLU^2"]}
+NORM_NAMES = {"rmsnorm": ["RMSNorm", "RMS norm", "rmsnorm", "root-mean-square norm", "RMS normalization"],
+              "layernorm": ["LayerNorm", "layer norm", "layernorm", "standard layer normalization", "nn.LayerNorm"]}
 ADAPTER_ACTS = {a: ACTS.get(a, a) for a in ("gelu", "relu", "silu", "tanh")}  # the adapter's own nonlinearity
 ADAPTER_SITES = {"attn": ["attention modules", "attention blocks", "self-attention layers", "attention"],
                  "mlp": ["MLPs", "feed-forward blocks", "MLP modules", "FFN layers"]}
 SIMILAR = 0.85  # a training phrasing at least this close to a held-out or fresh one is dropped
 PER_INTENT = 2  # training phrasings drawn per intent and graph
 DRAWS = {"vague": 3}  # times PER_INTENT: vague requests come in eight kinds (VAGUE), each with its own question
+WRAPPED = 0.3  # share of training phrasings said with a reason, a greeting or as a question (WRAPS)
 
 
 @dataclass
@@ -81,6 +91,11 @@ _LORA = "[LoRA|LoRA adapters|low-rank adapters|LoRA modules|lora]"
 
 GRAMMAR: dict[str, list[str]] = {
     "lora_default": [
+        "[wrap|wrap the model|wrap it] [with|in] [a default|the default|a plain] [LoraConfig|peft LoraConfig|LoRA config]"
+        "[| and default hyperparameters| with nothing overridden| and call get_peft_model]",
+        "[call |run |]get_peft_model [on it |on the model |]with [a default LoraConfig|LoraConfig()|the default LoRA config]",
+        "[lora pls|lora w/ defaults|add lora, default cfg|lora, stock settings|vanilla lora]",
+        "[use|apply|set up] peft['s|] LoRA with [its|the] default [target_modules|config|hyperparameters|rank]",
         "[|can you |let's |I'd like to |go ahead and ][add|apply|attach|inject|enable] " + _LORA
         + "[| to the model| to this model| to it| with the default settings| using the peft defaults]",
         "put LoRA adapters on it", "make it LoRA-tunable", "wrap it with low-rank adapters",
@@ -91,6 +106,9 @@ GRAMMAR: dict[str, list[str]] = {
         "[set up|configure] LoRA [on|for] [this model|the model|it] with [defaults|default settings]",
     ],
     "lora_last": [
+        "[lora|LoRA] [on|->|for] [last|final|top] [layer|blk|block] [only|pls]",
+        "[LoraConfig|LoRA] with layers_to_transform [set to|=|limited to] [the last layer|only the final block|"
+        "the top layer]",
         "[add|apply|put|attach] " + _LORA + " [to|on] " + _LAST + " " + _BLOCK + "[| only]",
         "[only|just] " + _LAST + " [layer|block] [should get|gets|needs|should have] LoRA",
         "LoRA [on|for|in] " + _LAST + " [layer|block][| only][| please]",
@@ -101,6 +119,9 @@ GRAMMAR: dict[str, list[str]] = {
         "alone|but not the others|, leaving the other layers without]",
     ],
     "lora_qv_rank": [
+        "[LoraConfig|LoRA config|a LoraConfig] with r={r} and target_modules [q_proj, v_proj|\"q_proj\", \"v_proj\"|"
+        "= q_proj,v_proj|covering q_proj and v_proj]",
+        "[lora|LoRA] [r={r}|r{r}|rank {r}] [q,v|on q/v|qv|on q+v] [pls|only|]",
         "[add|apply|put|use|attach] [rank {r} LoRA|rank-{r} LoRA|LoRA with rank {r}|LoRA with r={r}|LoRA r={r}|"
         "LoRA of rank {r}|a rank {r} LoRA|LoRA, rank {r},] [on|to|for] [the query and value projections|q and v|"
         "q_proj and v_proj|the q and v projections|the queries and values|the attention queries and values|"
@@ -121,6 +142,9 @@ GRAMMAR: dict[str, list[str]] = {
         "[; leave everything else as it is|, everything else untouched|]",
     ],
     "remove_last": [
+        "[set|reduce|lower] num_hidden_layers [down by {n}|by {n}|to {n} fewer]",
+        "[drop|pop|slice off] the last {n} entries of [model.layers|the layer list|the ModuleList of blocks]",
+        "[rm|drop|nuke|cut] [top|last] {n} [layers|blocks|blks][| pls]",
         "[remove|drop|delete|prune|cut|strip|chop off|get rid of|take out] " + _LAST + " {n} " + _BLOCKS + _PLEASE,
         "[remove|drop|cut|delete] {n} [layers|blocks] [from the end|from the top|off the top|off the end]",
         "[shrink|shorten|reduce] [the model|it|the depth|the stack] by [removing|dropping|deleting] " + _LAST
@@ -134,6 +158,10 @@ GRAMMAR: dict[str, list[str]] = {
         "[chop|lop|cut|slice] {n} [layers|blocks|decoder layers] off [the end|the top] of [the stack|the model|the network]",
     ],
     "insert": [
+        "[increase|bump|raise] [num_hidden_layers|n_layer|the layer count in the config] by {n}",
+        "[append|add|push] {n} [new |fresh |extra ][decoder layers|blocks|transformer blocks] [to|onto] [model.layers|"
+        "the end of the model|the end of the stack|the layer list]",
+        "[+{n} layers|{n} more blks|{n} extra layers] [on top|at the end|pls]",
         "[add|append|insert|stack] {n} [more|extra|new|additional] " + _BLOCKS
         + "[| at the end| on top| after the last one| at the top| to the stack]" + _PLEASE,
         "[put|place|stack|add] {n} [extra|additional|new|more] " + _BLOCKS + " [after the current last one|"
@@ -144,6 +172,8 @@ GRAMMAR: dict[str, list[str]] = {
         "[I want|I need|give me] {n} more [layers|blocks][| on top]",
     ],
     "activation": [
+        "[set|change] [hidden_act|activation_function|hidden_activation|the config's hidden_act] [to|=] {act}",
+        "[ffn|mlp|FFN] [act|activation] [->|=|to] {act}[| pls]",
         "[use|switch to|change to|go with|try|move to] {act}[| activations| as the activation| in the MLP|"
         " in the feed-forward| in the FFN][| instead]",
         "[replace|swap|change|switch] the [activation|activation function|nonlinearity|MLP activation|"
@@ -155,6 +185,8 @@ GRAMMAR: dict[str, list[str]] = {
         "current nonlinearity|rather than what it has now]",
     ],
     "norm": [
+        "[set|change] the [norm class|normalization module|norm_type|normalization type] to {norm}",
+        "[all norms|norms|every norm|ln] [->|to] {norm}[| pls]",
         "[swap|replace|change|switch|convert] [the norms|every norm|all norm layers|the normalization layers|"
         "normalization|all the norm layers|each norm|the normalization] [to|with|for|into] {norm}",
         "[use|switch to|go with|move to] {norm}[| everywhere| for all norms| throughout| for every norm layer]",
@@ -163,6 +195,9 @@ GRAMMAR: dict[str, list[str]] = {
         "[make|turn] [every norm layer|each norm|all the norm layers] into {norm}",
     ],
     "mqa": [
+        "[set|change|make] [num_key_value_heads|n_kv_heads|num_kv_heads|the KV head count] [to|=] 1",
+        "[convert|switch|move|change] [attn|the attn|attention] to [mqa|MQA][| pls]",
+        "[attn -> mqa|mqa pls|kv heads -> 1|1 kv head pls|multi_query=True]",
         "[make|turn|convert] [it|the model|this model] [multi-query|into a multi-query model|to MQA|into MQA|"
         "to multi-query attention]",
         "[use|switch to|apply|go with|move to] [MQA|multi-query attention|multi query attention]"
@@ -178,6 +213,8 @@ GRAMMAR: dict[str, list[str]] = {
         "the KV heads] [down to|into|to] [one|a single] [shared |][head|group]",
     ],
     "gqa": [
+        "[set|change] [num_key_value_heads|n_kv_heads|num_kv_heads] [to|=] {kv}",
+        "[gqa w/ {kv} kv heads|attn -> gqa ({kv} kv)|kv heads -> {kv}|{kv} kv heads pls|gqa, {kv} groups]",
         "[use|switch to|apply|go with] [GQA|grouped-query attention|grouped query attention] with {kv} "
         "[KV heads|kv heads|key/value heads|KV groups|groups]",
         "[set|change|reduce|make] the [number of KV heads|KV heads|kv head count|number of key/value heads|"
@@ -190,6 +227,9 @@ GRAMMAR: dict[str, list[str]] = {
         "[I want|give me|let's have] {kv} [key-value|K/V|shared key/value] heads[| with the query heads grouped over them]",
     ],
     "adapter": [
+        "[add|insert|use] [Houlsby|bottleneck|Pfeiffer] adapters [with|at] [reduction dim|adapter_size|adapter size|"
+        "a hidden size of] {b}",
+        "[adapter_size={b}|bottleneck adapters, adapter_size={b}|adapters (adapter_size {b})]",
         "[add|insert|put|attach|use] [bottleneck adapters|Houlsby adapters|adapter layers|adapters|adapter modules|"
         "bottleneck adapter layers] [with bottleneck|with bottleneck size|with a bottleneck of|of size|with size] {b}"
         "[| after the MLPs| after each feed-forward| in every block]",
@@ -210,6 +250,8 @@ GRAMMAR: dict[str, list[str]] = {
         "([bottleneck|width] {b}, {adapter_act})",
     ],
     "dropout": [
+        "[set|use|add] [attention dropout|attn dropout|attn_dropout|dropout on the attention output] [of|to|=] {p}",
+        "[attn dropout {p}|dropout p={p} after attn|{p} dropout post-attn|dropout {p} on attn out][| pls]",
         "[add|insert|put|apply|use] [dropout|a dropout layer] [of|with p=|with rate|with probability|p=] {p} "
         "after [attention|the attention blocks|each attention block|self-attention|the attention layers|"
         "every attention layer|the attention modules]",
@@ -218,6 +260,12 @@ GRAMMAR: dict[str, list[str]] = {
         "[drop|zero out] {p} of the attention outputs with dropout",
     ],
     "freeze_but_last": [
+        "[set requires_grad=False|freeze|lock] [for every parameter|for all params|all parameters|all params|"
+        "every weight] [except|apart from|but] [those|the ones|the parameters] in the [final|last|top] [layer|block]",
+        "[only|just] [fine-tune|train|tune] the [top|last|final] [layer|block] of the [network|stack|model]",
+        "[freeze all but last blk|freeze everything exc. last layer|train last layer only|only last blk trainable]",
+        "[keep|leave] [only |just ]the [final|last|top] [transformer block|layer|block] trainable and freeze "
+        "[everything else|the rest|all other parameters]",
         "[freeze|lock|fix] [everything|all layers|the whole model|all parameters|all the weights|every layer] "
         "[except|but|apart from|other than|save] " + _LAST + " [layer|block|transformer block|one]",
         "[only|just] [train|fine-tune|update] " + _LAST + " [layer|block]",
@@ -263,7 +311,11 @@ VAGUE: dict[str, tuple[str, list[str]]] = {
               ["[speed it up|speed up the model|make inference quicker|cut the latency]",
                "I need [lower latency|quicker inference|faster generation]"]),
     "optimize": ("Optimize for what: size, speed or fine-tuning cost? Tell me which edit to make.",
-                 ["[tune up|streamline|optimise] [it|the model|this network]", "make it more efficient"]),
+                 ["[tune up|streamline|optimise] [it|the model|this network]", "make it more efficient",
+                  "give [it|the model|this network] a [tune-up|once-over|bit of tuning][| please| so it performs "
+                  "better]", "[help me get|I want] [better results|more] out of this [model|network|architecture]",
+                  "this [model|network] [underperforms|is too slow|is too big|is not efficient][, fix it| - do "
+                  "something|; sort it out please|, can you help?]"]),
     # a wish with no edit in it, in a long or polite sentence
     "wish": (VAGUE_ANY,
              ["[can|could|would] you make [this architecture|the model|this network|it] [more efficient|more robust|"
@@ -325,8 +377,16 @@ def fresh_phrasings(intent: str) -> tuple[str, ...]:
 
 
 def closest_training_phrasing(intent: str, text: str) -> float:
-    """How close (:func:`similarity`) ``text`` comes to any training phrasing of ``intent``."""
-    return max(similarity(text, t) for t in train_phrasings(intent))
+    """How close (:func:`similarity`) ``text`` comes to any training phrasing of ``intent`` (a pair whose cheap
+    upper bounds do not beat the closest so far is not compared in full)."""
+    text, best = text.lower(), 0.0
+    m = difflib.SequenceMatcher(None)
+    m.set_seq2(text)  # difflib caches what it learns of the second sequence: ``text`` stays there
+    for t in train_phrasings(intent):
+        m.set_seq1(t.lower())
+        if m.real_quick_ratio() > best and m.quick_ratio() > best:  # both bounds hold either way round
+            best = max(best, m.ratio(), difflib.SequenceMatcher(None, text, t.lower()).ratio())
+    return best
 
 
 @functools.cache
@@ -348,7 +408,15 @@ def similarity(a: str, b: str) -> float:
 
 
 def _too_close(text: str, held: tuple[str, ...]) -> bool:
-    return any(similarity(text, h) >= SIMILAR for h in held)
+    """Whether :func:`similarity` of ``text`` to any of ``held`` reaches :data:`SIMILAR` (difflib's cheap upper
+    bounds first: most pairs are ruled out without the full ratio)."""
+    text = text.lower()
+    for h in held:
+        for x, y in ((text, h.lower()), (h.lower(), text)):
+            m = difflib.SequenceMatcher(None, x, y)
+            if m.real_quick_ratio() >= SIMILAR and m.quick_ratio() >= SIMILAR and m.ratio() >= SIMILAR:
+                return True
+    return False
 
 
 @functools.cache
@@ -369,9 +437,58 @@ def train_phrasings(intent: str) -> list[str]:
     return list(dict.fromkeys(t for texts in train_patterns(intent) for t in texts))
 
 
+# Ways of saying any request: with a reason before it, a greeting, something after it, or (a request that starts
+# with a verb) as a question. ``{}`` is the request.
+WRAPS = [
+    "[For an ablation|As a quick experiment|For the next run|Before we retrain|To compare against the baseline|"
+    "Since we are short on GPU memory|Based on the last results|For my thesis experiments|To keep the comparison "
+    "fair], {}",
+    "[Our last run was unstable|The loss spiked last time|We need a cheaper baseline|I want to try something], so {}",
+    "[Hi|Hey|OK|Quick one|Next step|One more thing|Alright][,|:] {}",
+    "{}[, thanks| - thanks| thx| for the next experiment| before the next run|, then show me the diff|. Thanks!|"
+    ", if you can| when you get a chance]",
+]
+QUESTION = "[Could you|Can you|Would you|Could we|Can we|Is it possible to|Would it be possible to] {}?"
+VERBS = {"add", "apply", "attach", "put", "use", "switch", "change", "replace", "swap", "make", "remove", "drop",
+         "delete", "prune", "cut", "strip", "chop", "get", "take", "shrink", "shorten", "reduce", "truncate", "trim",
+         "insert", "stack", "grow", "increase", "extend", "deepen", "set", "convert", "turn", "share", "freeze",
+         "lock", "fix", "keep", "leave", "only", "just", "fine-tune", "train", "tune", "adapt", "restrict", "limit",
+         "wrap", "prepare", "configure", "target", "give", "move", "try", "go", "regularize", "regularise", "group",
+         "bring", "enable", "inject", "implement", "retrofit", "improve", "modify", "tweak", "speed", "append",
+         "place", "slice", "lop", "discard", "lower", "raise", "bump", "push", "call", "run", "pop", "decrease"}
+
+
+def _lower_first(text: str) -> str:
+    """``text`` to follow other words: "Use GQA" -> "use GQA", but "LoRA ..." and "MQA ..." stay."""
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first[:1].isupper() and first[1:].islower() else text
+
+
+def wrap(text: str, rng: random.Random) -> str:
+    """``text`` said another way: with a reason, a greeting or a tail (:data:`WRAPS`), or as a question."""
+    first = text.split(" ", 1)[0].lower()
+    patterns = WRAPS + ([QUESTION] if first in VERBS else [])
+    pattern = rng.choice(patterns)
+    body = text.rstrip(".!?") if pattern in (QUESTION, WRAPS[-1]) else text
+    if not pattern.startswith("{}"):
+        body = _lower_first(body)
+    return rng.choice(_expanded(pattern)).replace("{}", body)
+
+
+@functools.cache
+def _expanded(pattern: str) -> list[str]:
+    return expand(pattern)
+
+
 def _draw(intent: str, rng: random.Random) -> str:
-    """A training phrasing: a pattern first, so a pattern with many spellings does not crowd out the rest."""
-    return rng.choice(rng.choice(train_patterns(intent)))
+    """A training phrasing: a pattern first, so a pattern with many spellings does not crowd out the rest; a
+    share (:data:`WRAPPED`) said another way (:func:`wrap`), unless that comes close to a held-out or fresh one."""
+    text = rng.choice(rng.choice(train_patterns(intent)))
+    if rng.random() < WRAPPED:
+        wrapped = wrap(text, rng)
+        if not _too_close(wrapped, held_out_phrasings(intent) + fresh_phrasings(intent)):
+            return wrapped
+    return text
 
 
 @functools.cache
@@ -379,7 +496,12 @@ def _vague_question(text: str) -> str:
     for question, patterns in VAGUE.values():
         if any(text in expand(p) for p in patterns):
             return question
-    return VAGUE_QUESTIONS_HELD_OUT.get(text, VAGUE_ANY)
+    if text in VAGUE_QUESTIONS_HELD_OUT:
+        return VAGUE_QUESTIONS_HELD_OUT[text]
+    # said another way (wrap): the kind whose longest phrasing it holds
+    inside = [(len(t), question) for question, patterns in VAGUE.values() for p in patterns for t in expand(p)
+              if t in text]
+    return max(inside)[1] if inside else VAGUE_ANY
 
 
 VAGUE_QUESTIONS_HELD_OUT = {"make it faster": VAGUE["speed"][0], "optimize this model": VAGUE["optimize"][0]}
@@ -388,15 +510,17 @@ UNSUPPORTED = ["alibi", "rope", "mixture of experts", "swiglu", "sliding-window 
                "mamba", "4-bit quantization", "multi-head latent attention", "prefix tuning"]
 
 
-def answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, dict, dict]:
+def answer(intent: str, text: str, f: Facts, rng: random.Random, names: bool = False) -> tuple[str, dict, dict]:
     """The request ``text`` (an ``intent`` phrasing, parameters drawn from ``rng``) for facts ``f``, the answer
-    the user gets, and what the model writes for it (the same, or the edit the engine refuses)."""
-    request, ans, *written = _answer(intent, text, f, rng)
+    the user gets, and what the model writes for it (the same, or the edit the engine refuses).  With ``names``,
+    an activation or norm is called by one of its names drawn from ``rng`` (:data:`ACT_NAMES`), else by the one
+    in :data:`ACTS`."""
+    request, ans, *written = _answer(intent, text, f, rng, names)
     request = re.sub(r"\b1 (layer|block|transformer block|decoder layer|transformer layer)s\b", r"1 \1", request)
     return request, ans, written[0] if written else ans
 
 
-def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, dict]:
+def _answer(intent: str, text: str, f: Facts, rng: random.Random, names: bool = False) -> tuple[str, dict]:
     from assistant.facts import methods_corpus
     from assistant.retrieval import search
 
@@ -420,13 +544,15 @@ def _answer(intent: str, text: str, f: Facts, rng: random.Random) -> tuple[str, 
         return text.format(n=n), _edit({"op": "insert_layers", "target": {"layers": [-1]}, "count": n})
     if intent == "activation":
         act = rng.choice(sorted(ACTS))
-        return text.format(act=ACTS[act]), _edit({"op": "replace_activation", "to": act})
+        name = rng.choice(ACT_NAMES[act]) if names else ACTS[act]
+        return text.format(act=name), _edit({"op": "replace_activation", "to": act})
     if intent == "norm":
         to = rng.choice(sorted(NORMS))
+        name = rng.choice(NORM_NAMES[to]) if names else NORMS[to]
         edit = _edit({"op": "replace_norm", "to": to})
         if f.norm == NORMS[to]:
-            return text.format(norm=NORMS[to]), _refuse(f"It already uses {NORMS[to]}."), edit
-        return text.format(norm=NORMS[to]), edit
+            return text.format(norm=name), _refuse(f"It already uses {NORMS[to]}."), edit
+        return text.format(norm=name), edit
     if intent == "mqa":
         edit = _edit({"op": "set_kv_heads", "kv_heads": 1})
         if not f.heads:
@@ -479,8 +605,9 @@ def examples_for(f: Facts, rng: random.Random, held_out: bool = False, per_inten
         texts = (phrasings.get(intent, []) if phrasings is not None else dev_phrasings(intent) if dev
                  else held_out_phrasings(intent) if held_out
                  else [_draw(intent, rng) for _ in range(per_intent * DRAWS.get(intent, 1))])
+        training = phrasings is None and not dev and not held_out
         for text in texts:
-            request, ans, written = answer(intent, text, f, rng)
+            request, ans, written = answer(intent, text, f, rng, names=training)
             source = ("fresh" if phrasings is not None else "dev" if dev else "grammar" if not held_out
                       else "first templates" if text in _HELD_OUT_FIRST[intent] else "independent")
             out.append(Example(intent, request, ans, held_out, source, written if written != ans else None, text))

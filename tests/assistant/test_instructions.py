@@ -39,15 +39,18 @@ def test_the_grammar_spells_every_combination():
 
 
 def test_held_out_phrasings_are_never_trained_on():
-    from assistant.instructions import similarity
+    from assistant.instructions import closest_training_phrasing, similarity
 
     for intent in INTENTS:
         train = train_phrasings(intent)
         assert len(train) >= 50, intent  # many ways to ask, not five
         for held in held_out_phrasings(intent):
             assert held not in train
-            closest = max(similarity(held, t) for t in train)
+            closest = closest_training_phrasing(intent, held)
             assert closest < 0.85, (intent, held)
+    for held in held_out_phrasings("activation"):  # the pruned search finds what comparing every pair does
+        assert closest_training_phrasing("activation", held) == max(similarity(held, t)
+                                                                    for t in train_phrasings("activation"))
 
 
 def _answers(intent: str, text: str, f) -> dict:
@@ -137,7 +140,7 @@ def test_hand_written_requests_that_mean_something_else_on_a_graph_are_left_out(
     assert hand_written(facts(graphs["bert"])) == []  # written for decoders: BERT has no final norm
 
 
-@pytest.mark.parametrize("name", ["fresh_phrasings.json", "fresh_phrasings_2.json"])
+@pytest.mark.parametrize("name", ["fresh_phrasings.json", "fresh_phrasings_2.json", "fresh_phrasings_3.json"])
 def test_fresh_phrasings_make_answerable_cases_that_remember_their_phrasing(graphs, name):
     """`evaluate_llm --fresh NAME` scores phrasings written after training: each fills in like a held-out one,
     and the training grammar keeps none of its phrasings close to them."""
@@ -167,3 +170,28 @@ def test_the_eval_scores_the_ablation_given_and_the_shipped_adapter(tmp_path):
 
     assert _adapters(None) == {"LoRA + graph tokens": ADAPTER}
     assert list(_adapters(str(tmp_path))) == ["LoRA, no graph tokens", "LoRA + graph tokens"]
+
+
+def test_training_requests_are_said_many_ways_and_held_out_ones_as_written(graphs):
+    """Training draws call activations and norms by their other names (``gelu_new``, Swish, RMS norm) and say a
+    share of requests with a reason, a greeting or as a question, none of them close to a held-out or fresh
+    phrasing; held-out requests keep the names and words they were written with."""
+    from assistant.instructions import ACT_NAMES, ACTS, SIMILAR, fresh_phrasings, similarity, wrap
+
+    f = facts(graphs["llama"])
+    rng = random.Random(0)
+    train = [e for _ in range(60) for e in examples_for(f, rng)]
+    acts = {e.request for e in train if e.intent == "activation"}
+    assert any(n in r for r in acts for n in ("gelu_new", "Swish", "gelu_pytorch_tanh", "relu2", "approximate GELU"))
+    wrapped = [e for e in train if e.phrasing not in train_phrasings(e.intent)]
+    assert 0.15 < len(wrapped) / len(train) < 0.45
+    for e in wrapped:
+        held = held_out_phrasings(e.intent) + fresh_phrasings(e.intent)
+        assert max(similarity(e.phrasing, h) for h in held) < SIMILAR
+    held = examples_for(f, random.Random(0), held_out=True)
+    assert all(e.request.count("{") == 0 for e in held)
+    assert all(any(name in e.request for name in ACTS.values()) for e in held if e.intent == "activation")
+    assert set(ACT_NAMES) == set(ACTS)
+    assert wrap("Add LoRA to the last layer.", random.Random(3)) != "Add LoRA to the last layer."
+    assert all(not wrap("LoRA on q and v", random.Random(s)).startswith(("Could", "Can", "Would", "Is"))
+               for s in range(30))  # not a verb: never made a question
