@@ -377,15 +377,11 @@ def fresh_phrasings(intent: str) -> tuple[str, ...]:
 
 
 def closest_training_phrasing(intent: str, text: str) -> float:
-    """How close (:func:`similarity`) ``text`` comes to any training phrasing of ``intent`` (a pair whose cheap
-    upper bounds do not beat the closest so far is not compared in full)."""
-    text, best = text.lower(), 0.0
-    m = difflib.SequenceMatcher(None)
-    m.set_seq2(text)  # difflib caches what it learns of the second sequence: ``text`` stays there
+    """How close (:func:`similarity`) ``text`` comes to any training phrasing of ``intent`` (a pair that cannot
+    beat the closest so far is not compared in full)."""
+    best = 0.0
     for t in train_phrasings(intent):
-        m.set_seq1(t.lower())
-        if m.real_quick_ratio() > best and m.quick_ratio() > best:  # both bounds hold either way round
-            best = max(best, m.ratio(), difflib.SequenceMatcher(None, text, t.lower()).ratio())
+        best = max(best, similarity(text, t, floor=best))
     return best
 
 
@@ -396,27 +392,22 @@ def dev_phrasings(intent: str) -> tuple[str, ...]:
     return tuple(json.loads((CORPORA / "dev_phrasings.json").read_text())[intent])
 
 
-def similarity(a: str, b: str) -> float:
-    """difflib's ratio of two phrasings, either way round (it is not symmetric), ignoring case."""
+def similarity(a: str, b: str, floor: float = 0.0) -> float:
+    """difflib's ratio of two phrasings, either way round (it is not symmetric), ignoring case.  A way round whose
+    cheap upper bounds (``real_quick_ratio``, ``quick_ratio``) stay under ``floor`` is not compared in full, so
+    a result under ``floor`` only says the pair is under it."""
     a, b = a.lower(), b.lower()
     best = 0.0
     for x, y in ((a, b), (b, a)):
         m = difflib.SequenceMatcher(None, x, y)
-        if m.quick_ratio() > best:
+        bar = max(best, floor)
+        if m.real_quick_ratio() >= bar and m.quick_ratio() >= bar:
             best = max(best, m.ratio())
     return best
 
 
 def _too_close(text: str, held: tuple[str, ...]) -> bool:
-    """Whether :func:`similarity` of ``text`` to any of ``held`` reaches :data:`SIMILAR` (difflib's cheap upper
-    bounds first: most pairs are ruled out without the full ratio)."""
-    text = text.lower()
-    for h in held:
-        for x, y in ((text, h.lower()), (h.lower(), text)):
-            m = difflib.SequenceMatcher(None, x, y)
-            if m.real_quick_ratio() >= SIMILAR and m.quick_ratio() >= SIMILAR and m.ratio() >= SIMILAR:
-                return True
-    return False
+    return any(similarity(text, h, floor=SIMILAR) >= SIMILAR for h in held)
 
 
 @functools.cache
@@ -494,12 +485,12 @@ def _draw(intent: str, rng: random.Random) -> str:
 @functools.cache
 def _vague_question(text: str) -> str:
     for question, patterns in VAGUE.values():
-        if any(text in expand(p) for p in patterns):
+        if any(text in _expanded(p) for p in patterns):
             return question
     if text in VAGUE_QUESTIONS_HELD_OUT:
         return VAGUE_QUESTIONS_HELD_OUT[text]
     # said another way (wrap): the kind whose longest phrasing it holds
-    inside = [(len(t), question) for question, patterns in VAGUE.values() for p in patterns for t in expand(p)
+    inside = [(len(t), question) for question, patterns in VAGUE.values() for p in patterns for t in _expanded(p)
               if t in text]
     return max(inside)[1] if inside else VAGUE_ANY
 
