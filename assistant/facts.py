@@ -17,7 +17,7 @@ import pathlib
 from dataclasses import dataclass, field
 
 from gnn.data.labels import SOFTMAX_OPS
-from gnn.edits.ops.modules import norm_kind
+from gnn.roles.vocab import norm_kind
 from gnn.ir.graph import Graph
 from gnn.roles import RoleMap, label
 

@@ -44,27 +44,55 @@ def prune_dead(graph: Graph) -> set[str]:
         if not dead:
             break
         removed |= dead
+        theirs = {name for n in graph.nodes if n.id in dead for name in n.inputs}
         drop_nodes(graph, dead)
+        drop_state(graph, None, theirs)  # the weights only they read go with them
     return removed
 
 
-def drop_state(graph: Graph, prefix: str) -> list[str]:
-    """Remove parameters, buffers and constants owned under a module path; return their names."""
-    gone = [n for n in graph.inputs if graph.values[n].kind in ("parameter", "buffer", "constant")
-            and (graph.values[n].target or "").startswith(prefix + ".")]
-    graph.inputs = [n for n in graph.inputs if n not in gone]
+def drop_state(graph: Graph, prefix: str | None, read: set[str] = frozenset(),
+               among: set[str] | None = None) -> list[str]:
+    """Remove the parameters, buffers and constants owned under a module path, and those in ``read`` (what
+    removed nodes read: an ONNX file's weights are not named after their module); return their names.
+
+    State that a node still reads stays (torch.onnx stores identical initializers once, so one norm weight
+    may serve seven norms); named under ``prefix``, it takes the name of the module that reads it now, so
+    the module that replaces ``prefix`` can name its own state freely.  ``among``: the ids of the only
+    nodes that can still read it, when the caller knows them (None looks at every node).
+    """
+    readers: dict[str, str] = {}
+    for node in graph.nodes:
+        if among is None or node.id in among:
+            for name in node.inputs:
+                readers.setdefault(name, node.module)
+    returned = {o.value for o in graph.outputs}
+    owned = lambda v: prefix is not None and (v.target or "").startswith(prefix + ".")  # noqa: E731
+    state = [n for n in graph.inputs if graph.values[n].kind in ("parameter", "buffer", "constant")]
+    gone = [n for n in state if n not in readers and n not in returned and (owned(graph.values[n]) or n in read)]
+    gone_set = set(gone)
+    graph.inputs = [n for n in graph.inputs if n not in gone_set]
     for n in gone:
         del graph.values[n]
+    moved = {}
+    for n in state:
+        if n in readers and owned(graph.values[n]):
+            leaf = graph.values[n].target[len(prefix) + 1:]
+            new = f"{readers[n]}.{leaf}" if readers[n] else f"{fresh_tag()}{leaf}"
+            moved[n] = new if new not in graph.values else f"{fresh_tag()}{new}"
+            graph.values[n].target = moved[n]
+    graph.rename_values(moved, among)
     # sub-modules go; the module itself keeps its place in the model's order
-    graph.modules = {p: c for p, c in graph.modules.items() if not p.startswith(prefix + ".")}
+    if prefix is not None:
+        graph.modules = {p: c for p, c in graph.modules.items() if not p.startswith(prefix + ".")}
     graph.invalidate()
     return gone
 
 
-def redirect(graph: Graph, old: str, new: str, skip: set[str] = frozenset()) -> None:
-    """Make every reader of value ``old`` (but the nodes in ``skip``), and the graph outputs, read ``new``."""
+def redirect(graph: Graph, old: str, new: str, skip: set[str] = frozenset(), among: set[str] | None = None) -> None:
+    """Make every reader of value ``old`` (but the nodes in ``skip``; only those in ``among`` when the caller
+    knows its readers), and the graph outputs, read ``new``."""
     for node in graph.nodes:
-        if node.id not in skip:
+        if node.id not in skip and (among is None or node.id in among):
             node.args = map_refs(node.args, lambda r: new if r == old else r)
             node.kwargs = map_refs(node.kwargs, lambda r: new if r == old else r)
     for out in graph.outputs:
@@ -73,8 +101,13 @@ def redirect(graph: Graph, old: str, new: str, skip: set[str] = frozenset()) -> 
     graph.invalidate()
 
 
-def rename_prefix(graph: Graph, old: str, new: str) -> None:
-    """Move everything under module path ``old`` to ``new`` (``model.layers.5`` -> ``model.layers.4``)."""
+def rename_prefix(graph: Graph, old: str, new: str, among: set[str] | None = None) -> None:
+    """Move everything under module path ``old`` to ``new`` (``model.layers.5`` -> ``model.layers.4``).
+
+    ``among``: the ids of the only nodes that lie under ``old`` or read its state, when the caller knows
+    them (an edit moving one projection of thousands); then only the values they name are looked at.
+    None looks at every node and value.
+    """
 
     def move(path: str | None) -> str | None:
         if path is None:
@@ -86,21 +119,17 @@ def rename_prefix(graph: Graph, old: str, new: str) -> None:
         return path
 
     renamed = {}
-    for name, v in list(graph.values.items()):
+    names = graph.values if among is None else dict.fromkeys(
+        name for n in graph.nodes if n.id in among for name in n.inputs + n.outputs if name)
+    for name, v in [(name, graph.values[name]) for name in names]:
         if v.target is not None and move(v.target) != v.target:
             v.target = move(v.target)
-            if name == move(name) or name.startswith(old + "."):
+            if name.startswith(old + "."):
                 renamed[name] = move(name)
-    if renamed:
-        graph.values = {renamed.get(k, k): v for k, v in graph.values.items()}
-        for k, v in graph.values.items():
-            v.name = k
-        graph.inputs = [renamed.get(n, n) for n in graph.inputs]
-        for node in graph.nodes:
-            node.args = map_refs(node.args, lambda r: renamed.get(r, r))
-            node.kwargs = map_refs(node.kwargs, lambda r: renamed.get(r, r))
+    graph.rename_values(renamed, among)
     for node in graph.nodes:
-        node.module = move(node.module)
+        if among is None or node.id in among:
+            node.module = move(node.module)
     graph.modules = {move(p): c for p, c in graph.modules.items()}
     graph.invalidate()
 
@@ -203,12 +232,28 @@ def boundaries(graph: Graph, paths: list[str]) -> dict[str, Boundary]:
     return {p: (list(h[p].inputs), list(h[p].outputs), list(h[p].nodes)) for p in paths}
 
 
+def outside_readers(graph: Graph, sites: dict[str, Boundary]) -> dict[str, set[str]]:
+    """For each composite snapshot, the ids of the nodes outside it that read its state (what its nodes read
+    or what is named under it): none, unless an exporter shared one initializer among modules.  Found once
+    for a multi-site edit, so each site's surgery stays local."""
+    consumers = graph.consumers
+    state = [v for v in graph.values.values() if v.kind != "activation"]
+    out = {}
+    for path, (_, _, nodes) in sites.items():
+        inside = set(nodes)
+        names = {i for n in nodes for i in graph.node_by_id[n].inputs if graph.values[i].kind != "activation"}
+        names |= {v.name for v in state if (v.target or "").startswith(path + ".")}
+        out[path] = {c.id for name in names for c in consumers.get(name, []) if c.id not in inside}
+    return out
+
+
 def replace_composite(graph: Graph, path: str, module: torch.nn.Module, boundary: Boundary,
-                      keep_state: bool = False) -> None:
+                      keep_state: bool = False, readers: set[str] | None = None) -> None:
     """Swap the composite at ``path`` (one input, one output) for a traced ``module``, keeping value names.
 
-    Its parameters go unless ``keep_state``; the module's own parameters take
-    their place under ``path``.
+    Its parameters go unless ``keep_state`` or another module still reads them; the module's own
+    parameters take their place under ``path``.  ``readers``: :func:`outside_readers` of the composite,
+    when the caller found them (else every node is looked at).
     """
     from gnn.edits.target import EditError
 
@@ -217,15 +262,94 @@ def replace_composite(graph: Graph, path: str, module: torch.nn.Module, boundary
         raise EditError(f"`{path}` has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
     (x,), (y,) = inputs, outputs
     at = graph.nodes.index(graph.node_by_id[nodes[0]])
+    read = {name for n in nodes for name in graph.node_by_id[n].inputs}
     drop_nodes(graph, set(nodes))
     if not keep_state:
-        drop_state(graph, path)
+        drop_state(graph, path, read, among=readers)
     splice(graph, module, [x], at, module_path=path, output=y)
     cls = type(module).__name__
     graph.modules[path] = cls
     for node in graph.nodes:
         if node.module == path:
             node.module_class = cls
+    graph.invalidate()
+
+
+def wrap_composite(graph: Graph, path: str, module: torch.nn.Module, boundary: Boundary,
+                   inner: str = "base_layer", readers: set[str] = frozenset()) -> None:
+    """Wrap the composite at ``path`` (one input, one output) in a traced ``module`` whose submodule ``inner``
+    stands for it, as peft's LoRA layer wraps the layer it adapts under ``base_layer``.  The boundary may
+    be a run inside the composite (its matmul, when the composite also holds a reshape an exporter merged
+    into it); the composite's ops after that run then read the wrapper's output.
+
+    The composite keeps its own nodes and parameters (a bias only where it had one, its weight stored as it
+    was), moved under ``<path>.<inner>``; the module is traced around a stand-in for ``inner`` whose nodes
+    and parameters are then dropped, its output read from the kept composite instead.  ``readers``: the
+    ids of nodes outside the composite that read its state (an initializer an exporter shared among
+    modules); the work stays local to the composite, so wrapping each of an 8B model's projections
+    costs no pass over the whole graph.
+    """
+    from gnn.edits.target import EditError
+
+    inputs, outputs, nodes = boundary
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise EditError(f"`{path}` has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
+    (x,), (y,) = inputs, outputs
+    # the kept composite's output gets a name of its own; ``y`` becomes the wrapper's output
+    kept = fresh_tag() + y
+    value = graph.values.pop(y)
+    value.name = kept
+    graph.values[kept] = value
+    inside = set(nodes)
+    for node in graph.nodes:
+        if node.id in inside:
+            node.args = map_refs(node.args, lambda r: kept if r == y else r)
+            node.kwargs = map_refs(node.kwargs, lambda r: kept if r == y else r)
+            node.outputs = [kept if o == y else o for o in node.outputs]
+    base = f"{path}.{inner}"
+    order = list(graph.modules)
+    mine = inside | set(readers)
+    rename_prefix(graph, path, base, among=mine)
+    # what follows the kept output reads the wrapper's output
+    at = next(i for i, n in enumerate(graph.nodes) if n.id in inside and kept in n.outputs) + 1
+    scratch = f"{path}.{fresh_tag()}wrap"  # traced under a scratch path: the stand-in's state must not meet ours
+    count, state_before = len(graph.nodes), set(graph.values)
+    splice(graph, module, [x], at, module_path=scratch, output=y)
+    added = graph.nodes[at:at + len(graph.nodes) - count]  # splice inserts one run at `at`
+    new = {n.id for n in added}
+    stand_in_path = f"{scratch}.{inner}"
+    stand_in = {n.id for n in added if n.module == stand_in_path or n.module.startswith(stand_in_path + ".")}
+    produced = {o for n in added if n.id in stand_in for o in n.outputs if o}
+    read = {i for n in added if n.id not in stand_in for i in n.inputs} | {o.value for o in graph.outputs}
+    if len(produced & read) != 1:
+        raise EditError(f"`{type(module).__name__}` does not read its `{inner}` once; cannot wrap `{path}`")
+    (stand_in_out,) = produced & read
+    redirect(graph, stand_in_out, kept, among=new)
+    drop_nodes(graph, stand_in)
+    # the stand-in's state: only its nodes read it
+    stale = [v for v in graph.values if v not in state_before and (graph.values[v].target or "").startswith(stand_in_path + ".")]
+    gone = set(stale)
+    graph.inputs = [n for n in graph.inputs if n not in gone]
+    for v in stale:
+        graph.values.pop(v, None)
+    graph.modules = {p: c for p, c in graph.modules.items() if p != stand_in_path and not p.startswith(stand_in_path + ".")}
+    rename_prefix(graph, scratch, path, among=new - stand_in)
+    cls = type(module).__name__
+    for node in graph.nodes:
+        if node.module == path:
+            node.module_class = cls
+    # the wrapper takes the composite's place in the model's order, its kept layer right after it
+    modules = dict(graph.modules)
+    modules[path] = cls
+    placed = {}
+    for p in order:
+        if p == path:
+            placed[path] = cls
+            placed.update({q: c for q, c in modules.items() if q.startswith(path + ".")})
+        elif p in modules and p not in placed:
+            placed[p] = modules[p]
+    placed.update({p: c for p, c in modules.items() if p not in placed})
+    graph.modules = placed
     graph.invalidate()
 
 

@@ -185,6 +185,33 @@ class Graph:
         """Parameters not frozen by an edit (``meta["trainable"]`` is False when frozen)."""
         return sum(v.numel(self.dim_hints) for v in self.parameters if v.meta.get("trainable", True))
 
+    def rename_values(self, renames: dict[str, str], among: set[str] | None = None) -> None:
+        """Rename values in place (``{old: new}``) wherever they are named: the value table, graph inputs
+        and outputs, node arguments and outputs; a state value whose target was its name follows it.
+        ``among``: the ids of the only nodes that produce or read them (a caller that knows saves a pass
+        over every node)."""
+        if not renames:
+            return
+        moved = {new: self.values.pop(old) for old, new in renames.items() if old in self.values}
+        for name, value in moved.items():
+            if value.target == value.name:
+                value.target = name
+            value.name = name
+        self.values.update(moved)
+        self.inputs = [renames.get(n, n) for n in self.inputs]
+        if among is None:
+            self.invalidate()  # the lookups below must see the graph as it is now
+            among = {n.id for old in renames for n in self.consumers.get(old, [])}
+            among |= {self.producers[old].id for old in renames if old in self.producers}
+        for node in self.nodes:
+            if node.id in among:
+                node.args = map_refs(node.args, lambda r: renames.get(r, r))
+                node.kwargs = map_refs(node.kwargs, lambda r: renames.get(r, r))
+                node.outputs = [renames.get(o, o) if o else o for o in node.outputs]
+        for out in self.outputs:
+            out.value = renames.get(out.value, out.value)
+        self.invalidate()
+
     @cached_property
     def hierarchy(self):
         from gnn.ir.hierarchy import Hierarchy

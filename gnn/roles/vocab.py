@@ -33,3 +33,18 @@ def check_role(role: str) -> None:
 
     if role not in ROLES:
         raise MadError(f"unknown role `{role}`; roles are: {', '.join(ROLES)}")
+
+
+_LAYER_NORM_OPS = {"aten.native_layer_norm.default", "aten.layer_norm.default", "onnx::LayerNormalization"}
+_RMS_OPS = {"aten.rsqrt.default", "onnx::Sqrt", "aten.sqrt.default"}
+_MEAN_OPS = {"aten.mean.dim", "onnx::ReduceMean"}
+
+
+def norm_kind(ops: list[str]) -> str | None:
+    """``LayerNorm`` or ``RMSNorm`` from the primitive ops a norm runs (None: neither)."""
+    if any(op in _LAYER_NORM_OPS for op in ops):
+        return "LayerNorm"
+    if any(op in _RMS_OPS for op in ops) and any(op in _MEAN_OPS for op in ops):
+        # LayerNorm written out subtracts the mean first: a sub before the variance
+        return "LayerNorm" if any(op in ("aten.sub.Tensor", "onnx::Sub") for op in ops) else "RMSNorm"
+    return None

@@ -72,8 +72,9 @@ class RemoveLayers(Edit):
             stream_in, stream_out = stream_of(graph, block)
             inside = set(graph.hierarchy[block].nodes)
             redirect(graph, stream_out, stream_in, skip=inside)
+            read = {name for n in inside for name in graph.node_by_id[n].inputs}
             drop_nodes(graph, inside)
-            drop_state(graph, block)
+            drop_state(graph, block, read)
             graph.modules.pop(block, None)
             prune_dead(graph)
         for prefix, members in stacks.items():

@@ -1,8 +1,9 @@
 """``add_lora``: the graph ``peft.get_peft_model(model, LoraConfig(...))`` produces.
 
-Each targeted projection is rebuilt as PEFT's own LoRA layer, traced: the base
-layer keeps its weights under ``<path>.base_layer``, and ``lora_A.default`` /
-``lora_B.default`` add ``B(A(dropout(x))) * alpha / r``.  As with PEFT, every
+Each targeted projection is wrapped in PEFT's own LoRA layer, traced: the
+projection's ops and weights stay as they are, as the base layer under
+``<path>.base_layer`` (so a bias-free MatMul read from ONNX gains no bias), and
+``lora_A.default`` / ``lora_B.default`` add ``B(A(dropout(x))) * alpha / r``.  As with PEFT, every
 other parameter is frozen and only the adapters train.  The edit also returns
 the equivalent ``LoraConfig`` (target_modules, layers_to_transform,
 layers_pattern, fan_in_fan_out) for the real model.
@@ -18,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from gnn.edits.ops.base import Edit, register
-from gnn.edits.surgery import boundaries, replace_composite
+from gnn.edits.surgery import boundaries, outside_readers, wrap_composite
 from gnn.edits.target import EditError, Target, select
 
 _LINEAR_CLASSES = {"Linear": False, "Conv1D": True}  # class -> fan_in_fan_out (weight stored (in, out))
@@ -87,33 +88,22 @@ class AddLora(Edit):
         sites = self._sites(graph, roles)
         snapshot = boundaries(graph, sites)
         classes = {p: _kind(graph.hierarchy[p].module_class) for p in sites}
+        shared = outside_readers(graph, snapshot)
         layers: dict[tuple, object] = {}
         fan_in_fan_out = set()
         for path in sites:
-            comp_inputs, comp_outputs, comp_nodes = snapshot[path]
-            cls = classes[path]
-            weight = graph.values.get(f"{path}.weight")
-            bias = graph.values.get(f"{path}.bias")
-            if weight is None or len(comp_inputs) != 1 or len(comp_outputs) != 1:
-                raise EditError(f"`{path}` is not a plain projection (one input, one output, a weight)")
-            if _LINEAR_CLASSES[cls]:
-                from transformers.pytorch_utils import Conv1D
-
-                fan_in_fan_out.add(True)
-                n_in, n_out = weight.shape
-                make = lambda: Conv1D(n_out, n_in)  # noqa: E731
-            else:
-                fan_in_fan_out.add(False)
-                n_out, n_in = weight.shape
-                make = lambda: torch.nn.Linear(n_in, n_out, bias=bias is not None)  # noqa: E731
-            key = (cls, n_in, n_out, bias is not None, self.r, self.alpha, self.dropout)
+            boundary = _rows(graph, path, snapshot[path])
+            fan_in_fan_out.add(_LINEAR_CLASSES[classes[path]])
+            n_in, n_out = (int(graph.values[v[0]].shape[-1]) for v in boundary[:2])
+            key = (n_in, n_out, self.r, self.alpha, self.dropout)
             if key not in layers:  # one peft layer per shape: injecting is slow, sites repeat
                 config = LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                                    target_modules=["layer"], fan_in_fan_out=_LINEAR_CLASSES[cls])
+                                    target_modules=["layer"])
+                make = lambda: torch.nn.Linear(n_in, n_out, bias=False)  # noqa: E731 - a stand-in, dropped
                 layers[key] = get_peft_model(_Holder(make), config).base_model.model.layer
-            layer = layers[key]
-            # the base layer takes the projection's weights over, under <path>.base_layer
-            replace_composite(graph, path, layer, snapshot[path])
+            # the projection's own ops and weights stay, as the base layer under <path>.base_layer: a bias
+            # only where it has one, its weight stored as it is (an ONNX file's pre-transposed MatMul weight)
+            wrap_composite(graph, path, layers[key], boundary, readers=shared[path])
         for v in graph.parameters:  # as get_peft_model: only the adapters (this edit's and earlier ones) train
             v.meta["trainable"] = ".lora_A." in v.name or ".lora_B." in v.name
         if len(fan_in_fan_out) > 1:
@@ -139,6 +129,40 @@ class AddLora(Edit):
         elif all_blocks and all(blocks) and len(set(blocks)) < len(all_blocks):
             config["layers_to_transform"] = sorted({roles.blocks[b][1] for b in blocks})
         return config
+
+
+def _rows(graph, path: str, boundary):
+    """Where LoRA reads and adds: the projection's input and output (``[..., in] -> [..., out]``), or, when the
+    module also holds a reshape an exporter merged into it (torch.onnx flattens GPT-2's attention heads and
+    c_proj's rows in one Reshape), its matmul's input and output (after the bias), which the reshapes
+    around it then read."""
+    inputs, outputs, nodes = boundary
+    nodes = [graph.node_by_id[n] for n in nodes]
+    weights = list(dict.fromkeys(i for n in nodes for i in n.inputs
+                                 if graph.values[i].kind == "parameter" and len(graph.values[i].shape) == 2))
+    if len(weights) != 1 or len(inputs) != 1 or len(outputs) != 1:
+        raise EditError(f"`{path}` is not a plain projection (one input, one output, a weight)")
+    dims = sorted(graph.values[weights[0]].shape)
+    last = lambda name: int(graph.values[name].shape[-1])  # noqa: E731
+    shape = lambda name: graph.values[name].shape  # noqa: E731
+    if sorted((last(inputs[0]), last(outputs[0]))) == dims and shape(inputs[0])[:-1] == shape(outputs[0])[:-1]:
+        return boundary
+    ids = {n.id for n in nodes}
+    consumers = graph.consumers
+    weight_of = {weights[0]} | {o for n in nodes if weights[0] in n.inputs for o in n.outputs}  # or its transpose
+    for node in nodes:
+        acts = [i for i in node.inputs if i not in weight_of and graph.values[i].kind in ("activation", "input")]
+        if not any(i in weight_of for i in node.inputs) or len(acts) != 1 or not node.outputs:
+            continue
+        y = node.outputs[0]
+        after = [c for c in consumers.get(y, []) if c.id in ids]
+        if len(after) == 1 and after[0].op in ("aten.add.Tensor", "onnx::Add") and any(
+                graph.values[i].kind == "parameter" and len(graph.values[i].shape) == 1 for i in after[0].inputs):
+            y = after[0].outputs[0]  # the bias
+        if sorted((last(acts[0]), last(y))) == dims and shape(acts[0])[:-1] == shape(y)[:-1]:
+            return [acts[0]], [y], boundary[2]
+    raise EditError(f"`{path}` is not a plain projection: its input and output are not its weight's "
+                    f"{dims[0]} and {dims[1]} features")
 
 
 class _Holder:

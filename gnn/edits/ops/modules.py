@@ -12,26 +12,12 @@ import torch
 
 from gnn.edits.ops.activation import activation_names, make_activation
 from gnn.edits.ops.base import Edit, register
-from gnn.edits.surgery import boundaries, insert_after, replace_composite
+from gnn.edits.surgery import boundaries, insert_after, outside_readers, replace_composite
 from gnn.edits.target import EditError, Infeasible, Target, select
+from gnn.roles.vocab import norm_kind
 
 NORMS = ("layernorm", "rmsnorm")
 _NORM_NAMES = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
-_LAYER_NORM_OPS = {"aten.native_layer_norm.default", "aten.layer_norm.default", "onnx::LayerNormalization"}
-_RMS_OPS = {"aten.rsqrt.default", "onnx::Sqrt", "aten.sqrt.default"}
-_MEAN_OPS = {"aten.mean.dim", "onnx::ReduceMean"}
-
-
-def norm_kind(ops: list[str]) -> str | None:
-    """``LayerNorm`` or ``RMSNorm`` from the primitive ops a norm runs (None: neither)."""
-    if any(op in _LAYER_NORM_OPS for op in ops):
-        return "LayerNorm"
-    if any(op in _RMS_OPS for op in ops) and any(op in _MEAN_OPS for op in ops):
-        # LayerNorm written out subtracts the mean first: a sub before the variance
-        return "LayerNorm" if any(op in ("aten.sub.Tensor", "onnx::Sub") for op in ops) else "RMSNorm"
-    return None
-
-
 def _width(graph, boundary) -> int:
     """The hidden size a composite hands on (the last dim of its output)."""
     outputs = boundary[1]
@@ -72,13 +58,14 @@ class ReplaceNorm(Edit):
                                     for p in paths):
             raise Infeasible(f"every norm it selects ({len(paths)}) is already {name}; nothing to change")
         sites = boundaries(graph, paths)
+        shared = outside_readers(graph, sites)  # torch.onnx may give several norms one weight
         for path in paths:
             d = _width(graph, sites[path])
             if self.to == "layernorm":
                 module = torch.nn.LayerNorm(d, eps=self.eps or 1e-5)
             else:
                 module = torch.nn.RMSNorm(d, eps=self.eps or 1e-6)
-            replace_composite(graph, path, module, sites[path])
+            replace_composite(graph, path, module, sites[path], readers=shared[path])
         return {}
 
 
