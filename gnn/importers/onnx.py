@@ -220,11 +220,38 @@ def import_onnx(path: str | os.PathLike) -> Graph:
         for k in range(len(parts) + 1):
             graph.modules.setdefault(".".join(parts[:k]), "")
     graph.modules.setdefault("", "")
+    _adopt_scopeless(graph)
     # Symbolic dims run as 1 on the meta device: broadcasting stays valid whatever
     # the real sizes, and ONNX ops are checked symbolically by ONNX inference.
     graph.meta["dim_hints"] = {s: 1 for s in sorted(symbols)}
     graph.invalidate()
     return graph
+
+
+def _adopt_scopeless(graph: Graph) -> None:
+    """torch.onnx leaves some ops without a name scope (the Split of GPT-2's fused q/k/v): an op at the root
+    whose producers and readers all lie inside one module belongs to that module, as it did in the model;
+    otherwise the module would seem to have two outputs and an edit could not follow it."""
+    if not any(node.module for node in graph.nodes):
+        return
+    returned = {o.value for o in graph.outputs}
+    changed = True
+    while changed:
+        changed = False
+        producers, consumers = graph.producers, graph.consumers
+        for node in graph.nodes:
+            if node.module or any(o in returned for o in node.outputs if o):
+                continue
+            near = [producers[i].module for i in node.inputs if i in producers]
+            near += [c.module for o in node.outputs if o for c in consumers.get(o, [])]
+            if not near or not all(near):
+                continue
+            common = os.path.commonprefix([m.split(".") for m in near])
+            if common:
+                node.module = ".".join(common)
+                node.module_class = graph.modules.get(node.module, "")
+                changed = True
+    graph.invalidate()
 
 
 def _constant_value(add_value, graph: Graph, n, attrs) -> None:

@@ -12,7 +12,12 @@ labeler's predictions):
   in block ``k // adds_per_block``, where ``adds_per_block`` is the number of residual
   adds over the number of attention blocks (one query or fused q/k/v projection each);
 * attention projections of a block go under ``layers.<b>.self_attn``, feed-forward ones
-  under ``layers.<b>.mlp``, the head is ``lm_head``.
+  under ``layers.<b>.mlp``, the head is ``lm_head``;
+* then each attention and feed-forward becomes a whole module (every op from its projections'
+  input to its output projection), the feed-forward's activation ``act_fn``, and the norm before
+  it or after its residual add ``input_layernorm`` / ``post_attention_layernorm`` (``norm`` after
+  the last block), each with one input and one output, so a norm, an activation or a module
+  after the attention can be edited as in the named model.
 
 Only stacks of identical blocks with one attention each (decoders, encoders) are
 rebuilt; anything else is refused with the reason.
@@ -33,12 +38,15 @@ and ``gate`` by the model).
 from __future__ import annotations
 
 from gnn.errors import MadError
-from gnn.ir.graph import Graph, map_refs
+from gnn.ir.graph import Graph
+from gnn.roles.vocab import norm_kind
 
 _MATMULS = {"aten.mm.default", "aten.addmm.default", "aten.matmul.default", "aten.bmm.default", "onnx::MatMul",
             "onnx::Gemm", "aten.linear.default"}
 _NAMES = {"attn.q": "q_proj", "attn.k": "k_proj", "attn.v": "v_proj", "attn.o": "o_proj", "attn.qkv": "qkv_proj",
           "mlp.up": "up_proj", "mlp.gate": "gate_proj", "mlp.down": "down_proj"}
+_NORM_NAMES = {"self_attn": "input_layernorm", "mlp": "post_attention_layernorm"}  # Llama's, as for projections
+_RESHAPES = {"onnx::Reshape", "aten.view.default", "aten.reshape.default", "aten._unsafe_view.default"}
 
 
 def _reads_weight(graph: Graph, node) -> bool:
@@ -56,6 +64,18 @@ def _reads_weight(graph: Graph, node) -> bool:
 
 def _seeds(graph: Graph) -> list:
     return [n for n in graph.nodes if n.op in _MATMULS and _reads_weight(graph, n)]
+
+
+def _returned(graph: Graph, node) -> bool:
+    """Whether a projection's output is a graph output, as it is or only reshaped: a head, not a layer."""
+    outputs = {o.value for o in graph.outputs}
+    todo = [o for o in node.outputs if o]
+    while todo:
+        name = todo.pop()
+        if name in outputs:
+            return True
+        todo += [o for c in graph.consumers.get(name, []) if c.op in _RESHAPES for o in c.outputs if o]
+    return False
 
 
 def _walk(start, step, stop) -> list:
@@ -128,7 +148,10 @@ def decode_roles(graph: Graph, probs) -> tuple[list[str], dict[str, int]]:
         if not group:
             continue
         if k == len(starts) - 1:  # after the last block: a head may follow the last feed-forward
-            group = [n for n in group if labels[row[n.id]] != "lm_head"]
+            heads = [n for n in group if labels[row[n.id]] == "lm_head" or _returned(graph, n)]
+            for n in heads:
+                chosen[n.id] = "lm_head"
+            group = [n for n in group if n not in heads]
         if len(group) > 3:
             continue
         *rest, last = group
@@ -237,6 +260,7 @@ def infer_modules(graph: Graph, labels: list[str], blocks: dict[str, int] | None
                         members[p.id] = p
                         grown = True
         members = list(members.values())
+        members += [m for m in _flattening(out, members) if m.id not in seed_ids]
         # a weight the matmul reads as stored is (in, out), GPT-2's Conv1D; through a transpose, a Linear
         direct = any(out.values[i].kind == "parameter" and len(out.values[i].shape) == 2 for i in seed.inputs)
         cls = "Conv1D" if direct else "Linear"
@@ -251,22 +275,198 @@ def infer_modules(graph: Graph, labels: list[str], blocks: dict[str, int] | None
             dims = len(out.values[name].shape)
             if dims in (1, 2) and name not in renames:
                 renames[name] = f"{path}.{'weight' if dims == 2 else 'bias'}"
-    _rename_values(out, renames)
+    out.rename_values(renames)
+    out.invalidate()
+    _place_sublayers(out)
     out.meta = {**out.meta, "inferred_modules": True}
     out.invalidate()
     return out
 
 
-def _rename_values(graph: Graph, renames: dict[str, str]) -> None:
-    if not renames:
-        return
-    graph.values = {renames.get(k, k): v for k, v in graph.values.items()}
-    for name, value in graph.values.items():
-        if value.name in renames:
-            value.name = name
-            value.target = name
-    graph.inputs = [renames.get(n, n) for n in graph.inputs]
+def _between(graph: Graph, x: str, y: str) -> list:
+    """The nodes on a data path from value ``x`` to value ``y`` (``y``'s producer included, ``x``'s not), in
+    graph order, with the helpers computed from constants alone that only they read (shape arithmetic)."""
+    producers, consumers = graph.producers, graph.consumers
+    down, todo = set(), [x]
+    while todo:
+        for node in consumers.get(todo.pop(), []):
+            if node.id not in down:
+                down.add(node.id)
+                todo += [o for o in node.outputs if o]
+    up, todo = set(), [y]
+    while todo:
+        node = producers.get(todo.pop())
+        if node is not None and node.id not in up and node.id in down:
+            up.add(node.id)
+            todo += node.inputs
     for node in graph.nodes:
-        node.args = map_refs(node.args, lambda r: renames.get(r, r))
-        node.kwargs = map_refs(node.kwargs, lambda r: renames.get(r, r))
+        if node.id in up or any(i in producers or graph.values[i].kind in ("activation", "input")
+                                for i in node.inputs):
+            continue
+        readers = [c for o in node.outputs if o for c in consumers.get(o, [])]
+        if readers and all(c.id in up for c in readers):
+            up.add(node.id)
+    return [n for n in graph.nodes if n.id in up]
 
+
+def _residual_after(graph: Graph, y: str, limit: int = 6):
+    """The residual add that takes a sub-layer's output ``y`` (within a few ops) and the stream value it adds
+    it to: ``(add, stream)``, or None."""
+    mine, frontier = {y}, [y]
+    for _ in range(limit):
+        nxt = []
+        for name in frontier:
+            for node in graph.consumers.get(name, []):
+                others = [i for i in node.inputs if i not in mine]
+                if node.op in ("aten.add.Tensor", "onnx::Add") and len(others) == 1 and \
+                        graph.values[others[0]].kind in ("activation", "input") and \
+                        graph.values[others[0]].shape == graph.values[name].shape:
+                    return node, others[0]
+                outs = [o for o in node.outputs if o]
+                mine.update(outs)
+                nxt += outs
+        frontier = nxt
+    return None
+
+
+def _place_sublayers(graph: Graph) -> None:
+    """Each block's attention and feed-forward as whole modules around its projections (every op from the
+    projections' input to the output projection's output), the feed-forward's activation, and the norm
+    before (pre-norm) or after (post-norm) each, so edits that follow or replace them (dropout after the
+    attention, an adapter after the feed-forward, another norm or activation) find one module with one
+    input and one output, as in the named model.  A part whose ops do not form such a module is left as
+    it is; the edits then say what they could not find."""
+    blocks = sorted(int(p.split(".")[1]) for p in graph.modules if p.count(".") == 1 and p.startswith("layers."))
+    parts = {"self_attn": (("q_proj", "k_proj", "v_proj", "qkv_proj"), "o_proj"),
+             "mlp": (("gate_proj", "up_proj"), "down_proj")}
+    placed = []  # (block, part, input, output, residual add)
+    for b in blocks:
+        for part, (firsts, last) in parts.items():
+            h = graph.hierarchy
+            base = f"layers.{b}.{part}"
+            heads = [h[f"{base}.{n}"] for n in firsts if f"{base}.{n}" in h.composites]
+            tail = h.composites.get(f"{base}.{last}")
+            if not heads or tail is None or len(tail.outputs) != 1 or any(len(c.inputs) != 1 for c in heads):
+                continue
+            if len({c.inputs[0] for c in heads}) != 1:
+                continue
+            x, y = heads[0].inputs[0], tail.outputs[0]
+            region = _between(graph, x, y)
+            if any(n.module and not n.module.startswith(base + ".") for n in region):
+                continue
+            for node in region:
+                if not node.module:
+                    node.module, node.module_class = base, graph.modules[base]
+            if part == "mlp":
+                _place_activation(graph, base, region)
+            graph.invalidate()
+            placed.append((b, part, x, y, _residual_after(graph, y)))
+    # norms: before the sub-layer's input, after the stream forks (pre-norm), or after its residual add
+    # up to the next sub-layer's input (post-norm); the last one after the last block (norm.final)
+    named: set[str] = set()
+    for k, (b, part, x, y, residual) in enumerate(placed):
+        if residual is None:
+            continue
+        add, stream = residual
+        path = f"layers.{b}.{_NORM_NAMES[part]}"
+        candidates = [(path, stream, x)] if stream != x else []
+        if not candidates or not _between(graph, stream, x):  # no norm before it: post-norm, after its add
+            candidates = [(path, add.outputs[0], placed[k + 1][2])] if k + 1 < len(placed) else []
+        head = graph.hierarchy.composites.get("lm_head")
+        if k == len(placed) - 1 and head is not None and len(head.inputs) == 1:
+            candidates.append(("norm", add.outputs[0], head.inputs[0]))
+        for path, start, end in candidates:
+            region = _between(graph, start, end) if start != end else []
+            while region and region[-1].op in ("onnx::Identity", "aten.alias.default"):  # the model's, not the norm's
+                region.pop()
+            kind = norm_kind([n.op for n in region])
+            if not region or kind is None or path in graph.modules or any(n.module for n in region):
+                continue
+            graph.modules[path] = kind
+            for node in region:
+                node.module, node.module_class = path, kind
+            weights = [i for n in region for i in n.inputs
+                       if graph.values[i].kind == "parameter" and len(graph.values[i].shape) == 1]
+            own = [w for w in dict.fromkeys(weights) if w not in named]  # a shared one keeps its first name
+            renames = dict(zip(own, [f"{path}.weight", f"{path}.bias"]))
+            named.update(renames.values())
+            graph.rename_values(renames)
+            graph.invalidate()
+
+
+def _move(graph: Graph, old: str, new: str) -> None:
+    """Rename a leaf module (a projection) and the state named after it."""
+    graph.modules = {new if p == old else p: c for p, c in graph.modules.items()}
+    for node in graph.nodes:
+        if node.module == old:
+            node.module = new
+    graph.rename_values({v: new + v[len(old):] for v in graph.values if v.startswith(old + ".")})
+    graph.invalidate()
+
+
+def _place_activation(graph: Graph, mlp: str, region: list) -> None:
+    """The feed-forward's activation as ``<mlp>.act_fn``: the ops from the gate's output (gated) or the up
+    projection's output to the down projection's input that the other branch does not reach.  A gate whose
+    output is not activated is the up projection: the two names are swapped."""
+    h = graph.hierarchy
+    down = h.composites.get(f"{mlp}.down_proj")
+    if down is None or len(down.inputs) != 1:
+        return
+    first = [n for n in ("gate_proj", "up_proj") if f"{mlp}.{n}" in h.composites]
+
+    def activation(src: str, other: str | None) -> list:
+        out = h[f"{mlp}.{src}"].outputs
+        if len(out) != 1:
+            return []
+        ids = {n.id for n in region if n.module == mlp}  # not the projections' own ops
+        ops = [n for n in _between(graph, out[0], down.inputs[0]) if n.id in ids]
+        if other is not None:
+            theirs = h[f"{mlp}.{other}"].outputs
+            reached = {n.id for n in _between(graph, theirs[0], down.inputs[0])} if len(theirs) == 1 else set()
+            ops = [n for n in ops if n.id not in reached]
+        return ops
+
+    if first == ["gate_proj", "up_proj"]:
+        ops = activation("gate_proj", "up_proj")
+        if not ops and (ops := activation("up_proj", "gate_proj")):
+            scratch = f"{mlp}.swap_proj"
+            for old, new in [(f"{mlp}.up_proj", scratch), (f"{mlp}.gate_proj", f"{mlp}.up_proj"),
+                             (scratch, f"{mlp}.gate_proj")]:
+                _move(graph, old, new)
+    elif first == ["up_proj"]:
+        ops = activation("up_proj", None)
+    else:
+        return
+    if not ops:
+        return
+    path = f"{mlp}.act_fn"
+    graph.modules[path] = "Activation"
+    for node in ops:
+        node.module, node.module_class = path, "Activation"
+
+
+def _flattening(graph: Graph, members: list) -> list:
+    """The reshapes around a projection that flatten its input to rows and restore the leading dims after it
+    (how torch exports ``Linear`` and ``Conv1D`` on 3-d inputs, ``view -> Gemm -> view``): they are the
+    projection's own, as in the named file, so an edit sees the input and output the module had."""
+    producers, consumers = graph.producers, graph.consumers
+    ids = {m.id for m in members}
+    ins = {i for m in members for i in m.inputs if graph.values[i].kind in ("activation", "input")
+           and (i not in producers or producers[i].id not in ids)}
+    outs = {o for m in members for o in m.outputs if o and any(c.id not in ids for c in consumers.get(o, []))}
+    if len(ins) != 1 or len(outs) != 1:
+        return []
+    (x,), (y,) = ins, outs
+    rank = lambda name: len(graph.values[name].shape)  # noqa: E731
+    extra = []
+    before, after = producers.get(x), consumers.get(y, [])
+    if rank(x) == 2 and before is not None and before.op in _RESHAPES and rank(before.inputs[0]) >= 3 \
+            and all(c.id in ids for c in consumers[x]):  # the rows are the projection's alone
+        extra.append(before)
+        x = before.inputs[0]
+    if rank(y) == 2 and len(after) == 1 and after[0].op in _RESHAPES and rank(after[0].outputs[0]) >= 3:
+        extra.append(after[0])
+        y = after[0].outputs[0]
+    if graph.values[x].shape[:-1] != graph.values[y].shape[:-1]:
+        return []
+    return extra
