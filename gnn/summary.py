@@ -111,6 +111,30 @@ def outline(graph: Graph, max_depth: int = 4) -> list[str]:
     return lines
 
 
+def shared_parameters(graph: Graph) -> list[dict]:
+    """Parameters of an ONNX file that several modules read (several ops where the file has no module names).
+
+    ONNX exporters store identical initializers once: torch.onnx gives a freshly initialised model's
+    norms one weight of ones, so a count of the file's parameters is short of the source model's by the
+    copies it merged.  A tied weight (an embedding and its LM head) is one tensor in the model too, so
+    the file cannot tell the two apart; the summary says both counts.
+    """
+    if graph.meta.get("origin") != "onnx":
+        return []
+    named = any(n.module for n in graph.nodes)
+    places: dict[str, dict[str, None]] = {}
+    for node in graph.nodes:
+        for name in dict.fromkeys(node.inputs):
+            if graph.values[name].kind == "parameter":
+                places.setdefault(name, {})[node.module if named else node.id] = None
+    hints = graph.dim_hints
+    # weights and biases only: a folded buffer (a rotary table or mask, [1, 1, T, D]) is read by every layer
+    # in the model as well
+    return [{"name": name, "shape": graph.values[name].shape, "numel": graph.values[name].numel(hints),
+             "places": list(where), "by": "modules" if named else "ops"}
+            for name, where in places.items() if len(where) > 1 and len(graph.values[name].shape) <= 2]
+
+
 def summarize(graph: Graph) -> dict:
     h = graph.hierarchy
     top = h.top_repeats()
@@ -137,6 +161,7 @@ def summarize(graph: Graph) -> dict:
         "flops": flops(graph),
         "example_inputs": graph.meta.get("example_inputs", {}),
         "outline": outline(graph),
+        "shared": shared_parameters(graph),
     }
 
 
@@ -150,4 +175,17 @@ def format_summary(s: dict) -> str:
         "",
         "ops: " + ", ".join(f"{op.split('.')[1] if op.startswith('aten.') else op} {n}" for op, n in list(s["ops"].items())[:12]),
     ]
+    shared = s.get("shared") or []
+    if shared:
+        extra = sum(p["numel"] * (len(p["places"]) - 1) for p in shared)
+        lines += ["", f"shared parameters: {len(shared)} weight(s) in this file each serve several modules or ops. "
+                  "ONNX exporters store identical initializers once (torch.onnx merges a fresh model's norm "
+                  "weights, all ones), and a tied weight is one tensor in the model too: if these were separate "
+                  f"weights in the source model, it has {s['params'] + extra:,} parameters, {extra:,} more than "
+                  "counted here."]
+        for p in shared[:6]:
+            lines.append(f"  {p['name']} {p['shape']} read by {len(p['places'])} {p['by']}: {', '.join(p['places'][:3])}"
+                         + (", ..." if len(p["places"]) > 3 else ""))
+        if len(shared) > 6:
+            lines.append(f"  ... and {len(shared) - 6} more")
     return "\n".join(lines)

@@ -99,3 +99,28 @@ def test_decoding_groups_projections_per_attention(graphs, tmp_path, family, rol
     a, b = apply_program(named, program), apply_program(rebuilt, program)
     assert a.diff.params_after - a.diff.params_before == b.diff.params_after - b.diff.params_before > 0
     assert _added(named, a.graph) == _added(rebuilt, b.graph)
+
+
+def test_rebuilt_blocks_hold_their_sublayers_norms_and_activation(graphs, tmp_path):
+    """Beyond the projections: each attention and feed-forward is one module with one output, the activation
+    and the norms are modules running the named file's ops, and a gate the labels call `up` (its output is
+    the one activated) is named the gate all the same."""
+    named, blank = _pair(graphs["llama"], tmp_path)
+    swapped = [{"mlp.gate": "mlp.up", "mlp.up": "mlp.gate"}.get(r, r) for r in node_roles(named)]
+    rebuilt = infer_modules(blank, swapped)
+    h_named, h = named.hierarchy, rebuilt.hierarchy
+
+    def ops(graph, path):
+        return Counter(graph.node_by_id[n].op for n in graph.hierarchy[path].nodes)
+
+    for name, rebuilt_name in [("input_layernorm", "input_layernorm"), ("post_attention_layernorm",
+                               "post_attention_layernorm"), ("mlp.act_fn", "mlp.act_fn"),
+                               ("mlp.gate_proj", "mlp.gate_proj"), ("mlp.up_proj", "mlp.up_proj")]:
+        for b in (0, 1):
+            assert ops(named, f"model.layers.{b}.{name}") == ops(rebuilt, f"layers.{b}.{rebuilt_name}"), name
+    assert ops(named, "model.norm") == ops(rebuilt, "norm")
+    for b in (0, 1):
+        for part in ("self_attn", "mlp"):
+            assert len(h[f"layers.{b}.{part}"].outputs) == 1
+            assert len(h_named[f"model.layers.{b}.{part}"].outputs) == 1
+    assert rebuilt.modules["layers.0.input_layernorm"] == "RMSNorm"
