@@ -313,7 +313,7 @@ def wrap_composite(graph: Graph, path: str, module: torch.nn.Module, boundary: B
     # what follows the kept output reads the wrapper's output
     at = next(i for i, n in enumerate(graph.nodes) if n.id in inside and kept in n.outputs) + 1
     scratch = f"{path}.{fresh_tag()}wrap"  # traced under a scratch path: the stand-in's state must not meet ours
-    count, state_before = len(graph.nodes), set(graph.values)
+    count = len(graph.nodes)
     splice(graph, module, [x], at, module_path=scratch, output=y)
     added = graph.nodes[at:at + len(graph.nodes) - count]  # splice inserts one run at `at`
     new = {n.id for n in added}
@@ -326,13 +326,8 @@ def wrap_composite(graph: Graph, path: str, module: torch.nn.Module, boundary: B
     (stand_in_out,) = produced & read
     redirect(graph, stand_in_out, kept, among=new)
     drop_nodes(graph, stand_in)
-    # the stand-in's state: only its nodes read it
-    stale = [v for v in graph.values if v not in state_before and (graph.values[v].target or "").startswith(stand_in_path + ".")]
-    gone = set(stale)
-    graph.inputs = [n for n in graph.inputs if n not in gone]
-    for v in stale:
-        graph.values.pop(v, None)
-    graph.modules = {p: c for p, c in graph.modules.items() if p != stand_in_path and not p.startswith(stand_in_path + ".")}
+    drop_state(graph, stand_in_path, among=set())  # the stand-in's state: only its nodes read it
+    graph.modules.pop(stand_in_path, None)
     rename_prefix(graph, scratch, path, among=new - stand_in)
     cls = type(module).__name__
     for node in graph.nodes:

@@ -369,14 +369,15 @@ def _place_sublayers(graph: Graph) -> None:
             continue
         add, stream = residual
         path = f"layers.{b}.{_NORM_NAMES[part]}"
-        candidates = [(path, stream, x)] if stream != x else []
-        if not candidates or not _between(graph, stream, x):  # no norm before it: post-norm, after its add
-            candidates = [(path, add.outputs[0], placed[k + 1][2])] if k + 1 < len(placed) else []
+        before = _between(graph, stream, x) if stream != x else []
+        if before:
+            candidates = [(path, before)]
+        else:  # no norm before it: post-norm, after its add
+            candidates = [(path, _between(graph, add.outputs[0], placed[k + 1][2]))] if k + 1 < len(placed) else []
         head = graph.hierarchy.composites.get("lm_head")
         if k == len(placed) - 1 and head is not None and len(head.inputs) == 1:
-            candidates.append(("norm", add.outputs[0], head.inputs[0]))
-        for path, start, end in candidates:
-            region = _between(graph, start, end) if start != end else []
+            candidates.append(("norm", _between(graph, add.outputs[0], head.inputs[0])))
+        for path, region in candidates:
             while region and region[-1].op in ("onnx::Identity", "aten.alias.default"):  # the model's, not the norm's
                 region.pop()
             kind = norm_kind([n.op for n in region])
