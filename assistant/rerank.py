@@ -12,7 +12,7 @@ the adapter's floor (``ask_below``) from the request is asked about instead
 (:meth:`assistant.interpret.Assistant.interpret`).  The weight, then the floor, are chosen on the
 development phrasings (``corpora/dev_phrasings.json``, written
 apart from both the training grammar and the held-out phrasings) by
-``python -m assistant.evaluate_llm --tune-rerank``.
+``python -m assistant.training.evaluate_llm --tune-rerank``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ from __future__ import annotations
 import json
 import re
 
-from assistant.instructions import ACTS, NORMS
+from gnn.ir.families import NORMS
+
+# the edit language's activations, as a request names them
+ACTS = {"gelu": "GELU", "silu": "SiLU", "relu": "ReLU", "gelu_new": "tanh-approximated GELU", "mish": "Mish",
+        "relu2": "squared ReLU"}
 
 ROLE_WORDS = {
     "attn": "the attention", "attn.q": "the query projection", "attn.k": "the key projection",

@@ -21,8 +21,6 @@ import typing
 MAX_EDITS = 4
 MAX_TEXT = 200
 
-# parameters whose accepted values are a short list (others are free strings or numbers)
-_CHOICES = {("replace_norm", "to"): ["rmsnorm", "layernorm"], ("insert_layers", "init"): ["copy"]}
 
 
 def _activations() -> list[str]:
@@ -41,7 +39,7 @@ def _json_type(tp) -> dict:
 
 
 def target_schema() -> dict:
-    from gnn.roles.vocab import ROLES
+    from gnn.vocab import ROLES
 
     return {"type": "object", "additionalProperties": False, "properties": {
         "layers": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 8},
@@ -53,14 +51,15 @@ def target_schema() -> dict:
 def edit_schema(op: str) -> dict:
     from gnn.edits.ops.base import EDITS
 
+    cls = EDITS[op]
     props: dict = {"op": {"const": op}}
-    for f in dataclasses.fields(EDITS[op]):
+    for f in dataclasses.fields(cls):
         if f.name == "target":
             props["target"] = target_schema()
             continue
         schema = dict(_json_type(f.type))
-        if (op, f.name) in _CHOICES:
-            schema = {"type": "string", "enum": _CHOICES[(op, f.name)]}
+        if f.name in cls.choices:  # a short list of accepted values (others are free strings or numbers)
+            schema = {"type": "string", "enum": list(cls.choices[f.name])}
         elif f.name in ("to", "activation") and schema["type"] == "string":
             schema = {"type": "string", "enum": _activations()}
         props[f.name] = schema

@@ -14,27 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
-import multiprocessing as mp
 import os
 import pathlib
-import signal
 import sys
 import time
 import warnings
+from collections import Counter
+
+from gnn.training.workers import spawn_map, time_limit
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "coverage.json"
 DOC = ROOT / "docs" / "coverage.md"
 TIMEOUT_S = 150
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Timeout()
 
 
 def check_type(model_type: str) -> dict:
@@ -48,41 +40,38 @@ def check_type(model_type: str) -> dict:
     torch.set_num_threads(1)
     row = {"model_type": model_type}
     start = time.perf_counter()
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(TIMEOUT_S)
     try:
-        overrides = {}
-        try:
-            load_config(f"hf:{model_type}", {"num_hidden_layers": 2})
-            overrides = {"num_hidden_layers": 2}
-        except MadError as e:
-            # Types whose depth is not one setting (Funnel's block_sizes, ProphetNet's
-            # per-stack counts) are imported at their default depth.
-            if "no setting" not in str(e) and "does not support the setting of `num_hidden_layers`" not in str(e):
-                raise
-        graph = import_hf(f"hf:{model_type}", HFOptions(overrides=overrides))
-        report = validate(graph)
-        read = graph.consumers
-        unused = sum(v.numel() for v in graph.parameters if v.name not in read)
-        row.update(
-            status="ok" if report.ok else "invalid",
-            model_class=graph.meta["model_class"],
-            inputs=",".join(graph.meta["example_inputs"]),
-            nodes=len(graph.nodes),
-            params=graph.num_parameters,
-            layers_set=bool(overrides),
-            unused_params=unused,  # e.g. a vision tower when only the text path could be traced
-        )
-        if not report.ok:
-            row["error"] = str(report.errors[0])
-    except _Timeout:
+        with time_limit(TIMEOUT_S):
+            overrides = {}
+            try:
+                load_config(f"hf:{model_type}", {"num_hidden_layers": 2})
+                overrides = {"num_hidden_layers": 2}
+            except MadError as e:
+                # Types whose depth is not one setting (Funnel's block_sizes, ProphetNet's
+                # per-stack counts) are imported at their default depth.
+                if "no setting" not in str(e) and "does not support the setting of `num_hidden_layers`" not in str(e):
+                    raise
+            graph = import_hf(f"hf:{model_type}", HFOptions(overrides=overrides))
+            report = validate(graph)
+            read = graph.consumers
+            unused = sum(v.numel() for v in graph.parameters if v.name not in read)
+            row.update(
+                status="ok" if report.ok else "invalid",
+                model_class=graph.meta["model_class"],
+                inputs=",".join(graph.meta["example_inputs"]),
+                nodes=len(graph.nodes),
+                params=graph.num_parameters,
+                layers_set=bool(overrides),
+                unused_params=unused,  # e.g. a vision tower when only the text path could be traced
+            )
+            if not report.ok:
+                row["error"] = str(report.errors[0])
+    except TimeoutError:
         row.update(status="failed", error=f"timed out after {TIMEOUT_S} s")
     except MadError as e:
         row.update(status="failed", error=str(e))
     except Exception as e:  # noqa: BLE001 - a bug in the importer, recorded as such
         row.update(status="failed", error=f"internal {describe(e)}")
-    finally:
-        signal.alarm(0)
     row["seconds"] = round(time.perf_counter() - start, 2)
     row["error"] = row.get("error", "")[:400]
     return row
@@ -165,11 +154,9 @@ def main(argv=None) -> int:
 
     types = args.types or model_types()
     rows = []
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(args.workers, maxtasksperchild=25) as pool:
-        for i, row in enumerate(pool.imap(check_type, types), 1):
-            rows.append(row)
-            print(f"[{i}/{len(types)}] {row['model_type']}: {row['status']} {row.get('error', '')[:150]}", flush=True)
+    for i, row in enumerate(spawn_map(check_type, types, args.workers, per_child=25, ordered=True), 1):
+        rows.append(row)
+        print(f"[{i}/{len(types)}] {row['model_type']}: {row['status']} {row.get('error', '')[:150]}", flush=True)
     if not args.types:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         tmp = RESULTS.with_suffix(".tmp")

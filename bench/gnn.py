@@ -18,13 +18,12 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "gnn.json"
-TARGETS = {"8B": 1.0, "50k": 10.0}
-MEMORY_TARGET_GB = 4.0
 
 
 def _model():
-    from gnn.model import GraphModel, GraphModelConfig, load
-    from gnn.tokens import OpVocab
+    from gnn.nn.checkpoint import load
+    from gnn.nn.model import GraphModel, GraphModelConfig
+    from gnn.nn.tokens import OpVocab
 
     ck = ROOT / "gnn" / "checkpoint"
     if (ck / "model.safetensors").exists():
@@ -38,7 +37,7 @@ def worker_infer(layers: int) -> dict:
 
     from bench.run import LLAMA3_8B, _peak_gb
     from gnn.importers.hf import HFOptions, import_hf
-    from gnn.tokens import tokenize
+    from gnn.nn.tokens import tokenize
 
     graph = import_hf("hf:llama", HFOptions(overrides={**LLAMA3_8B, "num_hidden_layers": layers}))
     model, vocab, which = _model()
@@ -60,11 +59,12 @@ def worker_infer(layers: int) -> dict:
 def worker_train(arch: str, graphs: int) -> dict:
     import torch
 
-    from gnn.train import TrainConfig, datasets, train
+    from gnn.nn.model import GraphModelConfig
+    from gnn.training.train import TrainConfig, datasets, train
 
     torch.manual_seed(0)
     data = datasets(TrainConfig())
-    cfg = TrainConfig(arch=arch, epochs=1, train_graphs=graphs, out=None)
+    cfg = TrainConfig(GraphModelConfig(arch=arch), epochs=1, train_graphs=graphs, out=None)
     _, history = train(cfg, {"train": data["train"], "val": []}, progress=False)
     return {"arch": arch, "graphs": graphs, "graphs_per_s": history[-1]["graphs_per_s"], "threads": torch.get_num_threads()}
 
@@ -73,31 +73,6 @@ def _spawn(*args: str) -> dict:
     from bench.run import spawn
 
     return spawn("bench.gnn", *args, timeout=3600)
-
-
-def doc_lines(res: dict) -> list[str]:
-    """The "Graph model" section of docs/benchmarks.md."""
-    from bench.run import verdict
-
-    lines = ["", "## Graph model (`python -m bench.gnn`)", "",
-             "Node-role inference (tokenize + graph transformer + role head) on Llama-3-8B-shaped graphs; "
-             "the 50k-node graph is the same architecture made deep enough. CPU threads: " +
-             ", ".join(f"{k} {r.get('threads', '?')}" for k, r in res.get("inference", {}).items()) + ".", "",
-             "| graph | nodes | composite tokens | seconds | target | peak GB (process) | model |", "|---|---|---|---|---|---|---|"]
-    for key, r in res.get("inference", {}).items():
-        if "error" in r:
-            lines.append(f"| {key} | error: {r['error']} | | | | | |")
-            continue
-        mem = f"{r['peak_gb']} ({'meets' if r['peak_gb'] <= MEMORY_TARGET_GB else 'misses'} ≤ {MEMORY_TARGET_GB})" \
-            if key == "50k" else r["peak_gb"]
-        lines.append(f"| {key} ({r['layers']} layers) | {r['nodes']} | {r['composite_tokens']} | {r['infer_s']} | "
-                     f"≤ {TARGETS[key]} s: {verdict(r['infer_s'], TARGETS[key])} | {mem} | {r['model']} |")
-    if res.get("training"):
-        threads = res["training"][0].get("threads", "?")
-        lines += ["", f"Training throughput (graphs per second, all task inputs of each graph, {threads} CPU thread(s), "
-                  "the shipped configuration): " +
-                  ", ".join(f"{r['arch']} {r['graphs_per_s']}" for r in res["training"] if "error" not in r) + "."]
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     res["training"] = [_spawn("train", arch, "300") for arch in ("gps", "gin", "gcn", "mlp")]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=1) + "\n")
-    from bench.run import RESULTS as MAIN, write_doc
+    from bench.run import RESULTS as MAIN, gnn_lines, write_doc
 
     write_doc(json.loads(MAIN.read_text()))
-    print("\n".join(doc_lines(res)))
+    print("\n".join(gnn_lines(res)))
     return 0
 
 

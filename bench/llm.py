@@ -28,7 +28,6 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "llm.json"
-TARGETS = {"p50": 5.0, "p95": 10.0, "load": 10.0}
 REQUESTS = 16
 
 
@@ -54,7 +53,7 @@ def worker_requests(n: int) -> dict:
     import torch
 
     from assistant.facts import facts
-    from assistant.instructions import examples
+    from assistant.training.instructions import examples
     from assistant.interpret import Assistant
     from bench.run import LLAMA3_8B
     from gnn.importers.hf import HFOptions, import_hf
@@ -74,27 +73,6 @@ def worker_requests(n: int) -> dict:
             "p50_s": round(statistics.median(times), 2),
             "p95_s": times[min(len(times) - 1, int(0.95 * len(times)))], "rows": rows,
             "adapter": _where(a.adapter), "threads": torch.get_num_threads()}
-
-
-def doc_lines(res: dict) -> list[str]:
-    """The "Assistant" section of docs/benchmarks.md."""
-    from bench.run import verdict
-
-    lines = ["", "## Assistant (`python -m bench.llm`)", ""]
-    load, gguf, req = res.get("load", {}), res.get("load_gguf", {}), res.get("requests", {})
-    if "error" in load or "error" in gguf or "error" in req:
-        return lines + [f"error: {load.get('error') or gguf.get('error') or req.get('error')}"]
-    lines += [f"Default model (SmolLM2-135M-Instruct) with adapter `{req['adapter']}`, {req['threads']} CPU threads. "
-              f"Requests are {len(req['rows']) - 1} held-out phrasings on the {req['graph']} graph, timed from the "
-              "request to the validated graph (or to the question or refusal).", "",
-              "| metric | seconds | target | verdict |", "|---|---|---|---|",
-              f"| request p50 | {req['p50_s']} | ≤ {TARGETS['p50']} | {verdict(req['p50_s'], TARGETS['p50'])} |",
-              f"| request p95 | {req['p95_s']} | ≤ {TARGETS['p95']} | {verdict(req['p95_s'], TARGETS['p95'])} |",
-              f"| first request (builds the decoder's token table) | {req['first_s']} | | |",
-              f"| load, cached copy | {load['load_s']} | ≤ {TARGETS['load']} | {verdict(load['load_s'], TARGETS['load'])} |",
-              f"| load, reading the GGUF file (first run) | {gguf['load_s']} | | |",
-              f"| ratio GGUF / cached | {gguf['load_s'] / load['load_s']:.1f}× | | |"]
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,3 +42,12 @@ class GraphValidationError(MadError):
 
 class ExportError(MadError):
     """A graph could not be written in the requested format."""
+
+
+class EditError(MadError):
+    """An edit program, or one of its edits, cannot be applied; the graph is left unchanged."""
+
+
+class Infeasible(EditError):
+    """A well-formed edit this graph cannot take, or already has (the attention cannot be regrouped, the norms
+    are already RMSNorm, it would remove every block): the answer to the request is no, not a different program."""

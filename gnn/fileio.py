@@ -1,4 +1,4 @@
-"""File handling shared by readers and writers: a size limit on inputs, atomic outputs."""
+"""File handling shared by readers and writers: a size limit on inputs, atomic outputs, the cache folder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ import tempfile
 from typing import Callable
 
 from gnn.errors import SourceError
+
+
+def cache_dir(name: str) -> pathlib.Path:
+    """Where MAD keeps what it can rebuild (``name``: ``llm``, ``dataset``, ...): ``$MAD_CACHE/<name>`` or
+    ``~/.cache/mad/<name>``."""
+    return pathlib.Path(os.environ.get("MAD_CACHE") or pathlib.Path.home() / ".cache" / "mad") / name
 
 
 def max_file_bytes() -> int:

@@ -19,10 +19,9 @@ import torch
 
 from gnn.errors import GraphValidationError, describe
 from gnn.ir import ops
-from gnn.ir.args import decode, dtype_from_name
 from gnn.ir.graph import Graph, Node
+from gnn.ir.shape_prop import META, MetaInterpreter
 
-_META = torch.device("meta")
 
 
 @dataclass
@@ -177,17 +176,9 @@ def _propagate(graph: Graph, report: Report) -> None:
     from gnn.ir.onnx_ops import ATEN_TO_ONNX, infer_onnx_node
 
     hints = graph.dim_hints
-    tensors: dict[str, torch.Tensor] = {}
+    meta = MetaInterpreter(graph)
     # Graphs read from ONNX carry symbolic dims that only ONNX inference reasons about.
     onnx_origin = graph.meta.get("origin") == "onnx"
-
-    def lookup(name: str) -> torch.Tensor:
-        t = tensors.get(name)
-        if t is None:
-            v = graph.values[name]
-            t = torch.empty(v.concrete_shape(hints), dtype=dtype_from_name(v.dtype), device=_META)
-            tensors[name] = t
-        return t
 
     for node in graph.nodes:
         report.checked_nodes += 1
@@ -198,9 +189,7 @@ def _propagate(graph: Graph, report: Report) -> None:
                 report.errors.append(_issue(node, rule, message, expected=expected, got=got))
             continue
         try:
-            args = decode(node.args, lookup, _META)
-            kwargs = {k: decode(v, lookup, _META) for k, v in node.kwargs.items()}
-            result = ops.aten_overload(node.op)(*args, **kwargs)
+            computed = meta.run_node(node)
         except Exception as e:  # noqa: BLE001 - the op's own message is the explanation
             msg = describe(e)
             if _data_dependent(e):
@@ -208,7 +197,6 @@ def _propagate(graph: Graph, report: Report) -> None:
             else:
                 report.errors.append(_issue(node, "shape", f"op fails on its recorded inputs: {msg}"))
             continue
-        computed = list(result) if isinstance(result, (tuple, list)) else [result]
         for i, name in enumerate(node.outputs):
             if name is None or i >= len(computed) or not isinstance(computed[i], torch.Tensor):
                 continue
@@ -220,10 +208,10 @@ def _propagate(graph: Graph, report: Report) -> None:
             got_dtype = str(got.dtype).removeprefix("torch.")
             if got_dtype != rec.dtype:
                 report.errors.append(_issue(node, "dtype", f"output {i} `{name}`", expected=rec.dtype, got=got_dtype))
-            if got.device == _META:
+            if got.device == META:
                 # Go on from what the op really computes (with its strides), so a wrong
                 # record is reported once, not again at every node downstream.
-                tensors[name] = got
+                meta.tensors[name] = got
 
 
 def _data_dependent(e: Exception) -> bool:

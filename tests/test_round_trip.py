@@ -7,7 +7,7 @@ import onnxruntime as ort
 import torch
 from safetensors.torch import save_file
 
-from assistant.cli import run
+from assistant.ui.cli import run
 from gnn.exporters.fx import to_graph_module
 from gnn.ir.serialize import from_json
 from tests.conftest import TINY, real_model, state_of

@@ -1,4 +1,4 @@
-from gnn.summary import flops, op_histogram, outline, summarize
+from gnn.analysis.summary import flops, op_histogram, outline, summarize
 
 
 def test_summary_fields(graphs):
@@ -18,7 +18,7 @@ def test_outline_folds_repeats(graphs):
 
 def test_flops_of_a_linear_layer(graphs):
     """q_proj on (8 tokens, 64) x (64, 64): 2 * 8 * 64 * 64 multiply-adds."""
-    from gnn.summary import node_flops
+    from gnn.analysis.summary import node_flops
 
     graph = graphs["llama"]
     mm = next(n for n in graph.nodes if n.op == "aten.mm.default" and n.module == "model.layers.0.self_attn.q_proj")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gnn.edits.ops import EDITS, Edit
-from gnn.edits.target import EditError
+from gnn.errors import EditError
 from gnn.ir.graph import Graph
 from gnn.roles import label
 
@@ -150,35 +150,70 @@ def apply_program(graph: Graph, program, labeler: str = "rules", validate_result
     return EditResult(current, diff(graph, current), extras, [e.to_dict() for e in edits], report)
 
 
+@dataclass
+class Step:
+    """One graph of a history: the request and the edit result that made it (none for the graph loaded)."""
+
+    graph: Graph
+    request: str = ""
+    result: EditResult | None = None
+
+    @property
+    def program(self) -> list[dict]:
+        return self.result.program if self.result is not None else []
+
+    @functools.cached_property
+    def report(self):
+        """The graph's validation: the edit engine's, or run once when first asked for (a loaded graph)."""
+        from gnn.validate import validate
+
+        if self.result is not None and self.result.report is not None:
+            return self.result.report
+        return validate(self.graph)
+
+
 class History:
-    """Undo and redo over a sequence of graphs (what the chat app steps through)."""
+    """Undo, redo and reset over the graphs a session made (the app's and any caller's one mechanism)."""
 
     def __init__(self, graph: Graph):
-        self._graphs = [graph]
-        self._at = 0
+        self.steps = [Step(graph)]
+        self.at = 0  # the current step; the ones after it are the redo branch
 
     @property
     def current(self) -> Graph:
-        return self._graphs[self._at]
+        return self.steps[self.at].graph
 
-    def apply(self, program, **kw) -> EditResult:
-        result = apply_program(self.current, program, **kw)
-        del self._graphs[self._at + 1:]  # a new edit drops the redo branch
-        self._graphs.append(result.graph)
-        self._at += 1
-        return result
+    @property
+    def step(self) -> Step:
+        return self.steps[self.at]
+
+    def apply(self, program, request: str = "", **kw) -> EditResult:
+        """Run ``program`` on the current graph and make its result the current step."""
+        return self.record(apply_program(self.current, program, **kw), request).result
+
+    def record(self, result: EditResult, request: str = "") -> Step:
+        """Make ``result`` (of an edit on the current graph) the current step."""
+        del self.steps[self.at + 1:]  # a new edit drops the redo branch
+        self.steps.append(Step(result.graph, request, result))
+        self.at += 1
+        return self.step
 
     def undo(self) -> Graph:
-        if self._at == 0:
+        if self.at == 0:
             raise EditError("nothing to undo")
-        self._at -= 1
+        self.at -= 1
         return self.current
 
     def redo(self) -> Graph:
-        if self._at == len(self._graphs) - 1:
+        if self.at == len(self.steps) - 1:
             raise EditError("nothing to redo")
-        self._at += 1
+        self.at += 1
+        return self.current
+
+    def reset(self) -> Graph:
+        """Back to the graph as loaded; the edits are gone, not kept for redo."""
+        self.steps, self.at = self.steps[:1], 0
         return self.current
 
 
-__all__ = ["EDITS", "Diff", "EditResult", "History", "apply_program", "diff", "parse_program"]
+__all__ = ["EDITS", "Diff", "EditResult", "History", "Step", "apply_program", "diff", "parse_program"]

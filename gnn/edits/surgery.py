@@ -16,8 +16,8 @@ import itertools
 
 import torch
 
-from gnn.ir.args import dtype_from_name
 from gnn.ir.graph import Graph, map_refs
+from gnn.ir.shape_prop import MetaInterpreter
 
 _counter = itertools.count()
 
@@ -172,12 +172,7 @@ def splice(
     parameters under ``state_prefix`` (default: ``module_path``).  ``output``
     names the produced value (to take over an existing value's name).
     """
-    hints = graph.dim_hints
-    example = []
-    for name in inputs:
-        v = graph.values[name]
-        shape = v.concrete_shape(hints)
-        example.append(torch.empty(shape, dtype=dtype_from_name(v.dtype), device="meta"))
+    example = [MetaInterpreter(graph).tensor(name) for name in inputs]
     sub = _traced(module, example, train)
     tag = fresh_tag()
     state_prefix = module_path if state_prefix is None else state_prefix
@@ -255,7 +250,7 @@ def replace_composite(graph: Graph, path: str, module: torch.nn.Module, boundary
     parameters take their place under ``path``.  ``readers``: :func:`outside_readers` of the composite,
     when the caller found them (else every node is looked at).
     """
-    from gnn.edits.target import EditError
+    from gnn.errors import EditError
 
     inputs, outputs, nodes = boundary
     if len(inputs) != 1 or len(outputs) != 1:
@@ -289,7 +284,7 @@ def wrap_composite(graph: Graph, path: str, module: torch.nn.Module, boundary: B
     modules); the work stays local to the composite, so wrapping each of an 8B model's projections
     costs no pass over the whole graph.
     """
-    from gnn.edits.target import EditError
+    from gnn.errors import EditError
 
     inputs, outputs, nodes = boundary
     if len(inputs) != 1 or len(outputs) != 1:
@@ -351,7 +346,7 @@ def wrap_composite(graph: Graph, path: str, module: torch.nn.Module, boundary: B
 def insert_after(graph: Graph, path: str, module: torch.nn.Module, module_path: str, boundary: Boundary,
                  train: bool = False) -> None:
     """Run the composite's output through a traced ``module``; its readers read the result instead."""
-    from gnn.edits.target import EditError
+    from gnn.errors import EditError
 
     _, outputs, nodes = boundary
     if len(outputs) != 1:
@@ -374,20 +369,9 @@ def reinfer_shapes(graph: Graph, seeds: set[str], dirty: set[str] = frozenset())
     example size still matches.  An op that fails leaves its outputs as they were:
     validation then names it.
     """
-    from gnn.ir import ops
-    from gnn.ir.args import decode
-
-    meta = torch.device("meta")
     hints = graph.dim_hints
     dirty = set(dirty)
-    cache: dict[str, torch.Tensor] = {}
-
-    def lookup(name: str) -> torch.Tensor:
-        if name not in cache:
-            v = graph.values[name]
-            shape = v.concrete_shape(hints)
-            cache[name] = torch.empty(shape, dtype=dtype_from_name(v.dtype), device=meta)
-        return cache[name]
+    meta = MetaInterpreter(graph)
 
     for node in graph.nodes:
         if node.id not in seeds and not any(name in dirty for name in node.inputs):
@@ -395,12 +379,9 @@ def reinfer_shapes(graph: Graph, seeds: set[str], dirty: set[str] = frozenset())
         if not node.op.startswith("aten."):
             continue
         try:
-            args = decode(node.args, lookup, meta)
-            kwargs = {k: decode(v, lookup, meta) for k, v in node.kwargs.items()}
-            result = ops.aten_overload(node.op)(*args, **kwargs)
+            results = meta.run_node(node)
         except Exception:  # noqa: BLE001 - validation reports the node with the op's own message
             continue
-        results = list(result) if isinstance(result, (tuple, list)) else [result]
         for name, got in zip(node.outputs, results):
             if not name or not isinstance(got, torch.Tensor):
                 continue
@@ -411,4 +392,4 @@ def reinfer_shapes(graph: Graph, seeds: set[str], dirty: set[str] = frozenset())
             if shape != value.shape:
                 value.shape = shape
                 dirty.add(name)
-            cache[name] = got
+            meta.tensors[name] = got

@@ -13,18 +13,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from gnn.errors import MadError
+from gnn.errors import EditError, Infeasible
 from gnn.ir.graph import Graph
 from gnn.roles import ROLES, RoleMap
-
-
-class EditError(MadError):
-    """An edit program, or one of its edits, cannot be applied; the graph is left unchanged."""
-
-
-class Infeasible(EditError):
-    """A well-formed edit this graph cannot take, or already has (the attention cannot be regrouped, the norms
-    are already RMSNorm, it would remove every block): the answer to the request is no, not a different program."""
 
 
 @dataclass
@@ -58,9 +49,7 @@ class Selection:
 
 def layer_blocks(graph: Graph, roles: RoleMap, layers: list[int]) -> list[str]:
     """Blocks at the given indices, per stack; negative indices count from each stack's end."""
-    stacks: dict[str, list[str]] = {}
-    for block, (prefix, _) in roles.blocks.items():
-        stacks.setdefault(prefix, []).append(block)
+    stacks = roles.stacks()
     if not stacks:
         raise EditError("the graph has no repeated blocks, so `layers` cannot select anything")
     picked = []

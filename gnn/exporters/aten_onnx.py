@@ -42,14 +42,13 @@ def to_onnx_nodes(node, graph) -> tuple[list, list]:
         return [make("Transpose", [x], perm=list(args[1]))], inits
     if op == "aten.t.default":
         return [make("Transpose", [x], perm=[1, 0])], inits
-    if op in ("aten.mm.default", "aten.bmm.default", "aten.matmul.default"):
-        return [make("MatMul", [x, _ref(args[1])])], inits
     if op == "aten.addmm.default":
         mid = f"{node.id}_mm"
         return [make("MatMul", [_ref(args[1]), _ref(args[2])], [mid]), make("Add", [x, mid])], inits
     binary = {"aten.add.Tensor": "Add", "aten.sub.Tensor": "Sub", "aten.mul.Tensor": "Mul", "aten.div.Tensor": "Div",
               "aten.mul.Scalar": "Mul", "aten.div.Scalar": "Div", "aten.add.Scalar": "Add",
-              "aten.pow.Tensor_Scalar": "Pow"}
+              "aten.pow.Tensor_Scalar": "Pow",
+              "aten.mm.default": "MatMul", "aten.bmm.default": "MatMul", "aten.matmul.default": "MatMul"}
     if op in binary:
         if node.kwargs.get("alpha", 1) != 1:
             raise ExportError(f"{node.id}: `{op}` with alpha is not written to ONNX")

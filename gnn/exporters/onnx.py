@@ -23,6 +23,7 @@ import warnings
 import torch
 
 from gnn.errors import ExportError, describe
+from gnn.exporters.onnx_native import set_metadata
 from gnn.fileio import write_with
 from gnn.ir import ops
 from gnn.ir.args import dtype_from_name
@@ -150,14 +151,6 @@ def _name_nodes(model, paths: dict[str, str], classes: dict[str, str]) -> None:
         node.name = f"{key}_{seen[key]}" if seen[key] else key
         set_metadata(node, "namespace", path)
         set_metadata(node, "module_class", classes.get(path, ""))
-
-
-def set_metadata(node, key: str, value: str) -> None:
-    entry = next((p for p in node.metadata_props if p.key == key), None)
-    if entry is None:
-        entry = node.metadata_props.add()
-        entry.key = key
-    entry.value = value
 
 
 def save_onnx(graph: Graph, path: str | os.PathLike, weights=None, memory_budget: int | None = None) -> pathlib.Path:

@@ -1,7 +1,7 @@
 """Write a graph read from ONNX back to ONNX, node for node.
 
 ``onnx::`` nodes are emitted as they were read; ATen nodes that came from ONNX
-ops are mapped back through :data:`gnn.importers.onnx.ONNX_TO_ATEN`; ATen nodes an
+ops are mapped back through :data:`gnn.ir.onnx_ops.ONNX_TO_ATEN`; ATen nodes an
 edit traced in are written by :mod:`gnn.exporters.aten_onnx`.
 Parameters get random values (or the supplied ones); small constants keep the
 data the importer kept.
@@ -20,7 +20,6 @@ def to_onnx_native(graph: Graph, weights=None):
     import onnx
     from onnx import helper, numpy_helper
 
-    from gnn.exporters.onnx import set_metadata
     from gnn.ir.onnx_ops import ATEN_TO_ONNX, ONNX_TO_ATEN, attr_back, decode_data, type_proto
 
     hints = graph.dim_hints
@@ -78,3 +77,11 @@ def to_onnx_native(graph: Graph, weights=None):
     opset = graph.meta.get("opset") or onnx.defs.onnx_opset_version()
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="mad")
     return model
+
+
+def set_metadata(node, key: str, value: str) -> None:
+    entry = next((p for p in node.metadata_props if p.key == key), None)
+    if entry is None:
+        entry = node.metadata_props.add()
+        entry.key = key
+    entry.value = value

@@ -141,6 +141,8 @@ class Graph:
     outputs: list[Output] = field(default_factory=list)
     modules: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    # what passes computed from the graph as it is now (role labels, ...), keyed by the pass; emptied by invalidate()
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- lookups -------------------------------------------------------------
     @cached_property
@@ -160,9 +162,10 @@ class Graph:
         return {n.id: n for n in self.nodes}
 
     def invalidate(self) -> None:
-        """Drop cached lookups after the graph was changed in place."""
-        for attr in ("producers", "consumers", "node_by_id", "hierarchy", "_roles"):
+        """Drop cached lookups and pass results after the graph was changed in place."""
+        for attr in ("producers", "consumers", "node_by_id", "hierarchy"):
             self.__dict__.pop(attr, None)
+        self.cache.clear()
 
     @property
     def dim_hints(self) -> dict[str, int]:
@@ -238,4 +241,4 @@ class Graph:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Graph):
             return NotImplemented
-        return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self))
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self) if f.compare)

@@ -10,10 +10,10 @@ labeler for graphs without names registers itself the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 from gnn.errors import MadError
 from gnn.ir.graph import Graph
+from gnn.registry import Registry
 
 
 @dataclass
@@ -43,6 +43,13 @@ class RoleMap:
                 self.blocks[path] = (rep.prefix, i)
                 self.add(path, "block")
 
+    def stacks(self) -> dict[str, list[str]]:
+        """Each layer stack (``model.layers``) and its blocks in order."""
+        out: dict[str, list[str]] = {}
+        for block, (prefix, _) in self.blocks.items():
+            out.setdefault(prefix, []).append(block)
+        return out
+
     def paths(self, role: str) -> list[str]:
         return [p for p, roles in self.composites.items() if role in roles]
 
@@ -62,24 +69,15 @@ class RoleMap:
         return dict(sorted(counts.items()))
 
 
-LABELERS: dict[str, Callable[[Graph], RoleMap]] = {}
-
-
-def register(name: str):
-    def deco(fn):
-        LABELERS[name] = fn
-        return fn
-
-    return deco
+LABELERS: Registry = Registry()  # name -> labeler(graph) -> RoleMap
+register = LABELERS.register
 
 
 def label(graph: Graph, labeler: str = "rules") -> RoleMap:
     """Label a graph's roles with the named labeler (cached on the graph per labeler)."""
-    from gnn.roles import learned, rules  # noqa: F401 - importing them registers "rules" and "learned"
-
     if labeler not in LABELERS:
         raise MadError(f"unknown role labeler `{labeler}`; choose one of {', '.join(sorted(LABELERS))}")
-    cache = graph.__dict__.setdefault("_roles", {})
+    cache = graph.cache.setdefault("roles", {})
     if labeler not in cache:
         cache[labeler] = LABELERS[labeler](graph)
     return cache[labeler]

@@ -1,6 +1,6 @@
 """The learned role labeler: the graph transformer's node-role head, behind the labeler interface.
 
-It reads no names: each node's role (:data:`gnn.data.labels.NODE_ROLES`) is
+It reads no names: each node's role (:data:`gnn.vocab.NODE_ROLES`) is
 predicted from ops, shapes and structure, with a confidence (the softmax
 probability).  On a graph with module paths the node predictions are turned into
 module roles as the rule labeler reports them: a leaf module takes the role most
@@ -8,77 +8,27 @@ of its nodes get, attention and feed-forward modules are the nearest modules tha
 hold their projections, blocks are the repeated layers.  On a graph without module
 paths the roles stay on the nodes.
 
-The model is the shipped checkpoint ``gnn/checkpoint`` (``MAD_GNN_CHECKPOINT``
-names another), rebuilt by ``python -m gnn.train``.
+The model is the shipped checkpoint (:mod:`gnn.nn.checkpoint`).
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import pathlib
 from collections import Counter
 
-import torch
-
-from gnn.data.labels import MODULE_ROLES
-from gnn.errors import MadError
 from gnn.ir.graph import Graph
 from gnn.ir.hierarchy import ancestors
+from gnn.nn.checkpoint import predict_node_probs, predict_node_roles
 from gnn.roles.base import RoleMap, register
-
-CHECKPOINT = pathlib.Path(__file__).resolve().parents[1] / "checkpoint"
-
-
-@functools.cache
-def _model(path: str):
-    from gnn.model import load
-
-    if not (pathlib.Path(path) / "model.safetensors").exists():
-        raise MadError(f"no trained graph model at `{path}`; build it with `python -m gnn.data.build` "
-                       "and `python -m gnn.train`")
-    return load(path)
-
-
-def checkpoint_path() -> str:
-    return os.environ.get("MAD_GNN_CHECKPOINT") or str(CHECKPOINT)
-
-
-@torch.no_grad()
-def encode(graph: Graph):
-    """``(model, node embeddings, tokens)`` of ``graph`` under the shipped graph model."""
-    from gnn.tokens import OpVocab, tokenize
-
-    model, meta = _model(checkpoint_path())
-    tokens = tokenize(graph, OpVocab(meta["ops"]), walk_steps=model.config.walk_steps)
-    return model, model.encode(tokens.to_data()), tokens
-
-
-@torch.no_grad()
-def predict_node_probs(graph: Graph) -> torch.Tensor:
-    """Role probabilities (N, len(NODE_ROLES)) for every node, in node order."""
-    model, x, _ = encode(graph)
-    return model.role_head(x).softmax(-1)
-
-
-def predict_node_roles(graph: Graph) -> tuple[list[str], list[float]]:
-    """A role and its probability for every node, in node order."""
-    from gnn.data.labels import NODE_ROLES
-
-    conf, idx = predict_node_probs(graph).max(-1)
-    return [NODE_ROLES[i] for i in idx.tolist()], [round(float(c), 4) for c in conf]
+from gnn.roles.structure import decode_roles
+from gnn.vocab import MODULE_ROLES, NODE_ROLES
 
 
 @register("learned")
 def label_learned(graph: Graph) -> RoleMap:
-    from gnn.data.labels import NODE_ROLES
-
     roles = RoleMap()
     row = {node.id: i for i, node in enumerate(graph.nodes)}
     if not any(node.module for node in graph.nodes):
         # no modules to vote in: projections decoded jointly per attention (gnn.roles.structure)
-        from gnn.roles.structure import decode_roles
-
         probs = predict_node_probs(graph)
         labels, _ = decode_roles(graph, probs)
         conf = [float(f"{float(probs[i, NODE_ROLES.index(r)]):.4g}") for i, r in enumerate(labels)]

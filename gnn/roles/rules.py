@@ -15,14 +15,12 @@ projections (pre-norm) or is fed by the attention output (post-norm) is
 
 from __future__ import annotations
 
+from gnn.ir.families import ACTIVATIONS, CONV_OPS, MATMUL_OPS
 from gnn.ir.graph import Graph
 from gnn.ir.hierarchy import ancestors
 from gnn.roles.base import RoleMap, register
 
-_MATMULS = {
-    "aten.mm.default", "aten.addmm.default", "aten.bmm.default", "aten.convolution.default",
-    "onnx::MatMul", "onnx::Gemm", "aten.baddbmm.default",
-}
+_PRODUCTS = MATMUL_OPS | CONV_OPS  # a module that runs one of these (on a weight) is a projection
 _ATTN_NAMES = {"self_attn", "attn", "attention", "self_attention", "selfattention", "encdecattention",
                "encoder_attn", "cross_attn", "crossattention", "cross_attention", "mixer", "attn_layer"}
 _Q = {"q_proj", "query", "q", "wq", "query_proj", "q_lin", "to_q", "q_linear", "q_a_proj", "q_b_proj"}
@@ -48,8 +46,6 @@ def projection_role(name: str) -> str | None:
 _ACT_NAMES = {"act", "act_fn", "activation_fn", "activation", "intermediate_act_fn", "act_layer", "hidden_act",
               "transform_act_fn"}
 _ACT_CLASSES = {"gelu", "silu", "relu", "tanh", "quickgelu", "gelutanh", "sigmoid", "mish", "relu6", "leakyrelu"}
-_ACT_OPS = {"aten.gelu.default", "aten.relu.default", "aten.silu.default", "aten.tanh.default", "onnx::Gelu",
-            "onnx::Relu", "aten.sigmoid.default", "onnx::Sigmoid"}
 _ROUTER_NAMES = {"router", "gate", "switch"}  # a mixture-of-experts router is not a gated MLP's gate
 _EXPERT_PARAMS = {"gate_up_proj": "mlp.up", "up_proj": "mlp.up", "gate_proj": "mlp.gate", "down_proj": "mlp.down",
                   "w1": "mlp.gate", "w3": "mlp.up", "w2": "mlp.down"}
@@ -88,7 +84,7 @@ def label_by_rules(graph: Graph) -> RoleMap:
     for path, comp in h.composites.items():
         if comp.children or not path:
             continue
-        if not any(by_id[n].op in _MATMULS for n in comp.nodes):
+        if not any(by_id[n].op in _PRODUCTS for n in comp.nodes):
             continue
         if _leaf(path) == "base_layer":  # a PEFT layer wrapping the projection (LoRA): the wrapper takes the role
             path = path.rpartition(".")[0]
@@ -168,7 +164,7 @@ def label_by_rules(graph: Graph) -> RoleMap:
         if not any("act" in roles.composites.get(p, []) for p in h.composites if any(p.startswith(m) for m in mlp_paths)):
             for m in mlp_paths:
                 for n in h[m].nodes:
-                    if by_id[n].op in _ACT_OPS:
+                    if by_id[n].op in ACTIVATIONS:
                         roles.add_node(n, "act")
 
     # activation modules outside feed-forwards too (an MLM head's transform, a pooler)
@@ -202,11 +198,11 @@ def label_by_rules(graph: Graph) -> RoleMap:
         for out in graph.outputs:
             src = graph.producers.get(out.value)
             for _ in range(6):  # logits come out of the head through a few views
-                if src is None or src.op in _MATMULS:
+                if src is None or src.op in _PRODUCTS:
                     break
                 ins = [i for i in src.inputs if i in graph.producers]
                 src = graph.producers[ins[0]] if ins else None
-            if src is not None and src.op in _MATMULS and src.module and roles.block_of(src.module) is None:
+            if src is not None and src.op in _PRODUCTS and src.module and roles.block_of(src.module) is None:
                 if vocab in graph.values[src.outputs[0]].shape:
                     roles.add(src.module, "lm_head")
     return roles

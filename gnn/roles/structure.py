@@ -39,14 +39,11 @@ from __future__ import annotations
 
 from gnn.errors import MadError
 from gnn.ir.graph import Graph
-from gnn.roles.vocab import norm_kind
+from gnn.ir.families import MATMUL_OPS, RESHAPE_OPS, norm_kind
 
-_MATMULS = {"aten.mm.default", "aten.addmm.default", "aten.matmul.default", "aten.bmm.default", "onnx::MatMul",
-            "onnx::Gemm", "aten.linear.default"}
 _NAMES = {"attn.q": "q_proj", "attn.k": "k_proj", "attn.v": "v_proj", "attn.o": "o_proj", "attn.qkv": "qkv_proj",
           "mlp.up": "up_proj", "mlp.gate": "gate_proj", "mlp.down": "down_proj"}
 _NORM_NAMES = {"self_attn": "input_layernorm", "mlp": "post_attention_layernorm"}  # Llama's, as for projections
-_RESHAPES = {"onnx::Reshape", "aten.view.default", "aten.reshape.default", "aten._unsafe_view.default"}
 
 
 def _reads_weight(graph: Graph, node) -> bool:
@@ -63,7 +60,7 @@ def _reads_weight(graph: Graph, node) -> bool:
 
 
 def _seeds(graph: Graph) -> list:
-    return [n for n in graph.nodes if n.op in _MATMULS and _reads_weight(graph, n)]
+    return [n for n in graph.nodes if n.op in MATMUL_OPS and _reads_weight(graph, n)]
 
 
 def _returned(graph: Graph, node) -> bool:
@@ -74,7 +71,7 @@ def _returned(graph: Graph, node) -> bool:
         name = todo.pop()
         if name in outputs:
             return True
-        todo += [o for c in graph.consumers.get(name, []) if c.op in _RESHAPES for o in c.outputs if o]
+        todo += [o for c in graph.consumers.get(name, []) if c.op in RESHAPE_OPS for o in c.outputs if o]
     return False
 
 
@@ -100,7 +97,7 @@ def decode_roles(graph: Graph, probs) -> tuple[list[str], dict[str, int]]:
     decoded jointly per attention (see the module docstring), and the block of each decoded projection."""
     import itertools
 
-    from gnn.data.labels import NODE_ROLES
+    from gnn.vocab import NODE_ROLES
 
     logp = probs.clamp(min=1e-9).log()
     labels = [NODE_ROLES[i] for i in probs.argmax(-1).tolist()]
@@ -111,7 +108,7 @@ def decode_roles(graph: Graph, probs) -> tuple[list[str], dict[str, int]]:
     seeds = _seeds(graph)
     seed_ids = {n.id for n in seeds}
     softmaxes = [n for n in graph.nodes if labels[row[n.id]] == "attn.softmax"]
-    products = {n.id for n in graph.nodes if n.op in _MATMULS and n.id not in seed_ids}
+    products = {n.id for n in graph.nodes if n.op in MATMUL_OPS and n.id not in seed_ids}
     chosen: dict[str, str] = {}
     blocks: dict[str, int] = {}
 
@@ -183,7 +180,7 @@ def with_inferred_modules(graph: Graph) -> Graph:
     :class:`MadError` when they cannot be rebuilt."""
     if not graph.nodes or any(node.module for node in graph.nodes):
         return graph
-    from gnn.roles.learned import predict_node_probs
+    from gnn.nn.checkpoint import predict_node_probs
 
     return infer_modules(graph, *decode_roles(graph, predict_node_probs(graph)))
 
@@ -461,11 +458,11 @@ def _flattening(graph: Graph, members: list) -> list:
     rank = lambda name: len(graph.values[name].shape)  # noqa: E731
     extra = []
     before, after = producers.get(x), consumers.get(y, [])
-    if rank(x) == 2 and before is not None and before.op in _RESHAPES and rank(before.inputs[0]) >= 3 \
+    if rank(x) == 2 and before is not None and before.op in RESHAPE_OPS and rank(before.inputs[0]) >= 3 \
             and all(c.id in ids for c in consumers[x]):  # the rows are the projection's alone
         extra.append(before)
         x = before.inputs[0]
-    if rank(y) == 2 and len(after) == 1 and after[0].op in _RESHAPES and rank(after[0].outputs[0]) >= 3:
+    if rank(y) == 2 and len(after) == 1 and after[0].op in RESHAPE_OPS and rank(after[0].outputs[0]) >= 3:
         extra.append(after[0])
         y = after[0].outputs[0]
     if graph.values[x].shape[:-1] != graph.values[y].shape[:-1]:

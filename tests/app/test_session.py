@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from assistant.chat import Session
+from assistant.ui.chat import Session
 from tests.app.conftest import TINY_LLAMA
 
 LORA_LAST = json.dumps({"edits": [{"op": "add_lora", "target": {"layers": [-1]}}]})
@@ -29,7 +29,7 @@ def test_edit_undo_redo_reset_and_what_changed(session):
     assert '"add_lora"' in session.send("what changed?")["text"]
     session.send(json.dumps({"edits": [{"op": "remove_layers", "target": {"layers": [0]}}]}))
     assert session.undo().startswith("Undone") and session.graph.num_trainable_parameters == 1_792
-    assert session.redo().startswith("Redone") and session.at == 2
+    assert session.redo().startswith("Redone") and session.edits == 2
     assert session.send("reset")["text"] == "Back to hf:llama as loaded." and session.graph.num_parameters == before
     assert session.undo() == "Nothing to undo." and session.redo() == "Nothing to redo."
 
@@ -44,7 +44,7 @@ def test_a_new_edit_after_undo_drops_the_redo_branch(session):
 def test_yes_makes_the_edit_a_question_offered(session, monkeypatch):
     """An edit the assistant was unsure of comes back as "Did you mean ...?"; "yes" next makes it, anything
     else drops the offer. (The model's answer is fixed here; the model itself is tested in test_interpret.)"""
-    from assistant import chat
+    from assistant.ui import chat
     from assistant.interpret import Outcome
 
     program = {"edits": [{"op": "insert_layers", "target": {"layers": [-1]}, "count": 1}]}
@@ -136,7 +136,7 @@ def test_bad_requests_are_one_line_and_change_nothing(session):
 
 
 def test_upload_size_limit(session, tmp_path, monkeypatch):
-    import assistant.chat as chat
+    import assistant.ui.chat as chat
 
     monkeypatch.setattr(chat, "MAX_UPLOAD_MB", 0.001)
     path = tmp_path / "graph.json"

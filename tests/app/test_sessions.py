@@ -24,7 +24,7 @@ def _edits(i: int) -> list[dict]:
 
 
 def _expected(i: int) -> int:
-    from assistant.chat import Session
+    from assistant.ui.chat import Session
 
     s = Session()
     s.load("hf:llama", TINY_LLAMA)

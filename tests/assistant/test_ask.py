@@ -66,7 +66,7 @@ def test_questions_no_fact_answers_get_what_can_be_asked(graphs):
 
 
 def test_mad_ask(capsys):
-    from assistant.cli import run
+    from assistant.ui.cli import run
 
     sets = [a for k, v in TINY["llama"].items() for a in ("--set", f"{k}={v}")]
     assert run(["ask", "hf:llama", *sets, "how many KV heads does it have?"]) == 0
@@ -79,7 +79,7 @@ def test_mad_edit_by_request(tmp_path, capsys, monkeypatch):
     """The command prints the program it chose and writes the graph; a question comes back with exit 1
     and nothing written. (The model's answers are fixed here; the model itself is tested in test_interpret.)"""
     from assistant import interpret
-    from assistant.cli import run
+    from assistant.ui.cli import run
 
     sets = [a for k, v in TINY["llama"].items() for a in ("--set", f"{k}={v}")]
     program = {"action": "edit", "edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}

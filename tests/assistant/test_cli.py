@@ -9,7 +9,7 @@ import sys
 import onnx
 import pytest
 
-from assistant.cli import run
+from assistant.ui.cli import run
 from gnn.ir.serialize import to_dict, to_json
 from tests.conftest import TINY, real_model
 

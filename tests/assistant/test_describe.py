@@ -96,7 +96,7 @@ def test_edits_show_in_the_description(graphs):
 
 
 def test_mad_describe(capsys):
-    from assistant.cli import run
+    from assistant.ui.cli import run
 
     sets = [a for k, v in TINY["mistral"].items() for a in ("--set", f"{k}={v}")]
     assert run(["describe", "hf:mistral", *sets]) == 0
@@ -115,7 +115,7 @@ def test_a_stripped_onnx_file_is_described_from_its_rebuilt_structure(graphs, tm
     graph still shows is described, what it does not is said to be unknown, never guessed."""
     import onnx
 
-    from gnn.data.scramble import scramble
+    from gnn.training.scramble import scramble
     from gnn.exporters.onnx import save_onnx
     from gnn.importers.onnx import import_onnx
 
@@ -129,8 +129,8 @@ def test_a_stripped_onnx_file_is_described_from_its_rebuilt_structure(graphs, tm
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "gpt2", "bert", "bloom"])
 def test_the_evaluation_checks_each_stated_fact_against_the_config(graphs, family):
-    """`python -m assistant.evaluate_llm` scores the corpus's descriptions this way; here on tiny configs."""
-    from assistant.evaluate_llm import check_description
+    """`python -m assistant.training.evaluate_llm` scores the corpus's descriptions this way; here on tiny configs."""
+    from assistant.training.evaluate_llm import check_description
 
     f = facts(graphs[family])
     text = describe(f)
@@ -147,7 +147,7 @@ def test_vocabulary_is_what_the_head_predicts_and_stage_widths_are_both_stated(g
     base model, with no head, it has token embeddings of 136 rows and no vocabulary to state; with a head, the
     vocabulary is what the head predicts. Swin's stages widen from embed_dim to hidden_size (the config's
     width is the last stage's)."""
-    from assistant.evaluate_llm import check_description
+    from assistant.training.evaluate_llm import check_description
     from gnn.importers.hf import HFOptions, import_hf
 
     tiny = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

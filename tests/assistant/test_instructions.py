@@ -7,7 +7,7 @@ import random
 import pytest
 
 from assistant.facts import facts
-from assistant.instructions import INTENTS, answer, examples_for, expand, held_out_phrasings, train_phrasings
+from assistant.training.instructions import INTENTS, answer, examples_for, expand, held_out_phrasings, train_phrasings
 from assistant.schema import validate_answer
 from gnn.edits import Infeasible, apply_program
 
@@ -39,7 +39,7 @@ def test_the_grammar_spells_every_combination():
 
 
 def test_held_out_phrasings_are_never_trained_on():
-    from assistant.instructions import closest_training_phrasing, similarity
+    from assistant.training.instructions import closest_training_phrasing, similarity
 
     for intent in INTENTS:
         train = train_phrasings(intent)
@@ -87,7 +87,7 @@ def test_answers_follow_the_graph(graphs):
 
 
 def test_training_draws_few_hand_written_requests(graphs):
-    from assistant.instructions import examples
+    from assistant.training.instructions import examples
 
     train = examples(facts(graphs["llama"]), random.Random(0), held_out=False)
     written = [e for e in train if e.source == "hand-written"]
@@ -116,7 +116,7 @@ def test_hand_written_requests_are_well_formed_and_run(graphs):
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_hand_written_requests_kept_for_a_graph_run_on_it(graphs, family):
-    from assistant.instructions import hand_written
+    from assistant.training.instructions import hand_written
 
     graph = graphs[family]
     kept = hand_written(facts(graph))
@@ -127,7 +127,7 @@ def test_hand_written_requests_kept_for_a_graph_run_on_it(graphs, family):
 
 
 def test_hand_written_requests_that_mean_something_else_on_a_graph_are_left_out(graphs):
-    from assistant.instructions import hand_written
+    from assistant.training.instructions import hand_written
 
     llama = {e.request for e in hand_written(facts(graphs["llama"]))}  # RMSNorm, SiLU, separate q/k/v
     gpt2 = {e.request for e in hand_written(facts(graphs["gpt2"]))}  # LayerNorm, tanh GELU, fused q/k/v
@@ -146,8 +146,8 @@ def test_fresh_phrasings_make_answerable_cases_that_remember_their_phrasing(grap
     and the training grammar keeps none of its phrasings close to them."""
     import json
 
-    from assistant.evaluate_llm import FRESH, ROOT, fresh_results
-    from assistant.instructions import SIMILAR, closest_training_phrasing
+    from assistant.training.evaluate_llm import FRESH, ROOT, fresh_results
+    from assistant.training.instructions import SIMILAR, closest_training_phrasing
 
     assert name in FRESH and fresh_results(name).parent == ROOT / "bench" / "results"
     phrasings = json.loads((ROOT / "corpora" / name).read_text())
@@ -165,8 +165,8 @@ def test_fresh_phrasings_make_answerable_cases_that_remember_their_phrasing(grap
 
 
 def test_the_eval_scores_the_ablation_given_and_the_shipped_adapter(tmp_path):
-    from assistant.evaluate_llm import _adapters
-    from assistant.train_llm import ADAPTER
+    from assistant.training.evaluate_llm import _adapters
+    from assistant.llm import ADAPTER
 
     assert _adapters(None) == {"LoRA + graph tokens": ADAPTER}
     assert list(_adapters(str(tmp_path))) == ["LoRA, no graph tokens", "LoRA + graph tokens"]
@@ -176,7 +176,7 @@ def test_training_requests_are_said_many_ways_and_held_out_ones_as_written(graph
     """Training draws call activations and norms by their other names (``gelu_new``, Swish, RMS norm) and say a
     share of requests with a reason, a greeting or as a question, none of them close to a held-out or fresh
     phrasing; held-out requests keep the names and words they were written with."""
-    from assistant.instructions import ACT_NAMES, ACTS, SIMILAR, fresh_phrasings, similarity, wrap
+    from assistant.training.instructions import ACT_NAMES, ACTS, SIMILAR, fresh_phrasings, similarity, wrap
 
     f = facts(graphs["llama"])
     rng = random.Random(0)

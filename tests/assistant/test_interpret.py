@@ -36,7 +36,7 @@ def test_the_answer_schema_accepts_programs_questions_and_refusals_only():
 def test_constrained_decoding_gives_a_well_formed_answer(assistant, graphs):
     """Whatever the untuned model answers, it is JSON the schema accepts."""
     from assistant.facts import facts
-    from assistant.interpret import messages
+    from assistant.prompting import messages
 
     raw = assistant.generate(messages(facts(graphs["llama"]), "add LoRA to the last layer"))
     validate_answer(json.loads(raw))
@@ -117,7 +117,7 @@ def test_beams_share_one_run_of_the_prompt(assistant, graphs):
     import torch
 
     from assistant.facts import facts
-    from assistant.interpret import messages
+    from assistant.prompting import messages
 
     chat = messages(facts(graphs["llama"]), "use 2 key-value heads")
     ours = assistant.candidates(chat, beams=2)
@@ -134,11 +134,11 @@ def test_beams_share_one_run_of_the_prompt(assistant, graphs):
 
 def test_the_shipped_adapter_turns_requests_into_the_right_answers(graphs):
     """The committed adapter (graph tokens and all) on requests in phrasings it was trained with, on a graph
-    of a size it never saw; held-out phrasings and families are scored by `python -m assistant.evaluate_llm`."""
+    of a size it never saw; held-out phrasings and families are scored by `python -m assistant.training.evaluate_llm`."""
     import os
 
     from assistant.interpret import Assistant
-    from assistant.train_llm import ADAPTER
+    from assistant.llm import ADAPTER
 
     size = sum(p.stat().st_size for p in ADAPTER.iterdir())
     assert size < 20 * 2**20 and {"adapter_config.json", "adapter_model.safetensors", "projector.safetensors"} \
@@ -173,7 +173,7 @@ def test_a_kept_eval_result_is_tied_to_the_prompt_it_had(graphs, monkeypatch):
     """`evaluate_llm --keep-base` keeps the base model's rows only while each request's prompt is the same: a
     changed methods corpus (what retrieval puts in the prompt) means running it again."""
     import assistant.interpret as interpret
-    from assistant.evaluate_llm import prompt_digest
+    from assistant.training.evaluate_llm import prompt_digest
     from assistant.facts import facts
 
     f, request = facts(graphs["llama"]), "use the tanh approximation of GELU"

@@ -43,7 +43,7 @@ def test_the_reading_closest_to_the_request_wins_when_the_model_is_nearly_as_sur
 
 
 def test_development_phrasings_are_apart_from_the_held_out_ones():
-    from assistant.instructions import INTENTS, dev_phrasings, held_out_phrasings, similarity
+    from assistant.training.instructions import INTENTS, dev_phrasings, held_out_phrasings, similarity
 
     for intent in INTENTS:
         dev = dev_phrasings(intent)

@@ -1,5 +1,5 @@
 """LoRA + graph-token projector training (a few steps on a few examples), the adapter in peft's format,
-and the assistant using it (issue 5, section 3). Full training is `python -m assistant.train_llm`."""
+and the assistant using it (issue 5, section 3). Full training is `python -m assistant.training.train_llm`."""
 
 import json
 import random
@@ -7,14 +7,14 @@ import random
 import pytest
 import torch
 
-from assistant.corpora import graph_tokens
+from assistant.graph_tokens import graph_tokens
 from assistant.facts import facts
-from assistant.instructions import examples_for
+from assistant.training.instructions import examples_for
 
 
 @pytest.fixture(scope="module")
 def adapter(graphs, tmp_path_factory):
-    from assistant.train_llm import LLMTrainConfig, train
+    from assistant.training.train_llm import LLMTrainConfig, train
 
     examples = []
     for family in ("llama", "gpt2"):
@@ -45,8 +45,9 @@ def test_the_adapter_is_peft_format_with_peft_defaults(adapter):
 
 
 def test_graph_tokens_replace_the_placeholders(adapter, graphs):
-    from assistant.interpret import Assistant, messages
-    from assistant.train_llm import graph_placeholder
+    from assistant.interpret import Assistant
+    from assistant.prompting import messages
+    from assistant.graph_tokens import graph_placeholder
 
     out, _ = adapter
     a = Assistant(adapter=out, max_new_tokens=30, log=lambda *x: None)
@@ -55,7 +56,7 @@ def test_graph_tokens_replace_the_placeholders(adapter, graphs):
     chat = messages(facts(graph), "add LoRA", graph_placeholder=graph_placeholder(len(tokens)))
     ids = a.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     assert int((ids["input_ids"] == a.graph_id).sum()) == len(tokens)
-    from assistant.train_llm import embed_with_graph
+    from assistant.graph_tokens import embed_with_graph
 
     with torch.no_grad():
         x = embed_with_graph(a.model, ids["input_ids"], a.graph_id, [tokens], a.projector)
@@ -76,13 +77,13 @@ def test_graph_tokens_replace_the_placeholders(adapter, graphs):
 
 
 @pytest.mark.parametrize("module, attr, named", [
-    ("assistant.corpora", "GRAPH_TOKENS", "python -m assistant.corpora"),  # the full-size graphs'
-    ("assistant.narrow", "NARROW_TOKENS", "python -m assistant.narrow"),  # the narrow variants' name their own build
+    ("assistant.training.corpora", "GRAPH_TOKENS", "python -m assistant.training.corpora"),  # the full-size graphs'
+    ("assistant.training.narrow", "NARROW_TOKENS", "python -m assistant.training.narrow"),  # the narrow variants' name their own build
 ])
 def test_mad_train_llm_without_graph_tokens_says_how_to_build_them(tmp_path, monkeypatch, module, attr, named):
     import importlib
 
-    from assistant.cli import run
+    from assistant.ui.cli import run
 
     monkeypatch.setattr(importlib.import_module(module), attr, tmp_path / "absent.safetensors")
     out = tmp_path / "adapter"
@@ -93,8 +94,9 @@ def test_mad_train_llm_without_graph_tokens_says_how_to_build_them(tmp_path, mon
 
 
 def test_the_committed_corpus_has_graph_tokens_for_every_described_type():
-    from assistant.corpora import load_graph_tokens
-    from assistant.train_llm import MAX_GRAPH_TOKENS, load_corpus
+    from assistant.training.corpora import load_graph_tokens
+    from assistant.graph_tokens import MAX_GRAPH_TOKENS
+    from assistant.training.train_llm import load_corpus
 
     rows = load_corpus()
     assert len(rows) > 400 and all(r["tokens"] is not None for r in rows)
@@ -105,7 +107,7 @@ def test_the_committed_corpus_has_graph_tokens_for_every_described_type():
 def test_training_graphs_vary_in_depth_and_graph_tokens():
     """The committed corpora give training graphs of 1, 2 and 3 blocks besides full size, with graph tokens
     of their own size (issue 5: the evaluation's 2-block graphs are not a size training never saw)."""
-    from assistant.train_llm import load_corpus
+    from assistant.training.train_llm import load_corpus
 
     rows = load_corpus()
     llama = {r["variant"]: r for r in rows if r["model_type"] == "llama"}

@@ -70,7 +70,7 @@ def test_freeze_and_unfreeze_count_trainable_parameters(graphs):
                                              {"op": "unfreeze", "target": {"layers": [-1], "roles": ["attn.q", "attn.v"]}}])
     assert result.diff.trainable_before == graphs["llama"].num_parameters
     assert result.diff.trainable_after == 64 * 64 + 64 * 32  # q_proj + v_proj (2 KV heads of 16) of the last layer
-    from gnn.summary import summarize
+    from gnn.analysis.summary import summarize
 
     assert summarize(result.graph)["trainable_params"] == result.diff.trainable_after
 
@@ -85,6 +85,11 @@ def test_history_undo_redo(graphs):
     history.undo()
     with pytest.raises(EditError, match="nothing to undo"):
         history.undo()
+    history.redo()
+    assert [e["op"] for e in history.step.program] == ["freeze"] and history.step.report.ok
+    assert history.reset() is graphs["gpt2"] and len(history.steps) == 1 and not history.step.program
+    with pytest.raises(EditError, match="nothing to redo"):
+        history.redo()
 
 
 @pytest.mark.parametrize(

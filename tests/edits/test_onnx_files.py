@@ -14,11 +14,11 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from gnn.data.scramble import scramble
+from gnn.training.scramble import scramble
 from gnn.edits import apply_program
 from gnn.importers.hf import HFOptions, import_hf
 from gnn.importers.onnx import import_onnx
-from gnn.summary import format_summary, summarize
+from gnn.analysis.summary import format_summary, summarize
 from tests.conftest import TINY
 
 CONFIGS = {
@@ -170,7 +170,7 @@ def test_merged_initializers_are_explained_not_silently_short(files):
 
 def test_mad_edit_on_a_stripped_file(files, tmp_path, capsys):
     """The issue's reproduction, through the command line: the diff it prints is peft's +1,792."""
-    from assistant.cli import run
+    from assistant.ui.cli import run
 
     program = '{"edits":[{"op":"add_lora","target":{"layers":[-1],"roles":["attn.q","attn.v"]},"r":8,"alpha":16}]}'
     out = tmp_path / "out.json"

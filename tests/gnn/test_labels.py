@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from gnn.data.labels import NODE_ROLES, node_roles
+from gnn.roles.labels import node_roles
+from gnn.vocab import NODE_ROLES
 
 
 @pytest.mark.parametrize("family, residuals", [("llama", 4), ("gpt2", 4), ("bert", 4), ("t5", 10)])

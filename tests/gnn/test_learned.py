@@ -7,7 +7,7 @@ from collections import Counter
 import onnx
 import pytest
 
-from gnn.data.scramble import scramble
+from gnn.training.scramble import scramble
 from gnn.edits import apply_program
 from gnn.exporters.onnx import save_onnx
 from gnn.importers.hf import HFOptions, import_hf
@@ -15,7 +15,7 @@ from gnn.importers.onnx import import_onnx
 from gnn.roles import label
 from tests.conftest import TINY
 
-pytestmark = pytest.mark.skipif(not (__import__("gnn.roles.learned", fromlist=["CHECKPOINT"]).CHECKPOINT /
+pytestmark = pytest.mark.skipif(not (__import__("gnn.nn.checkpoint", fromlist=["CHECKPOINT"]).CHECKPOINT /
                                      "model.safetensors").exists(), reason="no shipped checkpoint")
 
 MODULE_ROLES = {"attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down",
@@ -58,7 +58,7 @@ def test_lora_by_role_on_a_stripped_onnx_file(family, tmp_path):
     added = [Counter(n.op for n in r.graph.nodes) - Counter(n.op for n in g.nodes) for r, g in ((a, named), (b, blank))]
     assert added[0] == added[1]
     # the same through the command line, as a user runs it
-    from assistant.cli import run
+    from assistant.ui.cli import run
 
     out = tmp_path / "edited.json"
     assert run(["edit", str(tmp_path / "blank.onnx"), "--program", json.dumps({"edits": program}), "-o", str(out)]) == 0
@@ -66,7 +66,7 @@ def test_lora_by_role_on_a_stripped_onnx_file(family, tmp_path):
 
 
 def test_mad_roles_prints_confidences(tmp_path, capsys):
-    from assistant.cli import run
+    from assistant.ui.cli import run
 
     named_path = save_onnx(_graph("llama"), tmp_path / "named.onnx")
     onnx.save(scramble(onnx.load(named_path)), tmp_path / "blank.onnx")

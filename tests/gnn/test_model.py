@@ -2,7 +2,7 @@
 
 import torch
 
-from gnn.model import GraphModel, GraphModelConfig, edge_slots, path_edges
+from gnn.nn.model import GraphModel, GraphModelConfig, edge_slots, path_edges
 
 
 def test_slots_follow_argument_order_per_consumer():

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from gnn.data.scramble import main, scramble
+from gnn.training.scramble import main, scramble
 from gnn.exporters.onnx import save_onnx
 
 

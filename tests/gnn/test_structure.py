@@ -5,8 +5,8 @@ from collections import Counter
 import onnx
 import pytest
 
-from gnn.data.labels import node_roles
-from gnn.data.scramble import scramble
+from gnn.roles.labels import node_roles
+from gnn.training.scramble import scramble
 from gnn.edits import apply_program
 from gnn.errors import MadError
 from gnn.exporters.onnx import save_onnx
@@ -51,14 +51,14 @@ def test_irregular_roles_are_refused(graphs, tmp_path):
 
 
 def test_editing_an_unnamed_graph_needs_the_model(graphs, tmp_path, monkeypatch):
-    from gnn.roles import learned
+    from gnn.nn import checkpoint
 
     _, blank = _pair(graphs["llama"], tmp_path)
     monkeypatch.setenv("MAD_GNN_CHECKPOINT", str(tmp_path / "nowhere"))
-    learned._model.cache_clear()
+    checkpoint._cached.cache_clear()
     with pytest.raises(MadError, match="no trained graph model at"):
         apply_program(blank, [{"op": "add_lora"}])
-    learned._model.cache_clear()
+    checkpoint._cached.cache_clear()
 
 
 def _one_hot(labels, confuse=()):
@@ -66,7 +66,7 @@ def _one_hot(labels, confuse=()):
     lean (0.6) to a but give b 0.4, the kind of q/k doubt the learned model has."""
     import torch
 
-    from gnn.data.labels import NODE_ROLES
+    from gnn.vocab import NODE_ROLES
 
     probs = torch.full((len(labels), len(NODE_ROLES)), 0.1 / (len(NODE_ROLES) - 1))
     for i, role in enumerate(labels):

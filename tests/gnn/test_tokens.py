@@ -4,10 +4,10 @@ import onnx
 import pytest
 import torch
 
-from gnn.data.scramble import scramble
+from gnn.training.scramble import scramble
 from gnn.exporters.onnx import save_onnx
 from gnn.importers.onnx import import_onnx
-from gnn.tokens import MASK, NUM_FEATS, UNK, OpVocab, random_walk_pe, tokenize
+from gnn.nn.tokens import MASK, NUM_FEATS, UNK, OpVocab, random_walk_pe, tokenize
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,12 @@ import json
 import pytest
 import torch
 
-from gnn import tasks
-from gnn.data.build import build_type, load_splits, record
-from gnn.model import GraphModel, GraphModelConfig, load, save
-from gnn.tokens import MASK, OpVocab
-from gnn.train import TrainConfig, auroc, evaluate, macro_f1, size_batches, train
+from gnn.training import tasks
+from gnn.training.build import build_type, load_splits, record
+from gnn.nn.checkpoint import load, save
+from gnn.nn.model import GraphModel, GraphModelConfig
+from gnn.nn.tokens import MASK, OpVocab
+from gnn.training.train import TrainConfig, auroc, evaluate, macro_f1, size_batches, train
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,8 @@ def test_size_batches_cover_every_graph_once():
 
 @pytest.mark.parametrize("arch", ["gps", "gin", "gcn", "mlp"])
 def test_a_few_training_steps(datas, tmp_path, arch):
-    cfg = TrainConfig(arch=arch, hidden=16, layers=2, heads=2, epochs=2, batch_size=2, out=str(tmp_path / arch))
+    cfg = TrainConfig(GraphModelConfig(arch=arch, hidden=16, layers=2, heads=2), epochs=2, batch_size=2,
+                      out=str(tmp_path / arch))
     model, history = train(cfg, {"train": datas, "val": datas[:2]}, progress=False)
     assert len(history) == 2 and history[0]["graphs_per_s"] > 0
     assert all(torch.isfinite(torch.tensor(v)) for k, v in history[-1].items() if k.startswith("train_"))
@@ -85,3 +87,19 @@ def test_build_one_model_type():
     stripped = next(r for r in records if r["source"] == "onnx-stripped")
     assert len(stripped["role"]) == len(stripped["op"]) and stripped["family"] == "gpt"
     assert not skipped or all(":" in s for s in skipped)
+
+
+def test_the_command_line_is_the_config():
+    import argparse
+
+    from gnn.training.options import add_options, from_options
+    from gnn.training.train import DERIVED
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, TrainConfig, skip=DERIVED)
+    cfg = from_options(parser.parse_args(["--arch", "gin", "--hidden", "16", "--epochs", "3", "--train-graphs", "5"]),
+                       TrainConfig, skip=DERIVED)
+    assert cfg == TrainConfig(GraphModelConfig(arch="gin", hidden=16), epochs=3, train_graphs=5)
+    assert from_options(parser.parse_args([]), TrainConfig, skip=DERIVED) == TrainConfig()
+    assert "--vocab-size" not in parser.format_help()
+    assert "backbone: gps (GraphGPS)" in parser.format_help()  # each option's help is its field's

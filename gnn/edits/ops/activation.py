@@ -8,10 +8,12 @@ graph equals the model built with ``hidden_act`` set to that name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import drop_nodes, splice
-from gnn.edits.target import EditError, Target, select
+from gnn.edits.target import Target, select
+from gnn.errors import EditError
 
 ALIASES = {"gelu_tanh": "gelu_pytorch_tanh", "swish": "silu"}
 
@@ -34,6 +36,7 @@ def make_activation(name: str):
 class ReplaceActivation(Edit):
     """Replace every activation the target selects (default: all of them) with ``to``."""
 
+    prompt_params: ClassVar[tuple[str, ...]] = ("to",)
     to: str = "gelu"
 
     def __post_init__(self):

@@ -12,25 +12,34 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from gnn.edits.target import EditError, Target
+from gnn.edits.target import Target
+from gnn.errors import EditError
 from gnn.ir.graph import Graph
+from gnn.registry import Registry
 from gnn.roles import RoleMap
 
-EDITS: dict[str, type["Edit"]] = {}
+def _checked(name: str, cls):
+    """An edit class as the registry keeps it: with its op name, and naming only parameters it has."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    named = set(cls.prompt_params) | set(cls.choices)
+    if not named <= fields:
+        raise TypeError(f"edit `{name}` names parameters it lacks: {sorted(named - fields)}")
+    cls.op = name
+    return cls
 
 
-def register(name: str):
-    def deco(cls):
-        cls.op = name
-        EDITS[name] = cls
-        return cls
-
-    return deco
+EDITS: Registry = Registry(_checked)  # op name -> Edit subclass
+register = EDITS.register
 
 
 @dataclass
 class Edit:
     op: ClassVar[str] = ""
+    # parameters whose values are a short list (the decoding schema's enums; checked by the edit itself)
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # what the system prompt says of the edit: the parameters it names, and a note on them
+    prompt_params: ClassVar[tuple[str, ...]] = ()
+    prompt_note: ClassVar[str] = ""
     target: Target = field(default_factory=Target)
 
     @classmethod

@@ -22,22 +22,17 @@ unchanged.  Shapes downstream are re-inferred and the result is re-validated.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
+from gnn.analysis.attention import ATEN_RESHAPES, LAYOUT_OPS, HeadLayout, Stream, descendants, head_layout, numel, shape_of
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import drop_nodes, reinfer_shapes, splice
-from gnn.edits.target import EditError, Infeasible
+from gnn.errors import EditError, Infeasible
 from gnn.ir.graph import Graph, Node, iter_refs, map_refs
 
-# Ops that only move, scale or copy one tensor: the path between a head split and the attention product.
-_LAYOUT = {"aten.view.default", "aten._unsafe_view.default", "aten.reshape.default", "aten.expand.default",
-           "aten.permute.default", "aten.transpose.int", "aten.clone.default", "aten.alias.default",
-           "aten.mul.Scalar", "aten.div.Scalar", "aten.mul.Tensor", "aten.div.Tensor", "aten._to_copy.default",
-           "aten.unsqueeze.default", "aten.contiguous.default"}
-_RESHAPES = {"aten.view.default", "aten._unsafe_view.default", "aten.reshape.default"}
 
 
 class RepeatKV(torch.nn.Module):
@@ -75,6 +70,8 @@ class InterleavedQKV(torch.nn.Module):
 class SetKVHeads(Edit):
     """Set the number of key/value heads: the head count is MHA, 1 is MQA, a divisor in between is GQA."""
 
+    prompt_params: ClassVar[tuple[str, ...]] = ("kv_heads",)
+    prompt_note: ClassVar[str] = "1 is multi-query"
     kv_heads: int = 1
 
     def __post_init__(self):
@@ -92,7 +89,7 @@ class SetKVHeads(Edit):
         if not attention:
             raise Infeasible("the graph has no attention (role `attn`) whose k/v heads could be set")
         try:
-            plans = [_plan(graph, roles, path) for path in attention]
+            plans = [head_layout(graph, roles, path) for path in attention]
             for plan in plans:
                 plan.check(self.kv_heads)
         except EditError as e:
@@ -107,7 +104,7 @@ class SetKVHeads(Edit):
         producers = graph.producers
         rewrite = _Rewrite()
         for plan in plans:
-            plan.apply(graph, self.kv_heads, rewrite)
+            _apply(plan, graph, self.kv_heads, rewrite)
         drop_nodes(graph, rewrite.drop)
         position = {n.id: i for i, n in enumerate(graph.nodes)}
         for site, module, path, output, readers in sorted(
@@ -136,55 +133,14 @@ class _Rewrite:
     insertions: list[tuple] = field(default_factory=list)
 
 
-# -- reading an attention composite ---------------------------------------------------------
-
-
-def _numel(shape) -> int:
-    return math.prod(int(d) for d in shape)
-
-
-def _shape(graph: Graph, name: str) -> list[int]:
-    hints = graph.dim_hints
-    return graph.values[name].concrete_shape(hints)
-
-
-def _head_split(graph: Graph, value: str, scope: set[str]) -> Node | None:
-    """The reshape that splits ``value``'s last dim into (heads, head_dim), through copies and casts."""
-    frontier, seen = [value], set()
-    while frontier:
-        name = frontier.pop(0)
-        for node in graph.consumers.get(name, []):
-            if node.id not in scope or node.id in seen:
-                continue
-            seen.add(node.id)
-            if node.op in _RESHAPES and node.outputs[0]:
-                src, out = _shape(graph, name), _shape(graph, node.outputs[0])
-                if len(out) == len(src) + 1 and out[:-2] == src[:-1] and out[-2] * out[-1] == src[-1]:
-                    return node
-            refs = set(iter_refs(node.args))
-            if node.op in _LAYOUT and node.op not in _RESHAPES and refs == {name} and node.outputs[0] \
-                    and _shape(graph, node.outputs[0]) == _shape(graph, name):
-                frontier.append(node.outputs[0])  # copies, casts, scalings (OPT scales q before the split)
-    return None
-
-
-def _descendants(graph: Graph, start: str, order: list[Node]) -> set[str]:
-    reached, ids = {start}, set()
-    for node in order:
-        if any(name in reached for name in node.inputs):
-            ids.add(node.id)
-            reached.update(o for o in node.outputs if o)
-    return ids
-
-
 def _head_dims(graph: Graph, split: Node, region: list[Node]) -> dict[str, int]:
     """Where the head dim sits in each value between a head split and the attention product."""
-    where = {split.outputs[0]: len(_shape(graph, split.outputs[0])) - 2}
+    where = {split.outputs[0]: len(shape_of(graph, split.outputs[0])) - 2}
     for node in region:
         srcs = [n for n in node.inputs if n in where]
         if not srcs or not node.outputs or not node.outputs[0]:
             continue
-        h, src, out = where[srcs[0]], _shape(graph, srcs[0]), _shape(graph, node.outputs[0])
+        h, src, out = where[srcs[0]], shape_of(graph, srcs[0]), shape_of(graph, node.outputs[0])
         if node.op == "aten.permute.default":
             h = list(node.args[1]).index(h) if h in node.args[1] else list(node.args[1]).index(h - len(src))
         elif node.op == "aten.transpose.int":
@@ -192,9 +148,9 @@ def _head_dims(graph: Graph, split: Node, region: list[Node]) -> dict[str, int]:
             h = b if h == a else a if h == b else h
         elif node.op == "aten.unsqueeze.default":
             h = h + 1 if node.args[1] % (len(src) + 1) <= h else h
-        elif node.op in _RESHAPES:
+        elif node.op in ATEN_RESHAPES:
             # the head dim keeps its offset; it may merge with a neighbour (a repeat's reshape)
-            fits = [i for i in range(len(out)) if _numel(out[:i]) == _numel(src[:h]) and out[i] % src[h] == 0]
+            fits = [i for i in range(len(out)) if numel(out[:i]) == numel(src[:h]) and out[i] % src[h] == 0]
             keep = h if h in fits else fits[-1] if fits else None  # size-1 dims fit anywhere: prefer staying
             if keep is None:
                 continue
@@ -217,9 +173,9 @@ def _repeat_pattern(graph: Graph, name: str) -> tuple[list[Node], str] | None:
                 break
             cur = users[0]
             chain.append(cur)
-            if cur.op in _RESHAPES:
-                src, out = _shape(graph, name), _shape(graph, cur.outputs[0])
-                if len(out) == len(src) and _numel(out) > _numel(src) and [o for o, s in zip(out, src) if o != s]:
+            if cur.op in ATEN_RESHAPES:
+                src, out = shape_of(graph, name), shape_of(graph, cur.outputs[0])
+                if len(out) == len(src) and numel(out) > numel(src) and [o for o, s in zip(out, src) if o != s]:
                     return chain, cur.outputs[0]
                 break
             if cur.op not in ("aten.expand.default", "aten.clone.default"):
@@ -227,86 +183,58 @@ def _repeat_pattern(graph: Graph, name: str) -> tuple[list[Node], str] | None:
     return None
 
 
-@dataclass
-class _Stream:
-    """Keys or values from their head split to the op where they meet the queries."""
+def _apply(plan: HeadLayout, graph: Graph, kv: int, rewrite: "_Rewrite") -> None:
+    """Change the graph's attention ``plan`` describes to ``kv`` key/value heads (the changes ``rewrite`` collects)."""
+    if kv == plan.kv_old:
+        return
+    seeds, dirty = rewrite.seeds, rewrite.dirty
+    sites = [_unrepeat(graph, stream, plan, kv, rewrite) for stream in plan.streams]
+    for proj, per_output in plan.projections:
+        _resize_projection(graph, plan.composites[proj], per_output, _new_features(plan, kv, per_output),
+                           seeds, dirty)
+    if plan.fused_split is not None:
+        sizes = list(plan.fused_split.args[1])
+        sizes[1:] = [kv * plan.head_dim] * 2
+        plan.fused_split.args[1] = sizes
+        seeds.add(plan.fused_split.id)
+    if plan.fused_slices:
+        q_end = plan.heads * plan.head_dim
+        bounds = [(0, q_end), (q_end, q_end + kv * plan.head_dim), (q_end + kv * plan.head_dim, 2**63 - 1)]
+        for node, (start, end) in zip(plan.fused_slices, bounds):
+            node.args[2:4] = [start, end]
+            seeds.add(node.id)
+    if plan.fused_heads is not None:
+        reshape, q, cuts = plan.fused_heads
+        shape = list(reshape.args[1])
+        reshape.args[1] = shape[:-2] + [plan.heads + 2 * kv, shape[-1]]
+        q.args[3] = plan.heads
+        for i, node in enumerate(cuts):  # k, then v: plain slices of kv heads
+            gone = [r for r in iter_refs(node.args) if graph.values[r].kind == "constant"]
+            node.op = "aten.slice.Tensor"
+            node.args = [node.args[0], len(shape) - 2, plan.heads + i * kv, plan.heads + (i + 1) * kv]
+            for name in gone:
+                if all(n is node for n in graph.consumers.get(name, [])):
+                    graph.inputs.remove(name)
+                    del graph.values[name]
+        seeds.update({reshape.id, q.id, *(n.id for n in cuts)})
+    if plan.interleaved is not None:
+        out = plan.interleaved
+        graph.values[out].shape[-1] = _new_features(plan, kv, 0)
+        rewrite.insertions.append((out, InterleavedQKV(plan.heads, kv, plan.head_dim), plan.path, out, []))
+        return
+    for stream, (site, dim, readers) in zip(plan.streams, sites):
+        seeds.add(stream.split.id)
+        if stream.split.op in ATEN_RESHAPES and stream.split.args[1][-2] != -1:
+            shape = list(stream.split.args[1])
+            stream.split.args[1] = shape[:-2] + [kv, shape[-1]]
+        if kv != plan.heads:
+            graph.values[site].shape[dim] = kv  # the traced repeat must see the new head count
+            rewrite.insertions.append((site, RepeatKV(plan.heads // kv, dim), plan.path, None, readers))
 
-    split: Node
-    core: Node | None
-
-
-@dataclass
-class _Plan:
-    path: str
-    heads: int
-    head_dim: int
-    kv_old: int
-    projections: list[tuple[str, int]]  # (composite path, features per projection output) to resize
-    streams: list[_Stream]
-    fused_split: Node | None = None  # split/slices of a concatenated fused projection
-    fused_slices: list[Node] | None = None
-    interleaved: str | None = None  # fused output read as per-head (q, k, v)
-    fused_heads: tuple[Node, Node, list[Node]] | None = None  # (reshape to heads, q slice, k and v cuts)
-    graph_order: list[Node] | None = None
-    composites: dict = field(default_factory=dict)  # the projections' composites, read before any change
-
-    def check(self, kv: int) -> None:
-        if self.heads % kv:
-            divisors = ", ".join(str(d) for d in range(1, self.heads + 1) if self.heads % d == 0)
-            raise EditError(f"`kv_heads` must divide the {self.heads} attention heads of `{self.path}`, got {kv}; "
-                            f"choose one of {divisors}")
-
-    def apply(self, graph: Graph, kv: int, rewrite: "_Rewrite") -> None:
-        if kv == self.kv_old:
-            return
-        seeds, dirty = rewrite.seeds, rewrite.dirty
-        sites = [_unrepeat(graph, stream, self, kv, rewrite) for stream in self.streams]
-        for proj, per_output in self.projections:
-            _resize_projection(graph, self.composites[proj], per_output, self._new_features(kv, per_output),
-                               seeds, dirty)
-        if self.fused_split is not None:
-            sizes = list(self.fused_split.args[1])
-            sizes[1:] = [kv * self.head_dim] * 2
-            self.fused_split.args[1] = sizes
-            seeds.add(self.fused_split.id)
-        if self.fused_slices:
-            q_end = self.heads * self.head_dim
-            bounds = [(0, q_end), (q_end, q_end + kv * self.head_dim), (q_end + kv * self.head_dim, 2**63 - 1)]
-            for node, (start, end) in zip(self.fused_slices, bounds):
-                node.args[2:4] = [start, end]
-                seeds.add(node.id)
-        if self.fused_heads is not None:
-            reshape, q, cuts = self.fused_heads
-            shape = list(reshape.args[1])
-            reshape.args[1] = shape[:-2] + [self.heads + 2 * kv, shape[-1]]
-            q.args[3] = self.heads
-            for i, node in enumerate(cuts):  # k, then v: plain slices of kv heads
-                gone = [r for r in iter_refs(node.args) if graph.values[r].kind == "constant"]
-                node.op = "aten.slice.Tensor"
-                node.args = [node.args[0], len(shape) - 2, self.heads + i * kv, self.heads + (i + 1) * kv]
-                for name in gone:
-                    if all(n is node for n in graph.consumers.get(name, [])):
-                        graph.inputs.remove(name)
-                        del graph.values[name]
-            seeds.update({reshape.id, q.id, *(n.id for n in cuts)})
-        if self.interleaved is not None:
-            out = self.interleaved
-            graph.values[out].shape[-1] = self._new_features(kv, 0)
-            rewrite.insertions.append((out, InterleavedQKV(self.heads, kv, self.head_dim), self.path, out, []))
-            return
-        for stream, (site, dim, readers) in zip(self.streams, sites):
-            seeds.add(stream.split.id)
-            if stream.split.op in _RESHAPES and stream.split.args[1][-2] != -1:
-                shape = list(stream.split.args[1])
-                stream.split.args[1] = shape[:-2] + [kv, shape[-1]]
-            if kv != self.heads:
-                graph.values[site].shape[dim] = kv  # the traced repeat must see the new head count
-                rewrite.insertions.append((site, RepeatKV(self.heads // kv, dim), self.path, None, readers))
-
-    def _new_features(self, kv: int, old: int) -> int:
-        if self.interleaved is not None or self.fused_split is not None or self.fused_slices or self.fused_heads:
-            return (self.heads + 2 * kv) * self.head_dim
-        return old // self.kv_old * kv
+def _new_features(plan: HeadLayout, kv: int, old: int) -> int:
+    if plan.interleaved is not None or plan.fused_split is not None or plan.fused_slices or plan.fused_heads:
+        return (plan.heads + 2 * kv) * plan.head_dim
+    return old // plan.kv_old * kv
 
 
 def _rename_output(graph: Graph, producer: Node, name: str) -> str:
@@ -316,113 +244,6 @@ def _rename_output(graph: Graph, producer: Node, name: str) -> str:
     graph.values[new] = graph.values.pop(name)
     graph.values[new].name = new
     return new
-
-
-def _children(roles, path: str, role: str) -> list[str]:
-    return [p for p, r in roles.composites.items() if role in r and p.startswith(path + ".")]
-
-
-def _plan(graph: Graph, roles, path: str) -> _Plan:
-    h = graph.hierarchy
-    scope = set(h[path].nodes)
-    order = [n for n in graph.nodes if n.id in scope]
-    q, k, v, qkv = (_children(roles, path, r) for r in ("attn.q", "attn.k", "attn.v", "attn.qkv"))
-    where = f"`{path}`"
-    if q and k and v:
-        q_src = h[q[0]].outputs[0]
-        kv_sources = [o for p in (k[0], v[0]) for o in h[p].outputs]
-        projections = [(p, int(_shape(graph, h[p].outputs[0])[-1])) for p in (k[0], v[0])]
-        plan = _Plan(path, 0, 0, 0, projections, [])
-    elif qkv:
-        fused = h[qkv[0]].outputs
-        if len(fused) != 1:
-            raise EditError(f"the fused q/k/v projection of {where} is read {len(fused)} times; expected once")
-        out = fused[0]
-        width = int(_shape(graph, out)[-1])
-        users = [n for n in graph.consumers.get(out, []) if n.id in scope]
-        plan = _Plan(path, 0, 0, 0, [(qkv[0], width)], [])
-        splits = [n for n in users if n.op == "aten.split_with_sizes.default" and len(n.args[1]) == 3]
-        slices = [n for n in users if n.op == "aten.slice.Tensor" and n.args[1] in (-1, len(_shape(graph, out)) - 1)]
-        if splits:
-            plan.fused_split = splits[0]
-            q_src, *kv_sources = splits[0].outputs
-        elif len(slices) == 3:
-            plan.fused_slices = sorted(slices, key=lambda n: n.args[2])
-            q_src, *kv_sources = (n.outputs[0] for n in plan.fused_slices)
-        elif _plan_interleaved(graph, plan, out, users):
-            return plan
-        elif (found := _head_slices(graph, plan, users)) is not None:
-            q_split, kv_splits = found
-            kv_sources = [n.outputs[0] for n in kv_splits]
-        else:
-            raise EditError(f"the fused q/k/v layout of {where} is not one set_kv_heads can regroup (it reads "
-                            "concatenated [q|k|v] pieces, per-head (q, k, v) triples or [q heads|k heads|v heads])")
-    else:
-        raise EditError(f"cannot find the k and v projections of {where} (roles attn.k/attn.v or attn.qkv)")
-
-    if plan.fused_heads is None:
-        q_split = _head_split(graph, q_src, scope)
-        kv_splits = [_head_split(graph, source, scope) for source in kv_sources]
-    if q_split is None:
-        raise EditError(f"cannot find where the queries of {where} are split into heads")
-    plan.heads, plan.head_dim = _shape(graph, q_split.outputs[0])[-2:]
-    q_region = _descendants(graph, q_split.outputs[0], order)
-    kv_old = set()
-    for split in kv_splits:
-        if split is None:
-            raise EditError(f"cannot find where the keys/values of {where} are split into heads")
-        region = _descendants(graph, split.outputs[0], order)
-        core = next((n for n in order if n.id in region and n.id in q_region), None)
-        plan.streams.append(_Stream(split, core))
-        heads, dim = _shape(graph, split.outputs[0])[-2:]
-        if dim != plan.head_dim:
-            raise EditError(f"keys/values of {where} have head size {dim}, queries {plan.head_dim}; "
-                            "set_kv_heads needs them equal")
-        kv_old.add(heads)
-    if len(kv_old) != 1:
-        raise EditError(f"keys and values of {where} have different head counts {sorted(kv_old)}")
-    plan.kv_old = kv_old.pop()
-    plan.graph_order = order
-    return plan
-
-
-def _plan_interleaved(graph: Graph, plan: _Plan, out: str, users: list[Node]) -> bool:
-    """A fused output reshaped straight into per-head (q, k, v): ``(heads, 3, head_dim)`` or ``(heads, 3*head_dim)``."""
-    width = int(_shape(graph, out)[-1])
-    for node in users:
-        if node.op not in _RESHAPES:
-            continue
-        shape = _shape(graph, node.outputs[0])
-        lead = len(_shape(graph, out)) - 1
-        tail = shape[lead:]
-        if len(tail) == 3 and tail[1] == 3 and _numel(tail) == width:
-            heads, head_dim = tail[0], tail[2]
-        elif len(tail) == 2 and tail[1] % 3 == 0 and _numel(tail) == width:
-            heads, head_dim = tail[0], tail[1] // 3
-        else:
-            continue
-        plan.heads, plan.head_dim, plan.kv_old = heads, head_dim, heads
-        plan.interleaved = out
-        return True
-    return False
-
-
-def _head_slices(graph: Graph, plan: _Plan, users: list[Node]) -> tuple[Node, list[Node]] | None:
-    """A fused output reshaped to ``heads + 2 * kv_heads`` heads, then cut into q, k and v heads (Falcon:
-    ``qkv[..., :-2, :]``, ``qkv[..., [-2], :]``, ``qkv[..., [-1], :]``); k comes before v."""
-    for node in users:
-        src, out = _shape(graph, node.inputs[0]), _shape(graph, node.outputs[0]) if node.outputs else []
-        if node.op not in _RESHAPES or len(out) != len(src) + 1 or out[-2] * out[-1] != src[-1]:
-            continue
-        dim = len(out) - 2
-        parts = graph.consumers.get(node.outputs[0], [])
-        q = [n for n in parts if n.op == "aten.slice.Tensor" and n.args[1] in (dim, -2) and n.args[2] == 0]
-        kv = [n for n in parts if n not in q and n.op in ("aten.slice.Tensor", "aten.index.Tensor")]
-        if len(q) != 1 or len(kv) != 2:
-            continue
-        plan.fused_heads = (node, q[0], kv)
-        return q[0], kv
-    return None
 
 
 # -- rewriting ----------------------------------------------------------------------------
@@ -450,16 +271,16 @@ def _resize_projection(graph: Graph, comp, old: int, new: int, seeds: set[str], 
         dirty.add(name)
     downstream = set()
     for name in params:
-        downstream |= _descendants(graph, name, nodes)
+        downstream |= descendants(graph, name, nodes)
     for node in nodes:
-        if node.id in downstream and (node.op in _RESHAPES or node.op == "aten.expand.default"):
+        if node.id in downstream and (node.op in ATEN_RESHAPES or node.op == "aten.expand.default"):
             shape = list(node.args[1])
             if shape and shape[-1] == old:
                 node.args[1] = shape[:-1] + [new]
                 seeds.add(node.id)
 
 
-def _unrepeat(graph: Graph, stream: _Stream, plan: _Plan, kv: int, rewrite: "_Rewrite") -> tuple[str, int, list]:
+def _unrepeat(graph: Graph, stream: Stream, plan: HeadLayout, kv: int, rewrite: "_Rewrite") -> tuple[str, int, list]:
     """Drop a grouped-query repeat on the stream; return where a new one goes (value, head dim, its readers).
 
     Reshapes between the head split and that place that name the head count
@@ -473,14 +294,14 @@ def _unrepeat(graph: Graph, stream: _Stream, plan: _Plan, kv: int, rewrite: "_Re
     if stream.core is None:
         raise EditError(f"the keys/values of `{plan.path}` never meet its queries")
     split_out = stream.split.outputs[0]
-    region = _descendants(graph, split_out, plan.graph_order)
+    region = descendants(graph, split_out, plan.graph_order)
     entry = next(n for n in stream.core.inputs
                  if n == split_out or (n in graph.producers and graph.producers[n].id in region))
     chain = [entry]
     while chain[-1] != split_out:
         node = graph.producers[chain[-1]]
         refs = list(dict.fromkeys(iter_refs(node.args)))
-        if node.op not in _LAYOUT or len(refs) != 1:
+        if node.op not in LAYOUT_OPS or len(refs) != 1:
             break
         chain.append(refs[0])
     chain.reverse()
@@ -501,9 +322,9 @@ def _unrepeat(graph: Graph, stream: _Stream, plan: _Plan, kv: int, rewrite: "_Re
     def readers(value: str) -> list[Node]:
         return [n for n in graph.consumers.get(value, []) if n.id not in rewrite.drop] + rewired.get(value, [])
 
-    site = next((n for n in chain if heads_at.get(n) == 1 and len(_shape(graph, n)) == 4), None)
+    site = next((n for n in chain if heads_at.get(n) == 1 and len(shape_of(graph, n)) == 4), None)
     if site is None:
-        return split_out, len(_shape(graph, split_out)) - 2, readers(split_out)
+        return split_out, len(shape_of(graph, split_out)) - 2, readers(split_out)
     # explicit head counts: before the new repeat, or all the way to the product without one
     upstream, todo = set(), [site if kv < plan.heads else chain[-1]]
     while todo:
@@ -512,7 +333,7 @@ def _unrepeat(graph: Graph, stream: _Stream, plan: _Plan, kv: int, rewrite: "_Re
             upstream.add(node.id)
             todo.extend(node.inputs)
     for node in plan.graph_order:
-        if node.id in upstream and (node.op in _RESHAPES or node.op == "aten.expand.default"):
+        if node.id in upstream and (node.op in ATEN_RESHAPES or node.op == "aten.expand.default"):
             h, shape = heads_at.get(node.outputs[0]), list(node.args[1])
             if h is not None and h < len(shape) and shape[h] == plan.kv_old:
                 shape[h] = kv

@@ -10,10 +10,12 @@ with ``num_hidden_layers`` one smaller.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import drop_nodes, drop_state, prune_dead, redirect, rename_prefix
-from gnn.edits.target import EditError, Infeasible, select
+from gnn.edits.target import select
+from gnn.errors import EditError, Infeasible
 
 
 def stream_of(graph, block: str) -> tuple[str, str]:
@@ -38,9 +40,7 @@ def target_blocks(edit: Edit, graph, roles) -> tuple[list[str], dict[str, list[s
     blocks = [p for p in (sel.blocks or sel.paths) if p in roles.blocks]
     if not blocks:
         raise EditError(f"`{edit.op}` target selects no block; blocks look like {next(iter(roles.blocks), '?')}")
-    stacks: dict[str, list[str]] = {}
-    for b, (prefix, _) in roles.blocks.items():
-        stacks.setdefault(prefix, []).append(b)
+    stacks = roles.stacks()
     if edit.target.modules is None and len(stacks) > 1:
         # `layers` alone means residual blocks: leave out stacks whose blocks change the
         # stream's shape (a convolutional feature extractor), unless nothing else is left.
@@ -95,6 +95,8 @@ class InsertLayers(Edit):
     renumbered, as in the same model built with ``num_hidden_layers`` larger.
     """
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"init": ("copy",)}
+    prompt_params: ClassVar[tuple[str, ...]] = ("count",)
     count: int = 1
     init: str = "copy"
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import dataclasses
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import boundaries, outside_readers, wrap_composite
-from gnn.edits.target import EditError, Target, select
+from gnn.edits.target import Target, select
+from gnn.errors import EditError
 
 _LINEAR_CLASSES = {"Linear": False, "Conv1D": True}  # class -> fan_in_fan_out (weight stored (in, out))
 
@@ -43,6 +45,7 @@ def peft_default_targets(model_type: str | None) -> list[str] | None:
 class AddLora(Edit):
     """Add LoRA adapters to the projections the target selects."""
 
+    prompt_params: ClassVar[tuple[str, ...]] = ("r", "alpha", "dropout")
     r: int = 8  # peft's default rank
     alpha: float = 8  # peft's default lora_alpha; the update is scaled by alpha / r
     dropout: float = 0.0  # on the adapter's input; a no-op in the traced (eval) graph

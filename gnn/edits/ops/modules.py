@@ -7,17 +7,17 @@ small documented one (:class:`Adapter`), traced into primitive ops.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from gnn.edits.ops.activation import activation_names, make_activation
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import boundaries, insert_after, outside_readers, replace_composite
-from gnn.edits.target import EditError, Infeasible, Target, select
-from gnn.roles.vocab import norm_kind
+from gnn.edits.target import Target, select
+from gnn.errors import EditError, Infeasible
+from gnn.ir.families import NORMS, norm_kind
 
-NORMS = ("layernorm", "rmsnorm")
-_NORM_NAMES = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
 def _width(graph, boundary) -> int:
     """The hidden size a composite hands on (the last dim of its output)."""
     outputs = boundary[1]
@@ -39,12 +39,14 @@ def _selected(graph, roles, target: Target, default_roles: list[str]) -> list[st
 class ReplaceNorm(Edit):
     """Replace normalisations (default: every ``norm.*``) with ``nn.LayerNorm`` or ``nn.RMSNorm``."""
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"to": tuple(NORMS)}
+    prompt_params: ClassVar[tuple[str, ...]] = ("to",)
     to: str = "rmsnorm"
     eps: float | None = None  # default: 1e-5 for layernorm, 1e-6 for rmsnorm (the usual config defaults)
 
     def __post_init__(self):
         if self.to not in NORMS:
-            raise EditError(f"unknown norm `{self.to}` for `to`; choose one of {', '.join(NORMS)}")
+            raise EditError(f"unknown norm `{self.to}` for `to`; choose one of {', '.join(sorted(NORMS))}")
         if self.eps is not None and not (isinstance(self.eps, (int, float)) and self.eps > 0):
             raise EditError(f"`eps` must be a positive number, got {self.eps!r}")
 
@@ -53,7 +55,7 @@ class ReplaceNorm(Edit):
         paths = [p for p in paths if any(r.startswith("norm.") for r in roles.composites.get(p, []))]
         if not paths:
             raise EditError("the target holds no normalisation (roles norm.attn, norm.mlp, norm.final)")
-        name = _NORM_NAMES[self.to]
+        name = NORMS[self.to]
         if self.eps is None and all(norm_kind([graph.node_by_id[n].op for n in graph.hierarchy[p].nodes]) == name
                                     for p in paths):
             raise Infeasible(f"every norm it selects ({len(paths)}) is already {name}; nothing to change")
@@ -93,6 +95,7 @@ class Adapter(torch.nn.Module):
 class InsertAdapter(Edit):
     """Insert a bottleneck :class:`Adapter` after each targeted module (default: every ``mlp``)."""
 
+    prompt_params: ClassVar[tuple[str, ...]] = ("bottleneck", "activation")
     bottleneck: int = 64
     activation: str = "relu"
 
@@ -116,6 +119,7 @@ class InsertAdapter(Edit):
 class AddDropout(Edit):
     """Add ``nn.Dropout(p)`` after each targeted module (traced in training mode, where it acts)."""
 
+    prompt_params: ClassVar[tuple[str, ...]] = ("p",)
     p: float = 0.1
 
     def __post_init__(self):

@@ -1,11 +1,11 @@
 """The graph transformer (GraphGPS) and the baselines that share its inputs and heads.
 
 ``GraphModel`` encodes each node from its op id, its name-free features
-(:mod:`gnn.tokens`) and its positional encodings, runs a backbone, and puts one
+(:mod:`gnn.nn.tokens`) and its positional encodings, runs a backbone, and puts one
 head on top per task:
 
 * ``op``: the op of a masked node (masked-op prediction, graph completion);
-* ``role``: the node's structural role (:data:`gnn.data.labels.NODE_ROLES`);
+* ``role``: the node's structural role (:data:`gnn.vocab.NODE_ROLES`);
 * ``link``: whether there is a data edge between two nodes (masked edges, completion wiring);
 * ``incomplete``: whether a node or block was cut out of the graph (per graph);
 * ``kind``: the architecture kind (decoder, encoder, encoder-decoder, vision, audio, multimodal).
@@ -28,32 +28,37 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from gnn.data.build import KINDS
-from gnn.data.labels import NODE_ROLES
-from gnn.tokens import NUM_FEATS
+from gnn.vocab import KINDS
+from gnn.vocab import NODE_ROLES
+from gnn.nn.tokens import NUM_FEATS
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
 
 
 @dataclass
 class GraphModelConfig:
-    vocab_size: int
-    arch: str = "gps"  # gps | gin | gcn | mlp
-    hidden: int = 96
-    layers: int = 3
-    heads: int = 4
-    dropout: float = 0.0  # thousands of distinct graphs; dropout on padded attention batches costs ~30%
-    attn_type: str = "performer"  # GPSConv's global attention: performer (linear) or multihead
-    walk_steps: int = 8
-    slots: int = 4  # argument positions told apart on edges; later ones share the last
-    hops: int = 6  # path edges up to this length (1: data edges only)
-    num_feats: int = NUM_FEATS
-    num_roles: int = len(NODE_ROLES)
-    num_kinds: int = len(KINDS)
+    vocab_size: int = _help("op ids the embedding knows (the op vocabulary's size; set when training starts)", 0)
+    arch: str = _help("backbone: gps (GraphGPS), or the baselines gin, gcn, mlp (no structure)", "gps")
+    hidden: int = _help("width of every node embedding", 96)
+    layers: int = _help("backbone layers", 3)
+    heads: int = _help("global attention heads per GPS layer", 4)
+    dropout: float = _help("dropout in the GPS layers: thousands of distinct graphs need none, and it costs ~30%% "
+                           "on padded attention batches", 0.0)
+    attn_type: str = _help("GPSConv's global attention: performer (linear, so 50k-node graphs fit) or multihead",
+                           "performer")
+    walk_steps: int = _help("random-walk steps of the positional encoding", 8)
+    slots: int = _help("argument positions told apart on edges; later ones share the last", 4)
+    hops: int = _help("path edges up to this length (1: data edges only)", 6)
+    num_feats: int = _help("name-free node features (gnn.nn.tokens)", NUM_FEATS)
+    num_roles: int = _help("node roles the role head tells apart", len(NODE_ROLES))
+    num_kinds: int = _help("architecture kinds the kind head tells apart", len(KINDS))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -119,7 +124,7 @@ class GraphModel(nn.Module):
         """Node embeddings of a graph, or, given a dict of task batches, the training losses (so a
         distributed wrapper sees one forward call per step)."""
         if isinstance(data, dict):
-            from gnn.train import losses
+            from gnn.nn.heads import losses
 
             return losses(self, data)
         return self.encode(data)
@@ -217,25 +222,3 @@ def path_edges(edge_index: torch.Tensor, n: int, hops: int, slots: int) -> tuple
     first[1:] = pair[1:] != pair[:-1]
     keep = order[first]
     return pairs[:, keep], codes[keep]
-
-
-def save(model: GraphModel, directory: str | pathlib.Path, vocab_ops: list[str], extra: dict | None = None) -> None:
-    from safetensors.torch import save_file
-
-    from gnn.fileio import staged
-
-    directory = pathlib.Path(directory)
-    meta = {"config": dataclasses.asdict(model.config), "ops": vocab_ops, **(extra or {})}
-    with staged([directory / "model.safetensors", directory / "config.json"]) as (weights, config):
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-        config.write_text(json.dumps(meta, indent=1) + "\n")
-
-
-def load(directory: str | pathlib.Path) -> tuple[GraphModel, dict]:
-    from safetensors.torch import load_file
-
-    directory = pathlib.Path(directory)
-    meta = json.loads((directory / "config.json").read_text())
-    model = GraphModel(GraphModelConfig(**meta["config"]))
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    return model.eval(), meta

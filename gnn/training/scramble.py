@@ -6,7 +6,7 @@ properties (the module paths MAD and torch.onnx write), local functions, the
 producer and the graph name are dropped.  Ops, attributes, shapes and the wiring are kept,
 so the model computes the same; only names are gone.
 
-    python -m gnn.data.scramble IN.onnx OUT.onnx
+    python -m gnn.training.scramble IN.onnx OUT.onnx
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def scramble(model: onnx.ModelProto) -> onnx.ModelProto:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m gnn.data.scramble IN.onnx OUT.onnx", file=sys.stderr)
+        print("usage: python -m gnn.training.scramble IN.onnx OUT.onnx", file=sys.stderr)
         return 2
     model = onnx.load(args[0])
     onnx.save(scramble(model), args[1])

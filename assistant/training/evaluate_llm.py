@@ -1,10 +1,10 @@
 """Evaluate the assistant's language model: requests to edits, questions and refusals.
 
-    python -m assistant.evaluate_llm [--per-type 6] [--types 16] [--no-graph-adapter DIR] [--keep-base]
-    python -m assistant.evaluate_llm --tune-rerank [--no-graph-adapter DIR]   # decoding.json, on dev requests
-    python -m assistant.evaluate_llm --fresh [NAME] [--no-graph-adapter DIR]   # on corpora/fresh_phrasings*.json
+    python -m assistant.training.evaluate_llm [--per-type 6] [--types 16] [--no-graph-adapter DIR] [--keep-base]
+    python -m assistant.training.evaluate_llm --tune-rerank [--no-graph-adapter DIR]   # decoding.json, on dev requests
+    python -m assistant.training.evaluate_llm --fresh [NAME] [--no-graph-adapter DIR]   # on corpora/fresh_phrasings*.json
 
-Test requests are the instruction examples (:mod:`assistant.instructions`) of the test
+Test requests are the instruction examples (:mod:`assistant.training.instructions`) of the test
 families (never trained on), in the held-out phrasings (never trained on either), on
 graphs of each family imported from a narrow config so the programs run quickly; the
 prompt's facts are those graphs' facts.  For each model variant side by side (the base
@@ -29,6 +29,7 @@ the model transformers builds from it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -58,7 +59,7 @@ FRESH = {
 
 def adapter_digest() -> str:
     """The shipped adapter's weights, as a short digest: which adapter a kept result was scored with."""
-    from assistant.train_llm import ADAPTER
+    from assistant.llm import ADAPTER
 
     return hashlib.sha256((ADAPTER / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]
 
@@ -159,7 +160,7 @@ def check_description(model_type: str, f: dict, text: str, overrides: dict | Non
 
 def description_facts(split: str = "test", log=print) -> dict:
     """Each fact the corpus descriptions of ``split``'s types state, against the config: right, wrong, unchecked."""
-    from assistant.corpora import CORPUS
+    from assistant.training.corpora import CORPUS
 
     rows = [r for r in map(json.loads, CORPUS.read_text().splitlines()) if r["split"] == split and "description" in r]
     right, wrong, unchecked = 0, [], 0
@@ -181,8 +182,8 @@ def test_cases(types: int, per_type: int, seed: int = 0, dev: bool = False,
     the development phrasings on graphs of the validation split's families (for choosing decoding settings,
     never for the report)."""
     from assistant.facts import facts
-    from assistant.instructions import examples, examples_for
-    from gnn.data.build import load_splits
+    from assistant.training.instructions import examples, examples_for
+    from gnn.training.build import load_splits
     from gnn.edits import apply_program
     from gnn.errors import MadError
     from gnn.importers.hf import HFOptions, import_hf
@@ -227,7 +228,7 @@ def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 
     with each of ``weights`` (:mod:`assistant.rerank`); then, for that, the similarity floor under which an edit
     becomes a question (each of ``floors``, 0 for none). The best (right answers, then the simpler setting)
     goes to the adapter's ``decoding.json``."""
-    from assistant.interpret import DECODING, Assistant
+    from assistant.interpret import DECODING, Assistant, Decoding
 
     a = Assistant(llm, adapter=adapter, beams=beams, rerank_weight=0.0, ask_below=0.0)
     found: dict = {}
@@ -255,9 +256,10 @@ def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 
 
     chosen = best([trial(k, w, 0.0) for k, w in [(1, 0.0)] + [(beams, w) for w in weights]])
     chosen = best([chosen] + [trial(chosen["beams"], chosen["rerank_weight"], f) for f in floors if f])
-    decoding = {"beams": chosen["beams"], "rerank_weight": chosen["rerank_weight"], "ask_below": chosen["ask_below"],
-                "chosen_on": f"{len(cases)} development requests on {len({c['model_type'] for c in cases})} "
-                             "validation-split families", "tried": tried}
+    decoding = dataclasses.asdict(Decoding(
+        chosen["beams"], chosen["rerank_weight"], chosen["ask_below"],
+        chosen_on=f"{len(cases)} development requests on {len({c['model_type'] for c in cases})} validation-split families",
+        tried=tried))
     write_text(pathlib.Path(adapter) / DECODING, json.dumps(decoding, indent=1) + "\n")
     return decoding
 
@@ -265,7 +267,7 @@ def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 
 def prompt_digest(f, request: str) -> str:
     """A digest of the text prompt ``request`` gets on a graph with facts ``f`` (system prompt, graph outline, the
     methods retrieval names, the request; graph tokens left out): a kept result holds only while this is the same."""
-    from assistant.interpret import messages
+    from assistant.prompting import messages
 
     chat = json.dumps(messages(f, request), sort_keys=True)
     return hashlib.sha256(chat.encode()).hexdigest()[:16]
@@ -342,7 +344,7 @@ def write_doc(results: dict) -> None:
     names = list(results["variants"])
     scored = {name: json.loads(fresh_results(name).read_text()) for name in FRESH if fresh_results(name).exists()}
     lines = ["# Language model evaluation", "",
-             "Generated by `python -m assistant.evaluate_llm` (results in `bench/results/llm_eval.json`): held-out "
+             "Generated by `python -m assistant.training.evaluate_llm` (results in `bench/results/llm_eval.json`): held-out "
              f"phrasings and held-out hand-written requests on held-out (test split) families, {results['cases']} "
              f"requests on {results['types']} model types, each imported with 2 blocks. Variants side by side: the "
              "base model zero-shot, LoRA trained without graph tokens, LoRA with graph tokens (the shipped adapter).",
@@ -384,7 +386,7 @@ def write_doc(results: dict) -> None:
     lines += _per_table("source", results["variants"], "source")
     if scored:
         lines += ["", "## Fresh phrasings", "",
-                  "`python -m assistant.evaluate_llm --fresh NAME`: the adapters on phrasings written after a training "
+                  "`python -m assistant.training.evaluate_llm --fresh NAME`: the adapters on phrasings written after a training "
                   "run, on the held-out families, by someone who saw neither the training grammar nor the other "
                   "held-out phrasings; the training grammar keeps none within the similarity filter of them. They are "
                   "fresh only for adapters nobody changed after reading their results. *Far from training* are those "
@@ -423,7 +425,7 @@ def write_doc(results: dict) -> None:
 
 def _adapters(no_graph_adapter: str | None) -> dict:
     """The trained variants there are to score, by name: the ablation if given, the shipped adapter if built."""
-    from assistant.train_llm import ADAPTER
+    from assistant.llm import ADAPTER
 
     out = {}
     if no_graph_adapter:
@@ -435,7 +437,7 @@ def _adapters(no_graph_adapter: str | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from assistant.interpret import Assistant
-    from assistant.train_llm import ADAPTER
+    from assistant.llm import ADAPTER
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--types", type=int, default=16)
@@ -450,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"newest, {list(FRESH)[-1]}) on the held-out families, into "
                              "bench/results/llm_eval_fresh*.json and the report")
     parser.add_argument("--descriptions-only", action="store_true",
-                        help="score the corpus's descriptions again (after `python -m assistant.corpora`) and keep "
+                        help="score the corpus's descriptions again (after `python -m assistant.training.corpora`) and keep "
                              "the language model's results as they are")
     parser.add_argument("--keep-base", action="store_true",
                         help="keep the base model's results from the last run (bench/results/llm_eval.json) when it "
@@ -470,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"== {adapter}: {tune_rerank(adapter, cases, llm=args.llm)}")
         return 0
     if args.fresh:
-        from assistant.instructions import SIMILAR, closest_training_phrasing
+        from assistant.training.instructions import SIMILAR, closest_training_phrasing
 
         phrasings = json.loads((ROOT / "corpora" / args.fresh).read_text())
         closest = {t: closest_training_phrasing(i, t) for i, ts in phrasings.items() for t in ts}

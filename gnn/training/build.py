@@ -1,8 +1,8 @@
 """Build the MAD dataset of architecture graphs into a local cache.
 
-    python -m gnn.data.build [--workers 2] [--families llama gpt2 ...] [--no-onnx] [--cache DIR]
+    python -m gnn.training.build [--workers 2] [--families llama gpt2 ...] [--no-onnx] [--cache DIR]
 
-The recipe, per model type listed in ``gnn/data/splits.json`` (every type the graph
+The recipe, per model type listed in ``gnn/training/splits.json`` (every type the graph
 core imports in full, split by family so held-out families never reach training):
 
 * config variants, each a fresh import: depth 2 (the base) and depth 3 where the depth
@@ -11,10 +11,10 @@ core imports in full, split by family so held-out families never reach training)
   and multi-query attention, another activation, the other norm, LoRA with peft's
   defaults, bottleneck adapters, LoRA with everything else frozen;
 * the base graph exported by torch.onnx and read back with every name and metadata
-  stripped (:mod:`gnn.data.scramble`); its node labels come from the named export.
+  stripped (:mod:`gnn.training.scramble`); its node labels come from the named export.
 
-Each graph is stored tokenized (:mod:`gnn.tokens`) with its node roles
-(:mod:`gnn.data.labels`), one shard per model type (``<cache>/<type>.pt``); shards
+Each graph is stored tokenized (:mod:`gnn.nn.tokens`) with its node roles
+(:mod:`gnn.roles.labels`), one shard per model type (``<cache>/<type>.pt``); shards
 already built are kept, so an interrupted build resumes.  Default cache:
 ``$MAD_CACHE/dataset`` or ``~/.cache/mad/dataset``.
 """
@@ -27,17 +27,17 @@ import json
 import os
 import pathlib
 import re
-import signal
 import sys
 import tempfile
 import time
 import warnings
 
+from gnn.training.workers import spawn_map, time_limit
+
 HERE = pathlib.Path(__file__).parent
 SPLITS = HERE / "splits.json"
 VERSION = 1
 TIMEOUT_S = 300
-KINDS = ["decoder", "encoder", "encoder-decoder", "vision", "audio", "multimodal"]
 
 EDIT_VARIANTS = {
     "mqa": [{"op": "set_kv_heads", "kv_heads": 1}],
@@ -56,25 +56,14 @@ DEEP_EDITS = ("mqa", "act", "lora")  # also applied to the depth-3 graph
 def cache_dir(arg: str | None = None) -> pathlib.Path:
     if arg:
         return pathlib.Path(arg)
-    root = os.environ.get("MAD_CACHE")
-    return pathlib.Path(root) / "dataset" if root else pathlib.Path.home() / ".cache" / "mad" / "dataset"
+    from gnn.fileio import cache_dir as mad_cache
+
+    return mad_cache("dataset")
 
 
 def family_of(model_type: str) -> str:
     """The family a model type belongs to for the split: its leading letters (``qwen2_moe`` -> ``qwen``)."""
     return re.match(r"[a-z]+", model_type.lower()).group() if re.match(r"[a-z]+", model_type.lower()) else model_type
-
-
-def kind_of(inputs: str, model_class: str) -> str:
-    names = set(inputs.split(","))
-    if "decoder_input_ids" in names:
-        return "encoder-decoder"
-    if names & {"input_features", "input_values"}:
-        return "audio"
-    if "pixel_values" in names:
-        return "multimodal" if "input_ids" in names else "vision"
-    # causal LM heads: *ForCausalLM, and the older *LMHeadModel (GPT-2, GPT, CTRL)
-    return "decoder" if "CausalLM" in model_class or model_class.endswith("LMHeadModel") else "encoder"
 
 
 def load_splits() -> dict:
@@ -84,17 +73,10 @@ def load_splits() -> dict:
 # -- one model type -------------------------------------------------------------------------
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Timeout()
-
-
 def record(graph, variant: str, model_type: str, kind: str, source: str, roles=None) -> dict:
-    from gnn.data.labels import NODE_ROLES, node_roles
-    from gnn.tokens import tokenize
+    from gnn.roles.labels import node_roles
+    from gnn.vocab import NODE_ROLES
+    from gnn.nn.tokens import tokenize
 
     import torch
 
@@ -110,21 +92,18 @@ def record(graph, variant: str, model_type: str, kind: str, source: str, roles=N
 
 
 def _heads(graph) -> int | None:
-    from gnn.edits.ops.kv_heads import _plan
+    from gnn.analysis.attention import attention_heads
     from gnn.roles import label
 
-    try:
-        attention = label(graph, "rules").paths("attn")
-        return _plan(graph, label(graph, "rules"), attention[0]).heads if attention else None
-    except Exception:  # noqa: BLE001 - no grouped variant then
-        return None
+    found = attention_heads(graph, label(graph, "rules"))
+    return found[0] if found else None  # None: no grouped variant
 
 
 def build_type(model_type: str, info: dict, onnx: bool = True) -> tuple[list[dict], list[str]]:
     """Every graph of one model type, and a line per variant that could not be made."""
     import torch
 
-    from gnn.data.scramble import scramble
+    from gnn.training.scramble import scramble
     from gnn.edits import apply_program
     from gnn.errors import describe
     from gnn.importers.hf import HFOptions, import_hf
@@ -205,7 +184,7 @@ def _small(model_type: str, base: dict) -> list[dict]:
 def _scrambled(graph, model_type: str, kind: str, scramble) -> dict:
     import onnx
 
-    from gnn.data.labels import node_roles
+    from gnn.roles.labels import node_roles
     from gnn.exporters.onnx import save_onnx
     from gnn.importers.onnx import import_onnx
 
@@ -228,18 +207,15 @@ def _work(args) -> tuple[str, int, list[str], float]:
     import torch
 
     start = time.perf_counter()
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(TIMEOUT_S)
     try:
-        records, skipped = build_type(model_type, info, onnx)
-    except _Timeout:
+        with time_limit(TIMEOUT_S):
+            records, skipped = build_type(model_type, info, onnx)
+    except TimeoutError:
         records, skipped = [], [f"timed out after {TIMEOUT_S} s"]
     except Exception as e:  # noqa: BLE001 - one model type's failure must not stop the build
         from gnn.errors import describe
 
         records, skipped = [], [f"failed: {describe(e)}"]
-    finally:
-        signal.alarm(0)
     path = pathlib.Path(out) / f"{model_type}.pt"
     tmp = path.with_suffix(".tmp")
     torch.save({"version": VERSION, "records": records, "skipped": skipped}, tmp)
@@ -252,14 +228,12 @@ def _work(args) -> tuple[str, int, list[str], float]:
 
 def build(types: list[str] | None = None, workers: int = 2, onnx: bool = True, cache: str | None = None,
           log=print) -> pathlib.Path:
-    import multiprocessing as mp
-
     splits = load_splits()
     info = splits["types"]
     wanted = types or sorted(info)
     unknown = [t for t in wanted if t not in info]
     if unknown:
-        raise SystemExit(f"not in gnn/data/splits.json: {', '.join(unknown)}")
+        raise SystemExit(f"not in gnn/training/splits.json: {', '.join(unknown)}")
     out = cache_dir(cache)
     out.mkdir(parents=True, exist_ok=True)
     # a fixed shuffle: an interrupted build still spans the families and every split
@@ -268,10 +242,8 @@ def build(types: list[str] | None = None, workers: int = 2, onnx: bool = True, c
     log(f"{len(wanted) - len(todo)} of {len(wanted)} model types already built in {out}")
     jobs = [(t, info[t], str(out), onnx) for t in todo]
     if jobs:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, maxtasksperchild=16) as pool:
-            for i, (t, n, skipped, secs) in enumerate(pool.imap_unordered(_work, jobs), 1):
-                log(f"[{i}/{len(jobs)}] {t}: {n} graphs in {secs:.0f}s" + (f"; skipped {len(skipped)}" if skipped else ""))
+        for i, (t, n, skipped, secs) in enumerate(spawn_map(_work, jobs, workers, per_child=16), 1):
+            log(f"[{i}/{len(jobs)}] {t}: {n} graphs in {secs:.0f}s" + (f"; skipped {len(skipped)}" if skipped else ""))
     return out
 
 
@@ -290,6 +262,8 @@ def load(cache: str | None = None, types: list[str] | None = None) -> list[dict]
 
 def make_splits(coverage: pathlib.Path, val: float = 0.1, test: float = 0.15) -> dict:
     """The committed split: every model type imported in full, families hashed into train/val/test."""
+    from gnn.vocab import kind_of
+
     rows = json.loads(coverage.read_text())
     types = {}
     for r in rows:

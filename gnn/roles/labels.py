@@ -11,17 +11,9 @@ from __future__ import annotations
 
 from gnn.ir.graph import Graph
 from gnn.ir.hierarchy import ancestors
-from gnn.roles import RoleMap, label
-
-# the edit engine's leaf roles, then op-level ones; "other" last
-MODULE_ROLES = ["attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down",
-                "norm.attn", "norm.mlp", "norm.final", "embed.tokens", "embed.positions", "lm_head", "act"]
-OP_ROLES = ["attn.scores", "attn.softmax", "attn.context", "residual"]
-NODE_ROLES = MODULE_ROLES + OP_ROLES + ["other"]
-
-_MATMULS = {"aten.mm.default", "aten.bmm.default", "aten.matmul.default", "onnx::MatMul", "aten.baddbmm.default"}
-SOFTMAX_OPS = {"aten._softmax.default", "onnx::Softmax", "aten._safe_softmax.default"}
-_ADDS = {"aten.add.Tensor", "onnx::Add"}
+from gnn.ir.families import ADD_OPS, MATMUL_OPS, SOFTMAX_OPS
+from gnn.roles.base import RoleMap, label
+from gnn.vocab import MODULE_ROLES
 
 
 def node_roles(graph: Graph, roles: RoleMap | None = None) -> list[str]:
@@ -43,10 +35,10 @@ def node_roles(graph: Graph, roles: RoleMap | None = None) -> list[str]:
             in_attn = any(p in attention for p in chain)
             if in_attn and node.op in SOFTMAX_OPS:
                 found = "attn.softmax"
-            elif in_attn and node.op in _MATMULS and not _reads_parameter(graph, node):
+            elif in_attn and node.op in MATMUL_OPS and not _reads_parameter(graph, node):
                 found = "attn.scores" if _reaches(node, SOFTMAX_OPS, consumers, forward=True) else \
                     "attn.context" if _reaches(node, SOFTMAX_OPS, producers, forward=False) else None
-            elif node.op in _ADDS and any(p in blocks for p in chain) and _is_residual(graph, node):
+            elif node.op in ADD_OPS and any(p in blocks for p in chain) and _is_residual(graph, node):
                 found = "residual"
         out.append(found or "other")
     return out
@@ -89,7 +81,7 @@ def _reaches(node, targets: set[str], links, forward: bool, limit: int = 12) -> 
             for m in near:
                 if m.op in targets:
                     return True
-                if m.id not in seen and m.op not in _MATMULS:
+                if m.id not in seen and m.op not in MATMUL_OPS:
                     seen.add(m.id)
                     nxt.append(m)
         frontier = nxt

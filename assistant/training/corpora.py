@@ -1,8 +1,8 @@
 """Build the architecture corpus: facts and a description of every model type, from its graph.
 
-    python -m assistant.corpora [--types llama gpt2 ...] [--workers 2]
+    python -m assistant.training.corpora [--types llama gpt2 ...] [--workers 2]
 
-Each model type in ``gnn/data/splits.json`` is imported from its default config (the
+Each model type in ``gnn/training/splits.json`` is imported from its default config (the
 real depth and width, on the meta device), its facts read off the graph
 (:mod:`assistant.facts`) and described (:mod:`assistant.describe`); with the shipped
 graph model, its composite embeddings (the graph tokens) are kept beside it in the
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import signal
 import sys
 import time
 
+from gnn.fileio import cache_dir as mad_cache
 from gnn.fileio import staged, write_text
+from gnn.training.workers import spawn_map, time_limit
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "architectures.jsonl"
@@ -32,11 +32,7 @@ TIMEOUT = 300
 
 
 def cache_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("MAD_CACHE", pathlib.Path.home() / ".cache" / "mad")) / "corpora"
-
-
-def _alarm(signum, frame):
-    raise TimeoutError(f"took longer than {TIMEOUT} s")
+    return mad_cache("corpora")
 
 
 def build_one(model_type: str) -> dict:
@@ -45,40 +41,25 @@ def build_one(model_type: str) -> dict:
 
     from assistant.describe import describe
     from assistant.facts import facts
-    from gnn.data.build import family_of, load_splits
+    from assistant.graph_tokens import graph_tokens
+    from gnn.training.build import family_of, load_splits
     from gnn.errors import describe as describe_error
     from gnn.importers.hf import HFOptions, import_hf
 
     torch.set_num_threads(1)
     info = load_splits()["types"][model_type]
     row = {"model_type": model_type, "family": family_of(model_type), "split": info["split"]}
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(TIMEOUT)
     try:
-        graph = import_hf(f"hf:{model_type}", HFOptions(seq_len=16))
-        f = facts(graph)
-        row.update(facts=f.to_dict(), description=describe(f))
-        tokens = graph_tokens(graph)
-        if tokens is not None:
-            torch.save(tokens, cache_dir() / f"{model_type}.tokens.pt")
+        with time_limit(TIMEOUT):
+            graph = import_hf(f"hf:{model_type}", HFOptions(seq_len=16))
+            f = facts(graph)
+            row.update(facts=f.to_dict(), description=describe(f))
+            tokens = graph_tokens(graph)
+            if tokens is not None:
+                torch.save(tokens, cache_dir() / f"{model_type}.tokens.pt")
     except Exception as e:  # noqa: BLE001 - recorded, not fatal: the corpus says which types it lacks
         row["error"] = describe_error(e)
-    finally:
-        signal.alarm(0)
     return row
-
-
-def graph_tokens(graph):
-    """The shipped graph model's composite embeddings for ``graph`` (None without a checkpoint)."""
-    import torch
-
-    from gnn.roles.learned import CHECKPOINT, encode
-
-    if not (CHECKPOINT / "model.safetensors").exists():
-        return None
-    model, x, tokens = encode(graph)
-    with torch.no_grad():
-        return model.composite_tokens(x, tokens.composite).half()
 
 
 def _work(model_type: str) -> dict:
@@ -95,19 +76,16 @@ def _work(model_type: str) -> dict:
 def map_types(work, wanted: list[str], workers: int):
     """``work(model_type)`` for each of ``wanted`` in ``workers`` spawned processes, yielded as each finishes
     (each process does at most 8, so memory a trace leaves behind is given back)."""
-    import multiprocessing as mp
-
-    from gnn.data.build import load_splits
+    from gnn.training.build import load_splits
 
     unknown = [t for t in wanted if t not in load_splits()["types"]]
     if unknown:
-        raise SystemExit(f"not in gnn/data/splits.json: {', '.join(unknown)}")
-    with mp.get_context("spawn").Pool(workers, maxtasksperchild=8) as pool:
-        yield from pool.imap_unordered(work, wanted)
+        raise SystemExit(f"not in gnn/training/splits.json: {', '.join(unknown)}")
+    yield from spawn_map(work, wanted, workers, per_child=8)
 
 
 def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathlib.Path:
-    from gnn.data.build import load_splits
+    from gnn.training.build import load_splits
 
     every = sorted(load_splits()["types"])
     wanted = types or every
@@ -126,7 +104,7 @@ def write_graph_tokens(types: list[str]) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from assistant.train_llm import pool_tokens
+    from assistant.graph_tokens import pool_tokens
 
     tokens = {t: pool_tokens(torch.load(path)).half().contiguous()
               for t in types if (path := cache_dir() / f"{t}.tokens.pt").exists()}

@@ -1,8 +1,8 @@
 """LoRA-tune the language model on instruction data, with graph tokens as in InstructGLM.
 
-    python -m assistant.train_llm                 # the shipped adapter, assistant/adapter
-    python -m assistant.train_llm --no-graph-tokens --out /tmp/no-graph   # the ablation
-    accelerate launch -m assistant.train_llm      # the same on GPUs
+    python -m assistant.training.train_llm                 # the shipped adapter, assistant/adapter
+    python -m assistant.training.train_llm --no-graph-tokens --out /tmp/no-graph   # the ablation
+    accelerate launch -m assistant.training.train_llm      # the same on GPUs
 
 Each prompt carries the graph's one-line outline and ``<graph>`` placeholders, one per
 composite of the graph (a block, an embedding, a head); the graph model's composite
@@ -13,10 +13,10 @@ answer's tokens are scored.  The adapter is saved in peft's format
 (``adapter_config.json`` + ``adapter_model.safetensors``) with ``projector.safetensors``
 and ``graph_tokens.json`` beside it.
 
-Training data: the instruction examples (:mod:`assistant.instructions`: the phrasing grammar
+Training data: the instruction examples (:mod:`assistant.training.instructions`: the phrasing grammar
 and the hand-written requests that hold for the graph, never a held-out phrasing or request)
 of every training-split model type, on its full-size graph (the architecture corpus) and on
-its narrow variants (:mod:`assistant.narrow`: 1, 2 and 3 blocks, and 2-block graphs edited
+its narrow variants (:mod:`assistant.training.narrow`: 1, 2 and 3 blocks, and 2-block graphs edited
 to multi-query attention, the other norm, another activation), so depth, heads and the
 number of graph tokens vary as they do in use.  Facts and graph tokens of both come from
 committed files (``corpora/architectures.jsonl`` + ``graph_tokens.safetensors``,
@@ -35,79 +35,36 @@ import argparse
 import dataclasses
 import json
 import math
-import pathlib
 import random
 import sys
 import time
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-ADAPTER = ROOT / "assistant" / "adapter"
-GRAPH_TOKEN = "<graph>"
-MAX_GRAPH_TOKENS = 48
+from assistant.graph_tokens import GRAPH_TOKEN, MAX_GRAPH_TOKENS, Projector, add_graph_token, embed_with_graph, graph_placeholder
+from assistant.llm import ADAPTER
+
+
+def _help(text: str, default):
+    return dataclasses.field(default=default, metadata={"help": text})
 
 
 @dataclass
 class LLMTrainConfig:
-    llm: str | None = None
-    steps: int = 300  # 4 prompts a step: ~11 s on one CPU thread, about an hour for the shipped run
-    batch_size: int = 4
-    lr: float = 1e-3
-    graph_tokens: bool = True
-    examples_per_graph: int = 8  # of ~32 drawn per graph: full size and up to 6 narrow variants per type
-    seed: int = 0
-    max_length: int = 512
-    out: str = str(ADAPTER)
-
-
-class Projector(nn.Module):
-    """Graph-model composite embeddings -> the language model's embedding space."""
-
-    def __init__(self, d_graph: int, d_model: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_graph, d_model), nn.GELU(), nn.Linear(d_model, d_model))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def graph_placeholder(n: int) -> str:
-    return GRAPH_TOKEN * min(n, MAX_GRAPH_TOKENS)
-
-
-def pool_tokens(tokens: torch.Tensor) -> torch.Tensor:
-    """At most :data:`MAX_GRAPH_TOKENS` graph tokens: longer runs are averaged in even groups."""
-    if len(tokens) <= MAX_GRAPH_TOKENS:
-        return tokens
-    groups = torch.arange(len(tokens)) * MAX_GRAPH_TOKENS // len(tokens)
-    out = torch.zeros(MAX_GRAPH_TOKENS, tokens.shape[1], dtype=tokens.dtype)
-    out.index_add_(0, groups, tokens)
-    return out / torch.bincount(groups, minlength=MAX_GRAPH_TOKENS).unsqueeze(1).to(tokens.dtype)
-
-
-def add_graph_token(tokenizer) -> int:
-    if GRAPH_TOKEN not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"additional_special_tokens": [GRAPH_TOKEN]})
-    return tokenizer.convert_tokens_to_ids(GRAPH_TOKEN)
-
-
-def embed_with_graph(model, ids: torch.Tensor, graph_id: int, graph: list[torch.Tensor | None],
-                     projector: Projector | None) -> torch.Tensor:
-    """Input embeddings for ``ids`` (B, T) with each row's placeholders replaced by its projected graph tokens."""
-    embed = model.get_input_embeddings()
-    mask = ids == graph_id
-    x = embed(ids.masked_fill(mask, 0))
-    if projector is None or not mask.any():
-        return x
-    rows = []
-    for b, tokens in enumerate(graph):
-        n = int(mask[b].sum())
-        if n:
-            rows.append(projector(pool_tokens(tokens.float())[:n].to(x.device)).to(x.dtype))
-    return x.masked_scatter(mask.unsqueeze(-1), torch.cat(rows))
+    llm: str | None = _help("the causal LM to tune: a local folder or a cached hub id (default: SmolLM2-135M-Instruct)",
+                            None)
+    steps: int = _help("optimizer steps: 4 prompts a step take ~11 s on one CPU thread, about an hour for the "
+                       "shipped run", 300)
+    batch_size: int = _help("prompts per step", 4)
+    lr: float = _help("AdamW's peak learning rate for LoRA and the projector (warm-up, cosine decay)", 1e-3)
+    graph_tokens: bool = _help("put the graph model's composite embeddings at the prompt's <graph> placeholders "
+                               "(--no-graph-tokens: the ablation)", True)
+    examples_per_graph: int = _help("examples drawn per graph, of ~32 (full size and up to 6 narrow variants per "
+                                    "type)", 8)
+    seed: int = _help("seeds the example draw, the order and LoRA's initialisation", 0)
+    max_length: int = _help("tokens per example at most (longer ones are cut)", 512)
+    out: str = _help("the adapter folder written", str(ADAPTER))
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -115,12 +72,12 @@ def embed_with_graph(model, ids: torch.Tensor, graph_id: int, graph: list[torch.
 
 def load_corpus() -> list[dict]:
     """Every graph training can draw on: each type at full size (the architecture corpus) and its narrow
-    variants (:mod:`assistant.narrow`), with their split, facts and graph tokens."""
-    from assistant.corpora import CORPUS, load_graph_tokens
-    from assistant.narrow import load_narrow
+    variants (:mod:`assistant.training.narrow`), with their split, facts and graph tokens."""
+    from assistant.training.corpora import CORPUS, load_graph_tokens
+    from assistant.training.narrow import load_narrow
 
     if not CORPUS.exists():
-        raise SystemExit("no architecture corpus: build it with `python -m assistant.corpora`")
+        raise SystemExit("no architecture corpus: build it with `python -m assistant.training.corpora`")
     rows = [json.loads(line) for line in CORPUS.read_text().splitlines()]
     tokens = load_graph_tokens()
     for r in rows:
@@ -134,7 +91,7 @@ def load_corpus() -> list[dict]:
 def make_examples(rows: list[dict], split: str, held_out: bool, per_graph: int, seed: int) -> list[dict]:
     """Prompt pieces and answers for the graphs of ``split``'s types; held-out phrasings only, or none of them."""
     from assistant.facts import Facts
-    from assistant.instructions import examples
+    from assistant.training.instructions import examples
 
     out = []
     for r in rows:
@@ -152,7 +109,7 @@ def make_examples(rows: list[dict], split: str, held_out: bool, per_graph: int, 
 
 def encode(tokenizer, example: dict, graph_tokens: bool, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids of prompt + answer and labels scoring the answer only."""
-    from assistant.interpret import messages
+    from assistant.prompting import messages
 
     n = len(example["tokens"]) if graph_tokens and example["tokens"] is not None else 0
     chat = messages(example["facts"], example["request"], graph_placeholder=graph_placeholder(n))
@@ -269,26 +226,20 @@ def save(model, projector, tokenizer, cfg: LLMTrainConfig, log: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gnn.training.options import add_options, from_options
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--llm")
-    parser.add_argument("--steps", type=int, default=LLMTrainConfig.steps)
-    parser.add_argument("--batch-size", type=int, default=LLMTrainConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=LLMTrainConfig.lr)
-    parser.add_argument("--no-graph-tokens", dest="graph_tokens", action="store_false")
-    parser.add_argument("--examples-per-graph", type=int, default=LLMTrainConfig.examples_per_graph)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(ADAPTER))
+    add_options(parser, LLMTrainConfig)
     parser.add_argument("--no-tune", dest="tune", action="store_false",
                         help="skip choosing the decoding (greedy or reranked beams, and the floor under which an "
                              "edit is asked about) on the development requests")
     args = parser.parse_args(argv)
     tune = args.tune
-    del args.tune
-    cfg = LLMTrainConfig(**vars(args))
+    cfg = from_options(args, LLMTrainConfig)
     _, _, history = train(cfg)
     print(json.dumps({"steps": cfg.steps, "final_loss": history[-1]}))
     if tune:  # ~10 min: decoding.json beside the adapter (assistant.rerank)
-        from assistant.evaluate_llm import test_cases, tune_rerank
+        from assistant.training.evaluate_llm import test_cases, tune_rerank
 
         print(json.dumps(tune_rerank(cfg.out, test_cases(10, 8, dev=True), llm=cfg.llm)))
     return 0

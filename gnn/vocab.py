@@ -1,4 +1,4 @@
-"""The structural role vocabulary.
+"""The vocabularies a graph is labelled with: structural roles, node roles, architecture kinds.
 
 Roles name what a part of a network does, independent of how a model family
 spells it: Llama's ``q_proj``, BERT's ``attention.self.query`` and T5's
@@ -35,16 +35,24 @@ def check_role(role: str) -> None:
         raise MadError(f"unknown role `{role}`; roles are: {', '.join(ROLES)}")
 
 
-_LAYER_NORM_OPS = {"aten.native_layer_norm.default", "aten.layer_norm.default", "onnx::LayerNormalization"}
-_RMS_OPS = {"aten.rsqrt.default", "onnx::Sqrt", "aten.sqrt.default"}
-_MEAN_OPS = {"aten.mean.dim", "onnx::ReduceMean"}
+# node-level roles the graph model predicts: the edit engine's leaf roles, then op-level ones; "other" last
+MODULE_ROLES = ["attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down",
+                "norm.attn", "norm.mlp", "norm.final", "embed.tokens", "embed.positions", "lm_head", "act"]
+OP_ROLES = ["attn.scores", "attn.softmax", "attn.context", "residual"]
+NODE_ROLES = MODULE_ROLES + OP_ROLES + ["other"]
+
+# architecture kinds, told apart by what a model takes in and what its head is
+KINDS = ["decoder", "encoder", "encoder-decoder", "vision", "audio", "multimodal"]
 
 
-def norm_kind(ops: list[str]) -> str | None:
-    """``LayerNorm`` or ``RMSNorm`` from the primitive ops a norm runs (None: neither)."""
-    if any(op in _LAYER_NORM_OPS for op in ops):
-        return "LayerNorm"
-    if any(op in _RMS_OPS for op in ops) and any(op in _MEAN_OPS for op in ops):
-        # LayerNorm written out subtracts the mean first: a sub before the variance
-        return "LayerNorm" if any(op in ("aten.sub.Tensor", "onnx::Sub") for op in ops) else "RMSNorm"
-    return None
+def kind_of(inputs: str, model_class: str) -> str:
+    """The kind of a model traced with ``inputs`` (comma-separated names) whose class is ``model_class``."""
+    names = set(inputs.split(","))
+    if "decoder_input_ids" in names:
+        return "encoder-decoder"
+    if names & {"input_features", "input_values"}:
+        return "audio"
+    if "pixel_values" in names:
+        return "multimodal" if "input_ids" in names else "vision"
+    # causal LM heads: *ForCausalLM, and the older *LMHeadModel (GPT-2, GPT, CTRL)
+    return "decoder" if "CausalLM" in model_class or model_class.endswith("LMHeadModel") else "encoder"

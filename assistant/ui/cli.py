@@ -9,7 +9,7 @@
     mad roles SOURCE [--json]
     mad describe SOURCE [--set K=V]... [--json]
     mad ask SOURCE [--set K=V]... "QUESTION"
-    mad train llm|gnn [OPTIONS]    (python -m assistant.train_llm / python -m gnn.train; --help lists OPTIONS)
+    mad train llm|gnn [OPTIONS]    (python -m assistant.training.train_llm / python -m gnn.training.train; --help lists OPTIONS)
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -164,14 +164,14 @@ def run(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     from gnn import sources
-    from gnn.summary import format_summary, outline, summarize
+    from gnn.analysis.summary import format_summary, outline, summarize
     from gnn.validate import validate
 
     if args.command == "train":
         if args.what == "llm":
-            from assistant.train_llm import main as train
+            from assistant.training.train_llm import main as train
         else:
-            from gnn.train import main as train
+            from gnn.training.train import main as train
         return train(args.options)
     if args.command == "types":
         from gnn.importers.hf import model_types

@@ -1,7 +1,7 @@
 """Multi-task training and evaluation of the graph model.
 
-    python -m gnn.train                          # the shipped model, gnn/checkpoint (defaults below)
-    accelerate launch -m gnn.train               # the same on one or many GPUs
+    python -m gnn.training.train                          # the shipped model, gnn/checkpoint (defaults below)
+    accelerate launch -m gnn.training.train               # the same on one or many GPUs
 
 Every step runs the three task inputs of one batch (masked ops on graphs that may have
 been cut, with roles, kind and incompleteness; hidden edges; completion) through the
@@ -23,36 +23,38 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from gnn import tasks
+from gnn.nn.checkpoint import CHECKPOINT
+from gnn.nn.heads import predictions
+from gnn.nn.model import GraphModelConfig
+from gnn.training import tasks
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CHECKPOINT = ROOT / "gnn" / "checkpoint"
+
+
+def _help(text: str, default=dataclasses.MISSING, **kw):
+    return dataclasses.field(default=default, metadata={"help": text}, **kw)
 
 
 @dataclass
 class TrainConfig:
-    arch: str = "gps"
-    hidden: int = 96
-    layers: int = 3
-    heads: int = 4
-    epochs: int = 12
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    seed: int = 0
-    max_nodes: int = 3000  # larger graphs are left out of training (evaluation keeps them)
-    train_graphs: int | None = 2000  # a random subset per epoch (None: all): keeps a rebuild under an hour
-    cache: str | None = None
-    out: str | None = str(CHECKPOINT)
+    model: GraphModelConfig = _help("the network (its vocab_size comes from the op vocabulary)",
+                                    default_factory=GraphModelConfig)
+    epochs: int = _help("passes over the (sampled) training graphs", 12)
+    batch_size: int = _help("graphs per step, at most (size-bucketed batches hold about 8,000 nodes)", 16)
+    lr: float = _help("AdamW's peak learning rate (linear warm-up, cosine decay)", 2e-3)
+    weight_decay: float = _help("AdamW's weight decay", 1e-5)
+    seed: int = _help("seeds the model's initialisation, the sampling and the task inputs", 0)
+    max_nodes: int = _help("larger graphs are left out of training (evaluation keeps them)", 3000)
+    train_graphs: int | None = _help("a random subset per epoch (None: all): keeps a rebuild under an hour", 2000)
+    cache: str | None = _help("the dataset's folder (default: $MAD_CACHE/dataset or ~/.cache/mad/dataset)", None)
+    out: str | None = _help("where the checkpoint goes (None: not saved)", str(CHECKPOINT))
 
 
 # -- data -----------------------------------------------------------------------------------
 
 
 def split_records(records: list[dict]) -> dict[str, list[dict]]:
-    from gnn.data.build import load_splits
+    from gnn.training.build import load_splits
 
     types = load_splits()["types"]
     out = {"train": [], "val": [], "test": []}
@@ -75,30 +77,6 @@ def task_batches(datas, gen: torch.Generator) -> dict:
         "links": _batch([tasks.hide_edges(d, gen) for d in datas]),
         "complete": _batch([tasks.complete(d, gen) for d in datas]),
     }
-
-
-def losses(model, b: dict) -> dict[str, torch.Tensor]:
-    out = {}
-    m = b["masked"]
-    x = model.encode(m)
-    out["op"] = F.cross_entropy(model.op_head(x[m.masked]), m.op_target[m.masked])
-    keep = ~m.masked
-    out["role"] = F.cross_entropy(model.role_head(x[keep]), m.role[keep])
-    pooled = model.pooled(x, m.batch, m.num_graphs)
-    out["kind"] = F.cross_entropy(model.kind_head(pooled), m.kind)
-    out["incomplete"] = F.binary_cross_entropy_with_logits(model.incomplete_head(pooled).squeeze(-1), m.incomplete)
-    lk = b["links"]
-    x = model.encode(lk)
-    scores = torch.cat([model.link_logits(x, lk.pos_edge_index), model.link_logits(x, lk.neg_edge_index)])
-    target = torch.cat([torch.ones(lk.pos_edge_index.shape[1]), torch.zeros(lk.neg_edge_index.shape[1])])
-    out["link"] = F.binary_cross_entropy_with_logits(scores, target.to(scores.device))
-    p = b["complete"]
-    x = model.encode(p)
-    out["completion_op"] = F.cross_entropy(model.op_head(x[p.completion_index]), p.completion_op)
-    scores = torch.cat([model.link_logits(x, p.comp_pos_edge_index), model.link_logits(x, p.comp_neg_edge_index)])
-    target = torch.cat([torch.ones(p.comp_pos_edge_index.shape[1]), torch.zeros(p.comp_neg_edge_index.shape[1])])
-    out["completion_link"] = F.binary_cross_entropy_with_logits(scores, target.to(scores.device))
-    return out
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -146,24 +124,8 @@ def predict_all(model, datas, seed: int = 1234, batch_size: int = 16) -> dict[st
     for i in range(0, len(datas), batch_size):
         chunk = datas[i:i + batch_size]
         clean = _batch(chunk)
-        x = model.encode(clean)
-        add("role", model.role_head(x).argmax(-1), clean.role, clean.source_stripped[clean.batch])
-        add("kind", model.kind_head(model.pooled(x, clean.batch, clean.num_graphs)).argmax(-1), clean.kind)
-        b = task_batches(chunk, gen)
-        m = b["masked"]
-        x = model.encode(m)
-        add("op", model.op_head(x[m.masked]).argmax(-1), m.op_target[m.masked])
-        add("incomplete", model.incomplete_head(model.pooled(x, m.batch, m.num_graphs)).squeeze(-1), m.incomplete)
-        lk = b["links"]
-        x = model.encode(lk)
-        add("link", torch.cat([model.link_logits(x, lk.pos_edge_index), model.link_logits(x, lk.neg_edge_index)]),
-            torch.cat([torch.ones(lk.pos_edge_index.shape[1]), torch.zeros(lk.neg_edge_index.shape[1])]))
-        p = b["complete"]
-        x = model.encode(p)
-        add("completion_op", model.op_head(x[p.completion_index]).argmax(-1), p.completion_op)
-        add("completion_link",
-            torch.cat([model.link_logits(x, p.comp_pos_edge_index), model.link_logits(x, p.comp_neg_edge_index)]),
-            torch.cat([torch.ones(p.comp_pos_edge_index.shape[1]), torch.zeros(p.comp_neg_edge_index.shape[1])]))
+        for task, (pred, target) in predictions(model, {"clean": clean, **task_batches(chunk, gen)}).items():
+            add(task, pred, target, *([clean.source_stripped[clean.batch]] if task == "role" else []))
     return {k: tuple(torch.cat(s) for s in v) for k, v in acc.items()}
 
 
@@ -190,12 +152,12 @@ def evaluate(model, datas, seed: int = 1234) -> dict[str, float]:
 
 
 def datasets(cfg: TrainConfig, records: list[dict] | None = None) -> dict[str, list]:
-    from gnn.data.build import load
+    from gnn.training.build import load
 
     records = records if records is not None else load(cfg.cache)
     if not records:
-        raise SystemExit("no dataset: build it first with `python -m gnn.data.build`")
-    from gnn.data.build import load_splits
+        raise SystemExit("no dataset: build it first with `python -m gnn.training.build`")
+    from gnn.training.build import load_splits
 
     kinds = {t: v["kind"] for t, v in load_splits()["types"].items()}
     out = {}
@@ -213,16 +175,16 @@ def train(cfg: TrainConfig, data: dict[str, list] | None = None, progress: bool 
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from gnn.model import GraphModel, GraphModelConfig, save
-    from gnn.tokens import OpVocab
+    from gnn.nn.checkpoint import save
+    from gnn.nn.model import GraphModel
+    from gnn.nn.tokens import OpVocab
 
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator()
     data = data or datasets(cfg)
     train_set = [d for d in data["train"] if d.num_nodes <= cfg.max_nodes]
     vocab = OpVocab()
-    model = GraphModel(GraphModelConfig(vocab_size=len(vocab), arch=cfg.arch, hidden=cfg.hidden, layers=cfg.layers,
-                                        heads=cfg.heads))
+    model = GraphModel(dataclasses.replace(cfg.model, vocab_size=len(vocab)))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = min(len(train_set), cfg.train_graphs or len(train_set))
     steps = cfg.epochs * math.ceil(per_epoch / cfg.batch_size / accelerator.num_processes)
@@ -237,7 +199,7 @@ def train(cfg: TrainConfig, data: dict[str, list] | None = None, progress: bool 
     model, opt, sched = accelerator.prepare(model, opt, sched)
     gen = torch.Generator().manual_seed(cfg.seed)
     history = []
-    bar = tqdm(total=steps, disable=not (progress and accelerator.is_main_process), desc=f"train {cfg.arch}")
+    bar = tqdm(total=steps, disable=not (progress and accelerator.is_main_process), desc=f"train {cfg.model.arch}")
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(train_set), generator=gen)[:per_epoch].tolist()
@@ -320,13 +282,15 @@ def plot(history: list[dict], path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+DERIVED = ("vocab_size", "num_feats", "num_roles", "num_kinds")  # read off the data, not options
+
+
 def main(argv: list[str] | None = None) -> int:
+    from gnn.training.options import add_options, from_options
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(TrainConfig):
-        kind = int if f.type in ("int", "int | None") else float if f.type == "float" else str
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
-    args = parser.parse_args(argv)
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
+    add_options(parser, TrainConfig, skip=DERIVED)
+    cfg = from_options(parser.parse_args(argv), TrainConfig, skip=DERIVED)
     _, history = train(cfg)
     print(json.dumps(history[-1]))
     return 0

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from gnn.data.build import KINDS
-from gnn.tokens import MASK, wiring_features
+from gnn.vocab import KINDS
+from gnn.nn.tokens import MASK, wiring_features
 
 
 def to_data(record: dict):
@@ -84,7 +84,7 @@ def _keep(data, keep: torch.Tensor):
 
 def restructure(data):
     """Recompute the wiring-derived features (in/out degree, topological depth, random-walk PE) of
-    ``data`` from its ``edge_index``, as :func:`gnn.tokens.tokenize` computes them."""
+    ``data`` from its ``edge_index``, as :func:`gnn.nn.tokens.tokenize` computes them."""
     data.feats = data.feats.clone()
     data.pe = wiring_features(data.feats, data.edge_index, data.pe.shape[1] - 1)
     return data

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from math import prod
 
+from gnn.ir.families import CONV_OPS, MATMUL_OPS
 from gnn.ir.graph import Graph, Node
 
 # Ops that only move or reinterpret data.
@@ -43,13 +44,14 @@ def node_flops(graph: Graph, node: Node) -> int:
     name = _short(node.op)
     outs = [o for o in node.outputs if o is not None]
     out_numel = sum(prod(shape(o)) for o in outs) if outs else 0
-    if name in ("mm", "bmm", "addmm", "baddbmm", "MatMul", "Gemm"):
-        a = shape(ins[1] if name in ("addmm", "baddbmm") else ins[0])
+    if node.op in MATMUL_OPS:
+        plus = name in ("addmm", "baddbmm")  # input + a @ b: the product's operands come second
+        a = shape(ins[1] if plus else ins[0])
         k = a[-1]
         if name == "Gemm" and node.kwargs.get("transA"):
             k = a[0]
-        return 2 * out_numel * k + (out_numel if name in ("addmm", "baddbmm") else 0)
-    if name in ("convolution", "Conv"):
+        return 2 * out_numel * k + (out_numel if plus else 0)
+    if node.op in CONV_OPS:
         w = shape(ins[1])  # (C_out, C_in / groups, *kernel)
         return 2 * out_numel * prod(w[1:])
     if name == "scaled_dot_product_attention":

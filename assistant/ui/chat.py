@@ -25,10 +25,10 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
 from typing import Any
 
-from gnn.errors import MadError, SourceError
+from gnn.edits import History, Step
+from gnn.errors import EditError, MadError, SourceError
 from gnn.fileio import write_text
 from gnn.ir.graph import Graph
 
@@ -36,26 +36,6 @@ UPLOAD_SUFFIXES = (".onnx", ".json")
 MAX_UPLOAD_MB = 512
 _YES = ("yes", "y", "yes please", "yes, please", "do it", "yes, do it", "ok", "okay", "sure", "go ahead")
 _QUESTION_WORDS = ("how", "what", "which", "does", "do", "is", "are", "can", "where", "why", "who", "when")
-
-
-@dataclass
-class Step:
-    graph: Graph
-    request: str = ""  # what the user asked for ("" for the loaded graph)
-    result: Any = None  # gnn.edits.EditResult
-
-    @property
-    def program(self) -> list[dict]:
-        return self.result.program if self.result is not None else []
-
-    @functools.cached_property
-    def report(self):
-        """The graph's validation: the edit engine's, or run once when first asked for (a loaded graph)."""
-        from gnn.validate import validate
-
-        if self.result is not None and self.result.report is not None:
-            return self.result.report
-        return validate(self.graph)
 
 
 _assistant = None
@@ -97,8 +77,7 @@ class Session:
     def __init__(self, llm: str | None = None):
         self.llm = llm
         self.source = ""
-        self.steps: list[Step] = []
-        self.at = -1
+        self.history: History | None = None  # None until a model is loaded
         self.conversation: list[dict] = []  # {"role", "content"} as the chat shows it
         self.offered: tuple[str, dict, Graph] | None = None  # a "Did you mean" edit: request, program, on graph
         self.folder = pathlib.Path(tempfile.mkdtemp(prefix="mad-session-"))
@@ -107,11 +86,16 @@ class Session:
 
     @property
     def graph(self) -> Graph | None:
-        return self.steps[self.at].graph if self.steps else None
+        return self.history.current if self.history else None
 
     @property
     def step(self) -> Step | None:
-        return self.steps[self.at] if self.steps else None
+        return self.history.step if self.history else None
+
+    @property
+    def edits(self) -> int:
+        """How many edits made the current graph."""
+        return self.history.at if self.history else 0
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -122,7 +106,7 @@ class Session:
     def load(self, source: str = "", overrides: str = "", upload: str | None = None) -> str:
         """Load a model (``hf:<type>``, a config folder, or an uploaded file); the reply says what was loaded."""
         from gnn.sources import load
-        from gnn.summary import summarize
+        from gnn.analysis.summary import summarize
 
         source = (source or "").strip()
         if not upload and not source:
@@ -133,7 +117,7 @@ class Session:
         else:
             graph, label = load(source, parse_override_text(overrides or "")), source
         self.source = label
-        self.steps, self.at = [Step(graph)], 0
+        self.history = History(graph)
         s = summarize(graph)
         report = self.step.report
         check = ("" if report.ok else f" **It fails validation** ({len(report.errors)} error(s), shown at their "
@@ -231,9 +215,7 @@ class Session:
         return self._record(text, outcome.result)
 
     def _record(self, text: str, result) -> dict:
-        del self.steps[self.at + 1:]  # a new edit drops the redo branch
-        self.steps.append(Step(result.graph, text, result))
-        self.at += 1
+        self.history.record(result, text)
         lines = [f"**Done.** {_program_text(result.program)}", *_diff_lines(result.diff)]
         if "peft_config" in result.extras:
             lines.append("- the equivalent peft `LoraConfig` is under Downloads")
@@ -250,29 +232,31 @@ class Session:
     # -- history --------------------------------------------------------------------------------
 
     def undo(self) -> str:
-        if self.at <= 0:
+        undone = self.step
+        try:
+            self.history.undo() if self.history else None
+        except EditError:
             return "Nothing to undo."
-        undone = self.steps[self.at]
-        self.at -= 1
-        return f"Undone: {_program_text(undone.program)}"
+        return f"Undone: {_program_text(undone.program)}" if undone else "Nothing to undo."
 
     def redo(self) -> str:
-        if self.at >= len(self.steps) - 1:
+        try:
+            self.history.redo() if self.history else None
+        except EditError:
             return "Nothing to redo."
-        self.at += 1
-        return f"Redone: {_program_text(self.steps[self.at].program)}"
+        return f"Redone: {_program_text(self.step.program)}" if self.history else "Nothing to redo."
 
     def reset(self) -> str:
-        if not self.steps:
+        if not self.history:
             return "Nothing to reset."
-        self.steps, self.at = self.steps[:1], 0
+        self.history.reset()
         return f"Back to {self.source} as loaded."
 
     # -- views and files ------------------------------------------------------------------------
 
     @serialized
     def view(self) -> str:
-        from assistant.graph_view import render
+        from assistant.ui.graph_view import render
 
         if self.graph is None:
             return '<div class="madg">No model loaded.</div>'
@@ -281,7 +265,7 @@ class Session:
 
     def peft_config(self) -> dict | None:
         """The peft LoraConfig of the latest LoRA edit still in the current graph."""
-        for step in reversed(self.steps[:self.at + 1]):
+        for step in reversed(self.history.steps[:self.history.at + 1] if self.history else []):
             if step.result is not None and "peft_config" in step.result.extras:
                 return step.result.extras["peft_config"]
         return None

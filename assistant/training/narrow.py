@@ -1,8 +1,8 @@
 """Narrow variants of the training types: the graphs requests are usually made on, at several depths.
 
-    python -m assistant.narrow [--types llama gpt2 ...] [--workers 2]
+    python -m assistant.training.narrow [--types llama gpt2 ...] [--workers 2]
 
-The architecture corpus (:mod:`assistant.corpora`) holds each type at its full size, so
+The architecture corpus (:mod:`assistant.training.corpora`) holds each type at its full size, so
 its depth hardly varies (24 to 80 blocks) and its graph tokens are always pooled to 48.
 Requests like "remove the last 2 layers" are answered differently on a 2-block graph,
 and a small graph has a handful of graph tokens, not 48.  So each training-split type is
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import signal
 import sys
 import time
 
+from gnn.fileio import cache_dir as mad_cache
 from gnn.fileio import staged, write_text
+from gnn.training.workers import time_limit
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NARROW = ROOT / "corpora" / "narrow.jsonl"
@@ -36,11 +36,7 @@ DEPTHS = {"depth1": 1, "depth2": 2, "depth3": 3}
 
 
 def cache_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("MAD_CACHE", pathlib.Path.home() / ".cache" / "mad")) / "narrow"
-
-
-def _alarm(signum, frame):
-    raise TimeoutError(f"took longer than {TIMEOUT} s")
+    return mad_cache("narrow")
 
 
 def _edits(f) -> dict[str, list[dict]]:
@@ -59,9 +55,9 @@ def build_one(model_type: str) -> tuple[list[dict], dict]:
     """Rows (variant, facts) and graph tokens of one type's narrow graphs; a row with ``error`` for a failed one."""
     import torch
 
-    from assistant.corpora import graph_tokens
+    from assistant.graph_tokens import graph_tokens
     from assistant.facts import facts
-    from gnn.data.build import load_splits
+    from gnn.training.build import load_splits
     from gnn.edits import apply_program
     from gnn.errors import describe as describe_error
     from gnn.importers.hf import HFOptions, import_hf
@@ -79,30 +75,27 @@ def build_one(model_type: str) -> tuple[list[dict], dict]:
             tokens[variant] = t
         return f
 
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(TIMEOUT)
     try:
-        base = None
-        for variant, n in depths.items():
-            overrides = {"num_hidden_layers": n} if n else {}
-            try:
-                graph = import_hf(f"hf:{model_type}", HFOptions(overrides=overrides, seq_len=8))
-                f = keep(variant, graph)
-            except Exception as e:  # noqa: BLE001 - recorded: a depth the architecture does not take
-                rows.append({"model_type": model_type, "variant": variant, "error": describe_error(e)})
-                continue
-            if n in (2, None):
-                base = (graph, f)
-        if base is not None:
-            for variant, program in _edits(base[1]).items():
+        with time_limit(TIMEOUT):
+            base = None
+            for variant, n in depths.items():
+                overrides = {"num_hidden_layers": n} if n else {}
                 try:
-                    keep(variant, apply_program(base[0], {"edits": program}).graph)
-                except Exception as e:  # noqa: BLE001
+                    graph = import_hf(f"hf:{model_type}", HFOptions(overrides=overrides, seq_len=8))
+                    f = keep(variant, graph)
+                except Exception as e:  # noqa: BLE001 - recorded: a depth the architecture does not take
                     rows.append({"model_type": model_type, "variant": variant, "error": describe_error(e)})
+                    continue
+                if n in (2, None):
+                    base = (graph, f)
+            if base is not None:
+                for variant, program in _edits(base[1]).items():
+                    try:
+                        keep(variant, apply_program(base[0], {"edits": program}).graph)
+                    except Exception as e:  # noqa: BLE001
+                        rows.append({"model_type": model_type, "variant": variant, "error": describe_error(e)})
     except TimeoutError as e:
         rows.append({"model_type": model_type, "variant": "*", "error": str(e)})
-    finally:
-        signal.alarm(0)
     return rows, tokens
 
 
@@ -122,9 +115,9 @@ def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathli
     import torch
     from safetensors.torch import save_file
 
-    from assistant.corpora import map_types
-    from assistant.train_llm import pool_tokens
-    from gnn.data.build import load_splits
+    from assistant.training.corpora import map_types
+    from assistant.graph_tokens import pool_tokens
+    from gnn.training.build import load_splits
 
     every = sorted(t for t, v in load_splits()["types"].items() if v["split"] == "train")
     wanted = types or every

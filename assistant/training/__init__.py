@@ -1,0 +1,1 @@
+"""The language model's pipelines: instruction data, corpora, training the adapter, evaluating it."""

@@ -1,0 +1,1 @@
+"""The chat session, its graph view and the command line."""

@@ -1,0 +1,1 @@
+"""Reading a graph: summaries (parameters, FLOPs, outline) and the heads of its attention."""
