@@ -25,7 +25,7 @@ from gnn.fileio import cache_dir as mad_cache
 from gnn.fileio import staged, write_text
 from gnn.training.workers import spawn_map, time_limit
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "corpora" / "architectures.jsonl"
 GRAPH_TOKENS = ROOT / "corpora" / "graph_tokens.safetensors"
 TIMEOUT = 300

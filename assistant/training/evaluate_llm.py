@@ -42,7 +42,7 @@ from collections import Counter
 
 from gnn.fileio import write_text
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "llm-eval.md"
 RESULTS = ROOT / "bench" / "results" / "llm_eval.json"
 # Phrasings written after a training run to test it, by someone who saw no other phrasing, and when

@@ -28,7 +28,7 @@ from gnn.fileio import cache_dir as mad_cache
 from gnn.fileio import staged, write_text
 from gnn.training.workers import time_limit
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NARROW = ROOT / "corpora" / "narrow.jsonl"
 NARROW_TOKENS = ROOT / "corpora" / "narrow_tokens.safetensors"
 TIMEOUT = 240

@@ -132,7 +132,7 @@ def _require_graph_tokens(graphs: list[dict]) -> None:
         full = any(v == "full" for _, v in missing)  # the corpus's full-size graphs, else the narrow variants
         raise SystemExit(f"no graph tokens for {len(missing)} graphs ({', '.join(f'{t}@{v}' for t, v in missing[:3])}, "
                          f"...) in corpora/{'graph_tokens' if full else 'narrow_tokens'}.safetensors: build them "
-                         f"with `python -m assistant.{'corpora' if full else 'narrow'}`, or train with --no-graph-tokens")
+                         f"with `python -m assistant.training.{'corpora' if full else 'narrow'}`, or train with --no-graph-tokens")
 
 
 def train(cfg: LLMTrainConfig, examples: list[dict] | None = None, progress: bool = True):

@@ -23,7 +23,7 @@ from collections import Counter
 
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "gnn-eval.md"
 RESULTS = ROOT / "bench" / "results" / "gnn_eval.json"
 

@@ -172,7 +172,7 @@ def test_another_model_does_not_get_the_shipped_adapter():
 def test_a_kept_eval_result_is_tied_to_the_prompt_it_had(graphs, monkeypatch):
     """`evaluate_llm --keep-base` keeps the base model's rows only while each request's prompt is the same: a
     changed methods corpus (what retrieval puts in the prompt) means running it again."""
-    import assistant.interpret as interpret
+    import assistant.prompting as prompting
     from assistant.training.evaluate_llm import prompt_digest
     from assistant.facts import facts
 
@@ -180,7 +180,7 @@ def test_a_kept_eval_result_is_tied_to_the_prompt_it_had(graphs, monkeypatch):
     before = prompt_digest(f, request)
     assert prompt_digest(facts(graphs["llama"]), request) == before
     assert prompt_digest(f, "use GELU") != before
-    monkeypatch.setattr(interpret, "methods_text", lambda request, k=2: "GELU (tanh approximation) -> []")
+    monkeypatch.setattr(prompting, "methods_text", lambda request, k=2: "GELU (tanh approximation) -> []")
     assert prompt_digest(f, request) != before
 
 

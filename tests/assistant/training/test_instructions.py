@@ -102,7 +102,7 @@ def test_hand_written_requests_are_well_formed_and_run(graphs):
     import pathlib
 
     rows = [json.loads(line) for line in
-            (pathlib.Path(__file__).resolve().parents[2] / "corpora" / "requests.jsonl").read_text().splitlines()]
+            (pathlib.Path(__file__).resolve().parents[3] / "corpora" / "requests.jsonl").read_text().splitlines()]
     assert len(rows) >= 30 and any(r["held_out"] for r in rows)
     assert {r["answer"]["action"] for r in rows} == {"edit", "ask", "refuse"}
     for r in rows:
