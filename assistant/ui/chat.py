@@ -28,7 +28,7 @@ import threading
 from typing import Any
 
 from gnn.edits import History, Step
-from gnn.errors import EditError, MadError, SourceError
+from gnn.errors import MadError, SourceError
 from gnn.fileio import write_text
 from gnn.ir.graph import Graph
 
@@ -232,19 +232,17 @@ class Session:
     # -- history --------------------------------------------------------------------------------
 
     def undo(self) -> str:
-        undone = self.step
-        try:
-            self.history.undo() if self.history else None
-        except EditError:
+        if self.history is None or self.history.at == 0:
             return "Nothing to undo."
-        return f"Undone: {_program_text(undone.program)}" if undone else "Nothing to undo."
+        undone = self.step
+        self.history.undo()
+        return f"Undone: {_program_text(undone.program)}"
 
     def redo(self) -> str:
-        try:
-            self.history.redo() if self.history else None
-        except EditError:
+        if self.history is None or self.history.at == len(self.history.steps) - 1:
             return "Nothing to redo."
-        return f"Redone: {_program_text(self.step.program)}" if self.history else "Nothing to redo."
+        self.history.redo()
+        return f"Redone: {_program_text(self.step.program)}"
 
     def reset(self) -> str:
         if not self.history:
