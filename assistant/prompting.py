@@ -55,12 +55,17 @@ def prompt(name: str) -> str:
     return (PROMPTS / name).read_text().strip()
 
 
+@functools.cache  # compiled once: every request, retry and training example renders these
+def _template(name: str):
+    import jinja2
+
+    return jinja2.Template(prompt(name), undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
 def render(name: str, **values) -> str:
     """``prompts/<name>`` as a Jinja template filled with ``values``; a value the template names and
     ``values`` lacks is an error, not an empty string."""
-    import jinja2
-
-    return jinja2.Template(prompt(name), undefined=jinja2.StrictUndefined, keep_trailing_newline=False).render(**values)
+    return _template(name).render(**values)
 
 
 # the order the system prompt lists the edits in; an edit registered later follows them

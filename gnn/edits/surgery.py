@@ -172,7 +172,8 @@ def splice(
     parameters under ``state_prefix`` (default: ``module_path``).  ``output``
     names the produced value (to take over an existing value's name).
     """
-    example = [MetaInterpreter(graph).tensor(name) for name in inputs]
+    meta = MetaInterpreter(graph)
+    example = [meta.empty(name) for name in inputs]  # one tensor per input, as the module's arguments
     sub = _traced(module, example, train)
     tag = fresh_tag()
     state_prefix = module_path if state_prefix is None else state_prefix

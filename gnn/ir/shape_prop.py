@@ -28,12 +28,14 @@ class MetaInterpreter:
 
     def tensor(self, name: str) -> torch.Tensor:
         """The value ``name`` as a meta tensor: computed by a node run before, or made from its record."""
-        t = self.tensors.get(name)
-        if t is None:
-            v = self.graph.values[name]
-            t = self.tensors[name] = torch.empty(v.concrete_shape(self.hints), dtype=dtype_from_name(v.dtype),
-                                                 device=META)
-        return t
+        if name not in self.tensors:
+            self.tensors[name] = self.empty(name)
+        return self.tensors[name]
+
+    def empty(self, name: str) -> torch.Tensor:
+        """A new meta tensor of ``name``'s recorded shape and dtype (not kept: each call makes its own)."""
+        v = self.graph.values[name]
+        return torch.empty(v.concrete_shape(self.hints), dtype=dtype_from_name(v.dtype), device=META)
 
     def run_node(self, node: Node) -> list[Any]:
         """The node's op on its inputs' meta tensors: one result per output (the op's own error if it fails)."""

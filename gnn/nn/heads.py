@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-CLASS_TASKS = ("op", "role", "kind", "completion_op")  # cross-entropy; predicted by argmax
-BINARY_TASKS = ("incomplete", "link", "completion_link")  # logistic; predicted as the raw score
+# cross-entropy, predicted by argmax; the others (incomplete, link, completion_link) are logistic, predicted as scores
+CLASS_TASKS = ("op", "role", "kind", "completion_op")
 
 
 def task_outputs(model, b: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
