@@ -16,8 +16,7 @@ import json
 import pathlib
 from dataclasses import dataclass, field
 
-from gnn.ir.families import ACTIVATIONS, MATMUL_OPS, SOFTMAX_OPS
-from gnn.ir.families import norm_kind
+from gnn.ir.families import ACTIVATIONS, MATMUL_OPS, SOFTMAX_OPS, norm_kind
 from gnn.ir.graph import Graph
 from gnn.roles import RoleMap, label
 

@@ -129,8 +129,7 @@ class Assistant:
     def __init__(self, llm: str | None = None, adapter: str | pathlib.Path | None | bool = True,
                  max_new_tokens: int = 120, log=print, beams: int | None = None, rerank_weight: float | None = None,
                  ask_below: float | None = None):
-        from assistant.llm import is_default, load
-        from assistant.llm import ADAPTER
+        from assistant.llm import ADAPTER, is_default, load
 
         if adapter is True:  # the shipped adapter was trained on the default model: only that model gets it
             adapter = ADAPTER if is_default(llm) and (ADAPTER / "adapter_config.json").exists() else None
@@ -154,8 +153,8 @@ class Assistant:
         from peft import PeftModel
         from safetensors.torch import load_file
 
-        from assistant.llm import load
         from assistant.graph_tokens import Projector, add_graph_token
+        from assistant.llm import load
         from gnn.errors import MadError
 
         if not (adapter / "adapter_config.json").exists():

@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     res["training"] = [_spawn("train", arch, "300") for arch in ("gps", "gin", "gcn", "mlp")]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=1) + "\n")
-    from bench.run import RESULTS as MAIN, gnn_lines, write_doc
+    from bench.run import RESULTS as MAIN
+    from bench.run import gnn_lines, write_doc
 
     write_doc(json.loads(MAIN.read_text()))
     print("\n".join(gnn_lines(res)))

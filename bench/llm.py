@@ -53,8 +53,8 @@ def worker_requests(n: int) -> dict:
     import torch
 
     from assistant.facts import facts
-    from assistant.training.instructions import examples
     from assistant.interpret import Assistant
+    from assistant.training.instructions import examples
     from bench.run import LLAMA3_8B
     from gnn.importers.hf import HFOptions, import_hf
 
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: {a: b for a, b in v.items() if a != "rows"} for k, v in res.items()}, indent=1))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=1) + "\n")
-    from bench.run import RESULTS as MAIN, write_doc
+    from bench.run import RESULTS as MAIN
+    from bench.run import write_doc
 
     write_doc(json.loads(MAIN.read_text()))
     return 0

@@ -12,7 +12,7 @@ from typing import Callable
 class Registry(dict):
     def __init__(self, wrap: Callable | None = None):
         super().__init__()
-        self._wrap = wrap  # (name, decorated) -> the entry to keep; may refuse with an error
+        self._wrap = wrap  # (name, decorated, **register's options) -> the entry to keep; may refuse
 
     def register(self, name: str, **options):
         def deco(obj):

@@ -23,7 +23,6 @@ from gnn.ir.graph import Graph, Node
 from gnn.ir.shape_prop import META, MetaInterpreter
 
 
-
 @dataclass
 class Issue:
     rule: str  # "dangling", "cycle", "op", "arity", "shape", "dtype", "unused", ...

@@ -42,9 +42,9 @@ def build_one(model_type: str) -> dict:
     from assistant.describe import describe
     from assistant.facts import facts
     from assistant.graph_tokens import graph_tokens
-    from gnn.training.build import family_of, load_splits
     from gnn.errors import describe as describe_error
     from gnn.importers.hf import HFOptions, import_hf
+    from gnn.training.build import family_of, load_splits
 
     torch.set_num_threads(1)
     info = load_splits()["types"][model_type]

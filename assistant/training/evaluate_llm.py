@@ -183,10 +183,10 @@ def test_cases(types: int, per_type: int, seed: int = 0, dev: bool = False,
     never for the report)."""
     from assistant.facts import facts
     from assistant.training.instructions import examples, examples_for
-    from gnn.training.build import load_splits
     from gnn.edits import apply_program
     from gnn.errors import MadError
     from gnn.importers.hf import HFOptions, import_hf
+    from gnn.training.build import load_splits
 
     splits = load_splits()["types"]
     rng = random.Random(seed)

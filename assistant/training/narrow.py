@@ -55,12 +55,12 @@ def build_one(model_type: str) -> tuple[list[dict], dict]:
     """Rows (variant, facts) and graph tokens of one type's narrow graphs; a row with ``error`` for a failed one."""
     import torch
 
-    from assistant.graph_tokens import graph_tokens
     from assistant.facts import facts
-    from gnn.training.build import load_splits
+    from assistant.graph_tokens import graph_tokens
     from gnn.edits import apply_program
     from gnn.errors import describe as describe_error
     from gnn.importers.hf import HFOptions, import_hf
+    from gnn.training.build import load_splits
 
     torch.set_num_threads(1)
     info = load_splits()["types"][model_type]
@@ -115,8 +115,8 @@ def build(types: list[str] | None = None, workers: int = 2, log=print) -> pathli
     import torch
     from safetensors.torch import save_file
 
-    from assistant.training.corpora import map_types
     from assistant.graph_tokens import pool_tokens
+    from assistant.training.corpora import map_types
     from gnn.training.build import load_splits
 
     every = sorted(t for t, v in load_splits()["types"].items() if v["split"] == "train")

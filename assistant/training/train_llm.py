@@ -42,7 +42,14 @@ from dataclasses import dataclass
 
 import torch
 
-from assistant.graph_tokens import GRAPH_TOKEN, MAX_GRAPH_TOKENS, Projector, add_graph_token, embed_with_graph, graph_placeholder
+from assistant.graph_tokens import (
+    GRAPH_TOKEN,
+    MAX_GRAPH_TOKENS,
+    Projector,
+    add_graph_token,
+    embed_with_graph,
+    graph_placeholder,
+)
 from assistant.llm import ADAPTER
 
 

@@ -105,8 +105,8 @@ class Session:
     @serialized
     def load(self, source: str = "", overrides: str = "", upload: str | None = None) -> str:
         """Load a model (``hf:<type>``, a config folder, or an uploaded file); the reply says what was loaded."""
-        from gnn.sources import load
         from gnn.analysis.summary import summarize
+        from gnn.sources import load
 
         source = (source or "").strip()
         if not upload and not source:

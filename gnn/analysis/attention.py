@@ -15,11 +15,11 @@ from gnn.ir.graph import Graph, Node, iter_refs
 
 # Ops that only move, scale or copy one tensor: the path between a head split and the attention product.
 LAYOUT_OPS = {"aten.view.default", "aten._unsafe_view.default", "aten.reshape.default", "aten.expand.default",
-           "aten.permute.default", "aten.transpose.int", "aten.clone.default", "aten.alias.default",
-           "aten.mul.Scalar", "aten.div.Scalar", "aten.mul.Tensor", "aten.div.Tensor", "aten._to_copy.default",
-           "aten.unsqueeze.default", "aten.contiguous.default"}
+              "aten.permute.default", "aten.transpose.int", "aten.clone.default", "aten.alias.default",
+              "aten.mul.Scalar", "aten.div.Scalar", "aten.mul.Tensor", "aten.div.Tensor", "aten._to_copy.default",
+              "aten.unsqueeze.default", "aten.contiguous.default"}
+# the ATen reshapes, whose second argument is the new shape (ONNX's Reshape reads it from a tensor)
 ATEN_RESHAPES = {"aten.view.default", "aten._unsafe_view.default", "aten.reshape.default"}
-
 
 
 def numel(shape) -> int:

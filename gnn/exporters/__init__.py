@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+
 from gnn.ir.graph import Graph
 from gnn.registry import Registry
 

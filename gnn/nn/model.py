@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from gnn.vocab import KINDS
-from gnn.vocab import NODE_ROLES
 from gnn.nn.tokens import NUM_FEATS
+from gnn.vocab import KINDS, NODE_ROLES
 
 
 def _help(text: str, default):

@@ -9,9 +9,9 @@ whose names were stripped.
 
 from __future__ import annotations
 
+from gnn.ir.families import ADD_OPS, MATMUL_OPS, SOFTMAX_OPS
 from gnn.ir.graph import Graph
 from gnn.ir.hierarchy import ancestors
-from gnn.ir.families import ADD_OPS, MATMUL_OPS, SOFTMAX_OPS
 from gnn.roles.base import RoleMap, label
 from gnn.vocab import MODULE_ROLES
 

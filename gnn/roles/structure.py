@@ -38,8 +38,8 @@ and ``gate`` by the model).
 from __future__ import annotations
 
 from gnn.errors import MadError
-from gnn.ir.graph import Graph
 from gnn.ir.families import MATMUL_OPS, RESHAPE_OPS, norm_kind
+from gnn.ir.graph import Graph
 
 _NAMES = {"attn.q": "q_proj", "attn.k": "k_proj", "attn.v": "v_proj", "attn.o": "o_proj", "attn.qkv": "qkv_proj",
           "mlp.up": "up_proj", "mlp.gate": "gate_proj", "mlp.down": "down_proj"}

@@ -74,11 +74,11 @@ def load_splits() -> dict:
 
 
 def record(graph, variant: str, model_type: str, kind: str, source: str, roles=None) -> dict:
+    import torch
+
+    from gnn.nn.tokens import tokenize
     from gnn.roles.labels import node_roles
     from gnn.vocab import NODE_ROLES
-    from gnn.nn.tokens import tokenize
-
-    import torch
 
     tokens = tokenize(graph)
     labels = roles if roles is not None else node_roles(graph)
@@ -103,10 +103,10 @@ def build_type(model_type: str, info: dict, onnx: bool = True) -> tuple[list[dic
     """Every graph of one model type, and a line per variant that could not be made."""
     import torch
 
-    from gnn.training.scramble import scramble
     from gnn.edits import apply_program
     from gnn.errors import describe
     from gnn.importers.hf import HFOptions, import_hf
+    from gnn.training.scramble import scramble
 
     torch.set_num_threads(1)
     kind, records, skipped = info["kind"], [], []
@@ -156,7 +156,6 @@ def build_type(model_type: str, info: dict, onnx: bool = True) -> tuple[list[dic
 def _small(model_type: str, base: dict) -> list[dict]:
     """Overrides that shrink the base config's widths and vocabulary (tried in order) for the ONNX export."""
     from gnn.importers.hf import load_config
-
     from gnn.importers.hf_config import safe_getattr
 
     out = []
@@ -184,9 +183,9 @@ def _small(model_type: str, base: dict) -> list[dict]:
 def _scrambled(graph, model_type: str, kind: str, scramble) -> dict:
     import onnx
 
-    from gnn.roles.labels import node_roles
     from gnn.exporters.onnx import save_onnx
     from gnn.importers.onnx import import_onnx
+    from gnn.roles.labels import node_roles
 
     with tempfile.TemporaryDirectory() as tmp:
         named_path = save_onnx(graph, pathlib.Path(tmp) / "named.onnx")

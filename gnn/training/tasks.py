@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from gnn.vocab import KINDS
 from gnn.nn.tokens import MASK, wiring_features
+from gnn.vocab import KINDS
 
 
 def to_data(record: dict):

@@ -30,7 +30,6 @@ from gnn.nn.model import GraphModelConfig
 from gnn.training import tasks
 
 
-
 def _help(text: str, default=dataclasses.MISSING, **kw):
     return dataclasses.field(default=default, metadata={"help": text}, **kw)
 

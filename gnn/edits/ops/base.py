@@ -18,6 +18,7 @@ from gnn.ir.graph import Graph
 from gnn.registry import Registry
 from gnn.roles import RoleMap
 
+
 def _checked(name: str, cls):
     """An edit class as the registry keeps it: with its op name, and naming only parameters it has."""
     fields = {f.name for f in dataclasses.fields(cls)}

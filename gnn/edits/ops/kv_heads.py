@@ -27,12 +27,20 @@ from typing import ClassVar
 
 import torch
 
-from gnn.analysis.attention import ATEN_RESHAPES, LAYOUT_OPS, HeadLayout, Stream, descendants, head_layout, numel, shape_of
+from gnn.analysis.attention import (
+    ATEN_RESHAPES,
+    LAYOUT_OPS,
+    HeadLayout,
+    Stream,
+    descendants,
+    head_layout,
+    numel,
+    shape_of,
+)
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import drop_nodes, reinfer_shapes, splice
 from gnn.errors import EditError, Infeasible
 from gnn.ir.graph import Graph, Node, iter_refs, map_refs
-
 
 
 class RepeatKV(torch.nn.Module):
@@ -230,6 +238,7 @@ def _apply(plan: HeadLayout, graph: Graph, kv: int, rewrite: "_Rewrite") -> None
         if kv != plan.heads:
             graph.values[site].shape[dim] = kv  # the traced repeat must see the new head count
             rewrite.insertions.append((site, RepeatKV(plan.heads // kv, dim), plan.path, None, readers))
+
 
 def _new_features(plan: HeadLayout, kv: int, old: int) -> int:
     if plan.interleaved is not None or plan.fused_split is not None or plan.fused_slices or plan.fused_heads:

@@ -15,7 +15,6 @@ roles or modules, PEFT's default target modules for the model type.
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass
 from typing import ClassVar
 

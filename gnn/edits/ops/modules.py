@@ -18,6 +18,7 @@ from gnn.edits.target import Target, select
 from gnn.errors import EditError, Infeasible
 from gnn.ir.families import NORMS, norm_kind
 
+
 def _width(graph, boundary) -> int:
     """The hidden size a composite hands on (the last dim of its output)."""
     outputs = boundary[1]
