@@ -39,8 +39,9 @@ from gnn.ir.families import NORMS
 # (training requests draw among these; held-out and fresh ones keep the plain names), the phrasing patterns
 # per intent, vague requests with the question back, the held-out first phrasings, wraps and verbs
 _DATA = json.loads((CORPORA / "grammar.json").read_text())
-ACT_NAMES: dict[str, list[str]] = _DATA["act_names"]
-NORM_NAMES: dict[str, list[str]] = _DATA["norm_names"]
+# each name list starts with the plain name the edit language's table gives it
+ACT_NAMES: dict[str, list[str]] = {k: [ACTS[k], *other] for k, other in _DATA["act_names"].items()}
+NORM_NAMES: dict[str, list[str]] = {k: [NORMS[k], *other] for k, other in _DATA["norm_names"].items()}
 ADAPTER_ACTS = {a: ACTS.get(a, a) for a in ("gelu", "relu", "silu", "tanh")}  # the adapter's own nonlinearity
 ADAPTER_SITES: dict[str, list[str]] = _DATA["adapter_sites"]
 SIMILAR = 0.85  # a training phrasing at least this close to a held-out or fresh one is dropped
