@@ -9,6 +9,8 @@ with ``num_hidden_layers`` one smaller.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -88,7 +90,8 @@ class RemoveLayers(Edit):
 @register("insert_layers")
 @dataclass
 class InsertLayers(Edit):
-    """Insert ``count`` new blocks after each targeted block; ``init="copy"`` copies its structure.
+    """Insert ``count`` new blocks after each targeted block (no target: after the last, making the model deeper
+    on top, as ``num_hidden_layers`` larger does); ``init="copy"`` copies its structure.
 
     New blocks have parameters of the same shapes (a state dict can fill them, or
     random weights); the residual stream runs through them, and later blocks are
@@ -107,6 +110,8 @@ class InsertLayers(Edit):
             raise EditError(f"`init` must be 'copy' (new blocks copy the targeted block), got {self.init!r}")
 
     def apply(self, graph, roles):
+        if self.target.layers is None and self.target.modules is None:
+            self.target = dataclasses.replace(self.target, layers=[-1])
         blocks, stacks = target_blocks(self, graph, roles)
         # Renumber first, from the end, so new blocks get free indices right after their source.
         plan: dict[str, list[str]] = {}  # source block (new path) -> new block paths
