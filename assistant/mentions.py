@@ -1,4 +1,6 @@
-"""What a request says explicitly: its numbers, the layers it places an edit at, and the parts it names.
+"""What a request says explicitly: its numbers, the layers it places an edit at, the parts it names, the
+activations, norms and methods it names, the numbers it ties to a setting ("rank 16", ``lora_alpha=32``),
+and the words that give a change its direction ("instead of", "back to").
 
 Each mention keeps its character span, so a program can be checked against every word that asked
 for something, and its reading linked back to those words (issue 20).  Number words go through
@@ -6,17 +8,18 @@ for something, and its reading linked back to those words (issue 20).  Number wo
 a 4-block model is blocks 2 and 3.
 
     >>> [(m.kind, m.value) for m in mentions("LoRA r=sixteen on q and v of the top two layers", depth=4)]
-    [('number', 16), ('role', 'attn.q'), ('role', 'attn.v'), ('layers', (2, 3))]
+    [('method', 'lora'), ('param', ('r', 16)), ('role', 'attn.q'), ('role', 'attn.v'), ('layers', (2, 3))]
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
 
-_TOKEN = re.compile(r"\d+(?:\.\d+)?|[A-Za-z_]+(?:-[A-Za-z_]+)*|\S")
-_BLOCK = {"layer", "layers", "block", "blocks", "decoder", "encoder", "transformer"}
+_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:e-?\d+)?|[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z_][A-Za-z0-9_]*)*|->|=>|\S")
+_BLOCK = {"layer", "layers", "block", "blocks", "decoder", "encoder", "transformer", "index", "layers_to_transform"}
 _LAST = {"last", "final", "top", "topmost", "uppermost", "highest"}
 _FIRST = {"first", "bottom", "lowest", "initial", "earliest"}
 _ALL = {"every", "all", "each"}
@@ -30,11 +33,12 @@ PARTS: dict[str, list[tuple[str, ...]]] = {
     "attn.q": [("q",), ("query",), ("queries",), ("q_proj",), ("wq",), ("to_q",)],
     "attn.k": [("k",), ("key",), ("keys",), ("k_proj",), ("wk",), ("to_k",)],
     "attn.v": [("v",), ("value",), ("values",), ("v_proj",), ("wv",), ("to_v",)],
-    "attn.o": [("o",), ("o_proj",), ("out_proj",), ("wo",), ("output", "projection"), ("out", "projection")],
+    "attn.o": [("o",), ("o_proj",), ("out_proj",), ("wo",), ("output", "projection"), ("out", "projection"),
+               ("attn", ".", "c_proj"), ("attn", "c_proj"), ("attention", "output")],
     "attn.qkv": [("c_attn",), ("qkv",), ("qkv_proj",), ("query_key_value",), ("fused", "qkv")],
     "mlp.gate": [("gate",), ("gate_proj",), ("w1",)],
-    "mlp.up": [("up",), ("up_proj",), ("c_fc",), ("fc1",), ("w3",)],
-    "mlp.down": [("down",), ("down_proj",), ("fc2",), ("w2",)],
+    "mlp.up": [("up",), ("up_proj",), ("c_fc",), ("fc1",), ("w3",), ("mlp", ".", "c_fc")],
+    "mlp.down": [("down",), ("down_proj",), ("fc2",), ("w2",), ("mlp", ".", "c_proj"), ("mlp", "c_proj")],
     "attn": [("attention",), ("attn",), ("self-attention",), ("self_attn",)],
     "mlp": [("mlp",), ("mlps",), ("ffn",), ("ffns",), ("feed-forward",), ("feedforward",), ("feed", "forward")],
     "embed.positions": [("position", "embedding"), ("position", "embeddings"), ("positional", "embedding"),
@@ -42,13 +46,135 @@ PARTS: dict[str, list[tuple[str, ...]]] = {
     "embed.tokens": [("embedding",), ("embeddings",), ("embed_tokens",), ("wte",), ("token", "embedding"),
                      ("token", "embeddings")],
     "lm_head": [("lm_head",), ("lm", "head"), ("output", "head"), ("language", "model", "head")],
-    "norm.final": [("final", "norm"), ("final", "layernorm"), ("ln_f",)],
+    "norm.final": [("final", "norm"), ("final", "layernorm"), ("final", "layer", "norm"), ("ln_f",), ("model", ".", "norm")],
+    "norm.attn": [("input_layernorm",), ("ln_1",), ("attention", "norm"), ("attention", "norms"),
+                  ("pre-attention", "norm"), ("attn", "norm")],
+    "norm.mlp": [("post_attention_layernorm",), ("ln_2",), ("mlp", "norm"), ("mlp", "norms"), ("ffn", "norm")],
 }
+
+# activations as requests name them (transformers' ACT2CLS names are recognised as themselves too)
+ACTIVATION_NAMES: dict[str, list[tuple[str, ...]]] = {
+    "silu": [("swish",), ("silu",), ("sigmoid", "linear", "unit"), ("silu", "/", "swish")],
+    "gelu": [("gelu",), ("exact", "gelu"), ("erf", "gelu"), ("erf-based", "gelu"), ("plain", "gelu"),
+             ("nn", ".", "gelu"), ("gelu", "(", ")")],
+    "gelu_new": [("gelu_new",), ("new", "gelu"), ("newgelu",), ("newgeluactivation",), ("tanh", "gelu"),
+                 ("gelu", "tanh"), ("tanh-approximated", "gelu"), ("tanh-approximate", "gelu"),
+                 ("approximate", "gelu"), ("gelu", "with", "tanh"), ("gelu", "(", "tanh", "approximation", ")"),
+                 ("tanh", "approximation", "of", "gelu"), ("gelu-tanh",), ("openai", "gelu")],
+    "gelu_pytorch_tanh": [("gelu_pytorch_tanh",), ("pytorch", "tanh", "gelu"), ("pytorch", "gelu", "tanh"),
+                          ("gelu", "(", "approximate"), ("pytorchgelutanh",), ("gelu_tanh",)],
+    "relu": [("relu",), ("plain", "relu")],
+    "relu2": [("relu2",), ("squared", "relu"), ("relu", "squared"), ("relu", "^", "2"), ("relu", "²"),
+              ("relu-squared",)],
+    "mish": [("mish",)],
+    "quick_gelu": [("quick_gelu",), ("quick", "gelu"), ("quickgelu",)],
+    "leaky_relu": [("leaky_relu",), ("leaky", "relu"), ("leakyrelu",), ("leaky-relu",)],
+    "gelu_fast": [("gelu_fast",), ("fast", "gelu")],
+    "tanh": [("tanh",)],
+    "sigmoid": [("sigmoid",)],
+    "hardswish": [("hardswish",), ("hard", "swish"), ("hard-swish",)],
+    "relu6": [("relu6",)],
+    "prelu": [("prelu",)],
+}
+
+NORM_NAMES: dict[str, list[tuple[str, ...]]] = {
+    "rmsnorm": [("rmsnorm",), ("rms", "norm"), ("rms_norm",), ("rms", "normalization"), ("rms", "normalisation"),
+                ("llamarmsnorm",), ("root", "mean", "square"), ("root-mean-square",), ("rms-norm",), ("rms",),
+                ("rmsnorms",), ("t5layernorm",)],
+    "layernorm": [("layernorm",), ("layer", "norm"), ("layer_norm",), ("layer", "normalization"),
+                  ("layer", "normalisation"), ("layer-norm",), ("layernorms",), ("nn", ".", "layernorm"),
+                  ("standard", "layernorm"), ("ln",)],
+}
+
+# words that name a method (an edit) or the change itself
+METHODS: dict[str, list[tuple[str, ...]]] = {
+    "lora": [("lora",), ("loras",), ("low-rank",), ("low", "rank"), ("loraconfig",), ("lora_config",),
+             ("get_peft_model",), ("peft",), ("lora-adapters",)],
+    "adapter": [("adapter",), ("adapters",), ("houlsby",), ("pfeiffer",), ("bottleneck",), ("bottlenecks",),
+                ("adapter-style",), ("adapter", "layers")],
+    "dropout": [("dropout",), ("dropouts",), ("nn", ".", "dropout")],
+    "freeze": [("freeze",), ("freezes",), ("frozen",), ("freezing",), ("requires_grad", "=", "false"),
+               ("requires_grad_", "(", "false"), ("non-trainable",), ("not", "trainable"), ("untrainable",),
+               ("lock",), ("locked",), ("stop", "gradients"), ("einfrieren",)],
+    "unfreeze": [("unfreeze",), ("unfrozen",), ("unfreezing",), ("thaw",), ("trainable",), ("requires_grad", "=", "true"),
+                 ("requires_grad_", "(", "true"), ("only", "train"), ("train", "only"), ("keep", "training")],
+    "remove": [("remove",), ("removing",), ("drop",), ("dropping",), ("delete",), ("deleting",), ("cut",), ("prune",),
+               ("strip",), ("chop",), ("discard",), ("lop",), ("pop",), ("ditch",), ("truncate",), ("get", "rid", "of"),
+               ("shave",), ("shorten",), ("shallower",), ("fewer",), ("eliminate",), ("take", "out"), ("throw", "away"),
+               ("trim",), ("kill",), ("lose",), ("rip", "out")],
+    "insert": [("insert",), ("inserting",), ("append",), ("stack",), ("duplicate",), ("deepen",), ("deeper",),
+               ("grow",), ("extend",), ("more",), ("extra",), ("another",), ("additional",), ("clone",), ("repeat",),
+               ("copy",), ("add",), ("adding",), ("new",), ("put",)],
+    "kv": [("gqa",), ("mqa",), ("mha",), ("multi-query",), ("multiquery",), ("multi", "query"), ("grouped-query",),
+           ("grouped", "query"), ("multi-head", "attention"), ("multihead", "attention"), ("multi", "head", "attention"),
+           ("kv", "heads"), ("kv", "head"), ("key", "/", "value", "heads"), ("key", "/", "value", "head"),
+           ("key-value", "heads"), ("key-value", "head"), ("kv-heads",), ("kv_heads",), ("num_key_value_heads",),
+           ("n_kv_heads",), ("num_kv_heads",), ("multi_query",), ("kv", "groups"), ("key", "and", "value", "heads"),
+           ("shared", "kv"), ("share", "kv")],
+    "activation": [("activation",), ("activations",), ("act_fn",), ("hidden_act",), ("activation_function",),
+                   ("nonlinearity",), ("non-linearity",), ("nonlinearities",), ("activation", "function")],
+    "norm": [("norm",), ("norms",), ("normalization",), ("normalisation",), ("normalization", "layers"),
+             ("norm", "layers")],
+}
+
+# what the engine cannot build, as requests name it, and how a refusal names it
+UNSUPPORTED: dict[str, list[tuple[str, ...]]] = {
+    "quantization": [("quantize",), ("int8-quantize",), ("int4-quantize",), ("quantized",), ("quantizing",), ("quantise",), ("quantization",), ("quantisation",), ("quantized",), ("int8",),
+                     ("int4",), ("4-bit",), ("8-bit",), ("4bit",), ("8bit",), ("bitsandbytes",), ("gptq",), ("awq",),
+                     ("qlora",), ("fp8",), ("nf4",), ("load_in_4bit",), ("load_in_8bit",)],
+    "mixture of experts": [("moe",), ("mixture", "of", "experts"), ("mixture-of-experts",), ("experts",),
+                           ("expert", "layers"), ("switch", "transformer")],
+    "Mamba or state-space blocks": [("mamba",), ("ssm",), ("state", "space"), ("state-space",), ("rwkv",),
+                                    ("s4",), ("hyena",)],
+    "BatchNorm": [("batchnorm",), ("batch", "norm"), ("batch", "normalization"), ("batch", "normalisation"),
+                  ("batchnorm1d",), ("bn",)],
+    "changing the hidden size": [("hidden", "size"), ("hidden_size",), ("n_embd",), ("d_model",), ("wider",),
+                                 ("narrower",), ("intermediate_size",), ("embedding", "dim")],
+    "training settings (learning rate, optimizer, epochs)": [("learning", "rate"), ("lr",), ("optimizer",),
+                                                              ("epochs",), ("weight", "decay"), ("warmup",)],
+    "pruning heads or widths": [("prune", "heads"), ("head", "pruning"), ("prune", "attention", "heads"),
+                                ("remove", "heads"), ("fewer", "heads"), ("num_attention_heads",)],
+    "position encodings (RoPE, ALiBi)": [("alibi",), ("rope",), ("rotary",), ("rope_theta",), ("rope_scaling",)],
+    "attention kernels (flash, sliding window)": [("flash", "attention"), ("flash-attention",), ("flash_attention",),
+                                                  ("sliding", "window"), ("sliding-window",), ("sliding_window",)],
+    "other PEFT methods (prefix or prompt tuning, IA3, DoRA)": [("prefix", "tuning"), ("prompt", "tuning"),
+                                                                ("prefix-tuning",), ("ia3",), ("dora",), ("p-tuning",)],
+    "gated activations (SwiGLU, GeGLU)": [("swiglu",), ("geglu",), ("reglu",)],
+    "distillation": [("distill",), ("distillation",), ("distil",)],
+}
+
+# words that give a change its direction: "B instead of A" (the first name is the new one), "back to B"
+DIRECTION: dict[str, list[tuple[str, ...]]] = {
+    "instead": [("instead", "of"), ("in", "place", "of"), ("rather", "than"), ("in", "lieu", "of")],
+    "back": [("back", "to"), ("revert", "to"), ("restore",)],
+    "to": [("->",), ("=>",), ("→",), ("with",), ("to",), ("into",), ("for",), ("by",)],
+}
+
+# numbers tied to a setting by the word before them ("rank 16", "lora_alpha=32", "p=0.1") or after them ("2 KV
+# heads", "a 16-dim bottleneck"), and the setting each names
+SETTINGS: dict[str, set[str]] = {
+    "r": {"r", "rank", "lora_r", "lora_rank", "ranks"},
+    "alpha": {"alpha", "lora_alpha", "α", "scaling"},
+    "lora_dropout": {"lora_dropout"},
+    "p": {"dropout", "p", "probability", "prob", "rate", "dropout_rate", "dropout_prob", "hidden_dropout",
+          "attn_pdrop", "resid_pdrop", "embd_pdrop", "drop"},
+    "bottleneck": {"bottleneck", "adapter_size", "bottleneck_size", "bottleneck_dim", "size", "dim", "dimension",
+                   "width", "hidden", "reduction_dim"},
+    "reduction": {"reduction", "reduction_factor", "factor"},
+    "kv_heads": {"kv", "num_key_value_heads", "n_kv_heads", "num_kv_heads", "kv_heads", "n_head_kv",
+                 "multi_query_group_num", "groups", "group"},
+    "depth": {"num_hidden_layers", "n_layer", "n_layers", "num_layers", "depth"},
+}
+_AFTER = {"r": {"rank"}, "p": {"dropout"}, "bottleneck": {"dim", "dimensional", "d", "bottleneck", "wide"},
+          "kv_heads": {"kv", "groups", "kv-heads", "key-value"}}
+_SKIP_SETTING = {"=", ":", "of", "to", "is", "a", "an", "the", "with", "at", "set", "-", "(", "'", '"', "about",
+                 "around", "equal", "equals", "be", "as", "value", "=>", "->", "just", "only"}
 
 
 @dataclass(frozen=True)
 class Mention:
-    kind: str  # "number", "layers" (block indices, 0-based, in order) or "role"
+    kind: str  # number, layers (block indices, 0-based, in order), role, activation, norm, method, unsupported,
+    # direction, param (value: (setting, number)) or count (a number of blocks: "two more layers")
     value: Any
     start: int  # the mention's characters in the request: request[start:end]
     end: int
@@ -63,7 +189,7 @@ def mentions(request: str, depth: int) -> list[Mention]:
     used: set[int] = set()
     i = 0
     while i < len(tokens):
-        found = _position(words, i, depth) or _part(words, i)
+        found = _position(words, i, depth) or _phrase(words, i)
         if found:
             kind, value, j = found
             out.append(Mention(kind, value, tokens[i][1], tokens[j - 1][2]))
@@ -75,10 +201,45 @@ def mentions(request: str, depth: int) -> list[Mention]:
         if i in used:
             continue
         j, value = _number_at(words, i)
+        if value is not None and j < len(words) and words[j] in ("percent", "%", "pct"):
+            value, j = value / 100, j + 1
         if value is not None and not any(k in used for k in range(i, j)):
-            out.append(Mention("number", value, start, tokens[j - 1][2]))
-            used.update(range(i, j))
+            setting, first, last = _setting(words, i, j)
+            if setting:
+                out.append(Mention("param", (setting, value), tokens[first][1], tokens[last - 1][2]))
+                used.update(range(first, last))
+            else:
+                out.append(Mention("number", value, start, tokens[j - 1][2]))
+                used.update(range(i, j))
+    # a setting named twice is one mention ("rank" read with its number takes the word along)
+    out = [m for m in out if not (m.kind != "param" and any(o.kind == "param" and o.start <= m.start < o.end
+                                                              for o in out))]
     return sorted(out, key=lambda m: m.start)
+
+
+def _setting(words: list[str], i: int, j: int) -> tuple[str | None, int, int]:
+    """The setting the number at tokens ``i:j`` is tied to, and the tokens the mention spans (keyword included):
+    a keyword up to four tokens before it ("rank of 16", "lora_alpha=32"), else right after it ("2 KV heads",
+    "16-dim", "three more layers": a count of blocks)."""
+    k = i - 1
+    while k >= 0 and i - k <= 4 and words[k] in _SKIP_SETTING:
+        k -= 1
+    if k >= 0 and i - k <= 4:
+        for setting, keys in SETTINGS.items():
+            if words[k] in keys and not (words[k] == "size" and k > 0 and words[k - 1] in ("hidden", "embedding")):
+                return setting, k, j
+    m = j
+    while m < len(words) and words[m] in ("-", "more", "extra", "new", "additional", "fewer", "x"):
+        m += 1
+    if m < len(words):
+        for setting, keys in _AFTER.items():
+            if words[m] in keys:
+                return setting, i, m + 1
+        if words[m] in ("key", "key/value") and "heads" in words[m:m + 4] or words[m] == "heads" and m > j:
+            return "kv_heads", i, m + 1
+        if words[m] in _BLOCK:
+            return "count", i, m + 1
+    return None, i, j
 
 
 def _number_at(words: list[str], i: int) -> tuple[int, int | float | None]:
@@ -122,11 +283,13 @@ def _noun(words: list[str], i: int) -> int | None:
 def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | None:
     w = words[i]
     # "layers 0 and 2", "block 3", "layers 1-3", "layers 0, 1 and 3"
-    if w in _BLOCK:
-        k = i
-        while k < len(words) and words[k] in _BLOCK:
+    if w in _BLOCK or (w == "h" and i + 2 < len(words) and words[i + 1] == "." and words[i + 2].isdigit()):
+        k = i + 1
+        while k < len(words) and (words[k] in _BLOCK or words[k] in (".", "=", "[", "(", ":")):
             k += 1
         indices, j = _index_list(words, k)
+        if j < len(words) and words[j] in ("]", ")"):
+            j += 1
         if indices:
             return "layers", tuple(indices), j
     # "the last layer", "the top two blocks", "final 3 layers", "the first three"
@@ -138,6 +301,15 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         n = n or 1
         picked = list(range(depth - n, depth)) if w in _LAST else list(range(n))
         return "layers", tuple(p for p in picked if p >= 0), end or j
+    # "the middle one", "the middle block", "the two middle blocks"
+    if w == "middle" and (i + 1 >= len(words) or words[i + 1] in _BLOCK or words[i + 1] in ("one", "ones")):
+        j = i + 1 + (i + 1 < len(words))
+        middle = (depth // 2,) if depth % 2 else (depth // 2 - 1, depth // 2)
+        return "layers", middle, _noun(words, i + 1) or j
+    if w in ("two", "2") and i + 1 < len(words) and words[i + 1] == "middle":
+        end = _noun(words, i + 2)
+        if end is not None:
+            return "layers", (depth // 2 - 1, depth // 2), end
     # "second-to-last", "penultimate", "second last layer"
     if w in ("penultimate", "second-to-last", "next-to-last") or (w == "second" and i + 1 < len(words)
                                                                     and words[i + 1] in _LAST):
@@ -216,15 +388,29 @@ _AMBIGUOUS = {"up", "down", "gate", "o", "out", "output"}
 _PROJECTION = {"proj", "projection", "projections", "matrix", "matrices", "weights", "layer", "layers", "linear"}
 
 
-def _part(words: list[str], i: int) -> tuple[str, str, int] | None:
-    """The longest part name starting at ``i``."""
+@functools.cache
+def _tables() -> list[tuple[str, dict[str, list[tuple[str, ...]]]]]:
+    from gnn.edits.ops.activation import activation_names
+
+    acts = {k: list(v) for k, v in ACTIVATION_NAMES.items()}
+    for name in activation_names():  # every name the engine takes is also its own mention ("linear" names layers)
+        if name != "linear" and not any((name,) in v for v in acts.values()):
+            acts.setdefault(name, []).append((name,))
+    return [("role", PARTS), ("activation", acts), ("norm", NORM_NAMES), ("method", METHODS),
+            ("unsupported", UNSUPPORTED), ("direction", DIRECTION)]
+
+
+def _phrase(words: list[str], i: int) -> tuple[str, str, int] | None:
+    """The longest name (a part, activation, norm, method, something the engine cannot build, a direction word)
+    starting at ``i``."""
     best = None
-    for role, names in PARTS.items():
-        for name in names:
-            n = len(name)
-            if tuple(words[i:i + n]) == name and (best is None or n > best[2] - i):
-                best = ("role", role, i + n)
-    if best and best[2] == i + 1 and words[i] in _AMBIGUOUS and not _beside_part(words, i):
+    for kind, table in _tables():
+        for value, names in table.items():
+            for name in names:
+                n = len(name)
+                if tuple(words[i:i + n]) == name and (best is None or n > best[2] - i):
+                    best = (kind, value, i + n)
+    if best and best[0] == "role" and best[2] == i + 1 and words[i] in _AMBIGUOUS and not _beside_part(words, i):
         return None
     return best
 
