@@ -112,6 +112,7 @@ class Outcome:
     result: Any = None  # gnn.edits.EditResult for a done edit
     answers: list[str] = field(default_factory=list)  # the model's raw answers, one per try
     seconds: float = 0.0
+    reading: Any = None  # assistant.reading.Statement: the program in plain words, linked to the request
 
     @property
     def done(self) -> bool:
@@ -202,14 +203,14 @@ class Assistant:
                 return n, copy.deepcopy(cache)
         return 0, DynamicCache(config=self.model.config)
 
-    def generate_kwargs(self, beams: int = 1) -> dict:
-        """transformers ``generate`` arguments for one answer under the answer schema (a fresh constraint each
-        call): greedy, or with ``beams`` > 1 a beam search returning every beam with its score."""
+    def generate_kwargs(self, beams: int = 1, schema: dict | None = None) -> dict:
+        """transformers ``generate`` arguments for one answer under the answer schema (or ``schema``; a fresh
+        constraint each call): greedy, or with ``beams`` > 1 a beam search returning every beam with its score."""
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
 
         from assistant.schema import answer_schema
 
-        enforcer = TokenEnforcer(self._tokenizer_data, JsonSchemaParser(answer_schema()))
+        enforcer = TokenEnforcer(self._tokenizer_data, JsonSchemaParser(schema or answer_schema()))
         layout = self._layout_tokens
 
         def allowed(batch_id, sent):
@@ -223,7 +224,8 @@ class Assistant:
             kwargs.update(num_beams=beams, num_return_sequences=beams, output_scores=True, return_dict_in_generate=True)
         return kwargs
 
-    def candidates(self, chat: list[dict], graph_tokens=None, beams: int = 1) -> list[tuple[str, float]]:
+    def candidates(self, chat: list[dict], graph_tokens=None, beams: int = 1,
+                   schema: dict | None = None) -> list[tuple[str, float]]:
         """The model's answers to ``chat`` decoded under the answer schema: greedy (``beams`` 1), or the
         ``beams`` best of a beam search, each with its length-normalised log-probability; ``graph_tokens``
         (composite embeddings) fill the prompt's ``<graph>`` placeholders when the adapter has a projector."""
@@ -233,7 +235,7 @@ class Assistant:
 
         ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
-        kwargs = self.generate_kwargs(beams)
+        kwargs = self.generate_kwargs(beams, schema)
         prompt, mask = ids["input_ids"], ids["attention_mask"]
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         with torch.no_grad():
@@ -260,9 +262,12 @@ class Assistant:
             found.setdefault(self.tokenizer.decode(seq[start:], skip_special_tokens=True).strip(), score)
         return list(found.items())
 
-    def generate(self, chat: list[dict], graph_tokens=None, request: str | None = None) -> str:
-        """The model's answer to ``chat``: greedy, or with :attr:`beams` > 1 the beam candidate
-        :func:`assistant.rerank.choose` keeps for ``request``."""
+    def generate(self, chat: list[dict], graph_tokens=None, request: str | None = None,
+                 schema: dict | None = None) -> str:
+        """The model's answer to ``chat`` (under ``schema`` where given): greedy, or with :attr:`beams` > 1 the
+        beam candidate :func:`assistant.rerank.choose` keeps for ``request``."""
+        if schema is not None:
+            return self.candidates(chat, graph_tokens, schema=schema)[0][0]
         if self.beams <= 1 or request is None:
             return self.candidates(chat, graph_tokens)[0][0]
         from assistant.rerank import choose
@@ -271,9 +276,77 @@ class Assistant:
         return found[choose(request, found, self.rerank_weight)][0]
 
     def interpret(self, graph: Graph, request: str, tries: int = 2) -> Outcome:
+        """``request`` on ``graph``: each clause (:func:`assistant.reading.clauses`) read, decoded, held to its
+        words and run on the graph the clauses before it left; the whole program applied at once at the end.
+        ``graph`` is never changed."""
+        from assistant import reading
         from gnn.edits import EditError, Infeasible, apply_program
 
         start = time.perf_counter()
+        done = lambda action, message, **kw: Outcome(action, message, seconds=time.perf_counter() - start, **kw)  # noqa: E731
+        question = reading.language_question(request)
+        if question:
+            return done("ask", question)
+        current, edits, wants, answers = graph, [], [], []
+        f = facts(graph)
+        parts = reading.clauses(request, reading.depth_of(f))
+        for k, clause in enumerate(parts):
+            if k:
+                f = facts(current)
+                clause = reading.reread(clause, f)
+            w = reading.read_clause(clause, f, later=k > 0)
+            self._new_blocks(w, edits, f)
+            if w.refuse:
+                return done("refuse", w.refuse, answers=answers)
+            if w.ask:
+                return done("ask", w.ask, answers=answers)
+            out = self._clause(current, clause.text if len(parts) > 1 else request, w, tries)
+            answers += out.answers
+            if out.action != "edit":
+                return done(out.action, out.message, answers=answers, program=out.program)
+            try:
+                current = reading.advance(out.program, current)
+            except Infeasible as e:
+                return done("refuse", str(e), answers=answers, program=out.program)
+            except EditError as e:
+                return done("failed", f"could not turn that into a valid edit: {e}", answers=answers,
+                            program=out.program)
+            edits += out.program["edits"]
+            wants.append(w)
+        program = {"edits": edits}
+        try:
+            result = apply_program(graph, program)
+        except EditError as e:  # pragma: no cover - each clause ran above; the whole runs the same edits
+            return done("failed", f"could not turn that into a valid edit: {e}", answers=answers, program=program)
+        said = reading.statement(program, wants, reading.depth_of(facts(graph)) if len(parts) == 1 else None)
+        return done("edit", f"{said.text}\n{result.diff}", program=program, result=result, answers=answers,
+                    reading=said)
+
+    @staticmethod
+    def _new_blocks(w, edits: list[dict], f) -> None:
+        """"the new block(s)" in a clause after an insertion: the blocks that insertion made; "that layer" after
+        an edit on given layers: those layers."""
+        from assistant import reading
+
+        if not edits or not w.ops or (0, "target.layers") in w.fields:
+            return
+        last = (edits[-1].get("target") or {}).get("layers")
+        if reading._SAME_BLOCKS.search(w.clause.text) and last and edits[-1]["op"] not in ("remove_layers",
+                                                                                          "insert_layers"):
+            w.fields[(0, "target.layers")] = (list(last), [])  # "then freeze that layer"
+            return
+        if edits[-1]["op"] != "insert_layers" or not reading._NEW_BLOCK.search(w.clause.text):
+            return
+        depth = reading.depth_of(f)
+        n = edits[-1].get("count", 1)
+        after = sorted(i % (depth - n) for i in ((edits[-1].get("target") or {}).get("layers") or [-1]))
+        w.fields[(0, "target.layers")] = ([a + 1 + k + j * n for j, a in enumerate(after) for k in range(n)], [])
+
+    def _clause(self, graph: Graph, request: str, w, tries: int) -> Outcome:
+        """One clause: decoded (under the edits its words name, where they name any), then held to its words."""
+        from assistant import reading
+        from gnn.edits import EditError, Infeasible, apply_program
+
         f = facts(graph)
         tokens, placeholder = None, ""
         if self.projector is not None:
@@ -281,41 +354,63 @@ class Assistant:
 
             tokens = graph_tokens(graph)
             placeholder = graph_placeholder(len(tokens)) if tokens is not None else ""
+        schema = reading.constrained_schema(w) if w.ops else None
         answers: list[str] = []
         error = None
         for _ in range(tries):
             chat = messages(f, request, graph_placeholder=placeholder, error=error,
                             previous=answers[-1] if answers else None)
-            raw = self.generate(chat, tokens, request=request)
+            raw = self.generate(chat, tokens, request=request, schema=schema)
             answers.append(raw)
             try:
                 answer = json.loads(raw)
             except json.JSONDecodeError:  # the token budget ran out mid-answer
-                error = "the answer was cut off; give a shorter one."
-                continue
-            if answer["action"] == "ask":
-                return Outcome("ask", answer["question"], answers=answers, seconds=time.perf_counter() - start)
-            if answer["action"] == "refuse":
-                return Outcome("refuse", answer["reason"], answers=answers, seconds=time.perf_counter() - start)
-            program = {"edits": answer["edits"]}
-            if self.ask_below and not error:
-                from assistant.prompting import prompt
-                from assistant.rerank import render, similarities
-
-                if similarities(request, [answer])[0] < self.ask_below:  # too far from what was asked to just do
-                    return Outcome("ask", f"Did you mean: {render(answer)}? If not: {prompt('clarify.md')}", program=program,
-                                   answers=answers, seconds=time.perf_counter() - start)
-            try:
-                result = apply_program(graph, program)
-            except Infeasible as e:  # the request itself cannot be done here: no retry would be right
-                return Outcome("refuse", f"{e} (program: {json.dumps(program, separators=(',', ':'))})",
-                               answers=answers, seconds=time.perf_counter() - start)
-            except EditError as e:
-                error = str(e)
-                program, result = _with_roles(graph, program)
-                if result is None:
+                if w.ops:  # the words fix the edits: what they give stands in for the cut-off answer
+                    answer = {"action": "edit", "edits": reading.skeleton(w)["edits"]}
+                else:
+                    error = "the answer was cut off; give a shorter one."
                     continue
-            return Outcome("edit", str(result.diff), program=program, result=result, answers=answers,
-                           seconds=time.perf_counter() - start)
-        return Outcome("failed", f"could not turn that into a valid edit: {error}", answers=answers,
-                       seconds=time.perf_counter() - start)
+            if answer["action"] == "ask":
+                return Outcome("ask", answer["question"], answers=answers)
+            if answer["action"] == "refuse":
+                return Outcome("refuse", answer["reason"], answers=answers)
+            program = {"edits": answer["edits"]}
+            if not w.ops:  # the words name no edit: the model's guess is asked about, never made
+                said = reading.statement(program, None, reading.depth_of(f)).text
+                return Outcome("ask", f"Did you mean: {said}? If not: {prompt_text('clarify.md')}", program=program,
+                               answers=answers)
+            held, mismatch = reading.hold(program, w)
+            if mismatch:
+                return Outcome("ask", mismatch.question, program=program, answers=answers)
+            question = reading.missing(w) if not _has_open(held, w) else None
+            if question:
+                return Outcome("ask", question, program=held, answers=answers)
+            try:
+                apply_program(graph, held)
+            except Infeasible as e:  # the request itself cannot be done here: no retry would be right
+                return Outcome("refuse", str(e), program=held, answers=answers)
+            except EditError as e:
+                other, result = _with_roles(graph, held)
+                if result is None:
+                    error = str(e)
+                    continue
+                held = other
+            return Outcome("edit", "", program=held, answers=answers)
+        return Outcome("failed", f"could not turn that into a valid edit: {error}", answers=answers)
+
+
+def prompt_text(name: str) -> str:
+    from assistant.prompting import prompt
+
+    return prompt(name)
+
+
+def _has_open(program: dict, w) -> bool:
+    """Whether the model filled the open fields :func:`assistant.reading.missing` would ask about."""
+    e = program["edits"][0]
+    t = e.get("target") or {}
+    if e["op"] == "remove_layers":
+        return bool(t.get("layers"))
+    if e["op"] == "add_dropout":
+        return bool(t)
+    return True

