@@ -17,7 +17,7 @@ import sys
 
 import gradio as gr
 
-from assistant.ui.chat import MAX_UPLOAD_MB, Session
+from assistant.ui.chat import MAX_UPLOAD_MB, READING_CSS, Session
 from assistant.ui.cli import _quiet
 from assistant.ui.graph_view import CSS
 
@@ -77,12 +77,13 @@ def send(state, message, chat, progress=gr.Progress()):
     except Exception as e:  # noqa: BLE001
         reply = {"text": _error(e), "program": None}
     chat.append(gr.ChatMessage(role="assistant", content=reply["text"]))
+    reading = reply.get("reading", "")  # the last edit's reading, linked to the request's words
     if reply.get("program"):
         import json
 
         chat.append(gr.ChatMessage(role="assistant", content=f"```json\n{json.dumps(reply['program'], indent=1)}\n```",
                                    metadata={"title": "Edit program", "status": "done"}))
-    return s, "", chat, s.view(), _status(s)
+    return s, "", chat, reading, s.view(), _status(s)
 
 
 def step(what: str):
@@ -125,6 +126,7 @@ def build() -> gr.Blocks:
                     load_btn = gr.Button("Load model", variant="primary", elem_id="load")
                 gr.Examples(EXAMPLES, inputs=[source, overrides], label="Examples")
                 chat = gr.Chatbot(label="Conversation", height=460, elem_id="chat")
+                reading = gr.HTML("", elem_id="reading")
                 message = gr.Textbox(label="Message", placeholder='"add LoRA to the last layer", "describe this model", '
                                      '"how many KV heads?"', elem_id="message", submit_btn=True)
                 with gr.Row():
@@ -142,7 +144,7 @@ def build() -> gr.Blocks:
                 view = gr.HTML('<div class="madg">No model loaded.</div>', elem_id="graph")
         load_btn.click(load, [state, source, overrides, upload, chat], [state, chat, view, status, upload],
                        api_name="load")
-        message.submit(send, [state, message, chat], [state, message, chat, view, status], api_name="send")
+        message.submit(send, [state, message, chat], [state, message, chat, reading, view, status], api_name="send")
         for what, button in (("undo", undo), ("redo", redo), ("reset", reset)):
             button.click(step(what), [state, chat], [state, chat, view, status], api_name=what)
         for what, button in buttons.items():
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr)
     build().queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, max_file_size=f"{MAX_UPLOAD_MB}mb", css=CSS.replace(
-            "<style>", "").replace("</style>", ""), show_error=False)
+            "<style>", "").replace("</style>", "") + READING_CSS, show_error=False)
     return 0
 
 

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import pathlib
@@ -40,7 +41,6 @@ class Decoding:
 
     beams: int = 1  # beams searched (1: greedy)
     rerank_weight: float = 0.0  # weight of how close an answer's reading is to the request (assistant.rerank)
-    ask_below: float = 0.0  # an edit whose reading is further than this from the request is asked about (0: never)
     chosen_on: str = ""  # the requests and families the settings were chosen on
     tried: list[dict] = field(default_factory=list)  # every setting tried, with its right answers
 
@@ -48,7 +48,10 @@ class Decoding:
     def of(cls, adapter: str | pathlib.Path | None) -> "Decoding":
         """The adapter's decoding (greedy where it has none)."""
         path = pathlib.Path(adapter) / DECODING if adapter else None
-        return cls(**json.loads(path.read_text())) if path and path.exists() else cls()
+        if not (path and path.exists()):
+            return cls()
+        names = {f.name for f in dataclasses.fields(cls)}  # an older file's other settings (ask_below) are not read
+        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in names})
 
 
 def tokenizer_data(tokenizer):
@@ -128,8 +131,7 @@ class Assistant:
     composite embeddings at the prompt's ``<graph>`` placeholders."""
 
     def __init__(self, llm: str | None = None, adapter: str | pathlib.Path | None | bool = True,
-                 max_new_tokens: int = 120, log=print, beams: int | None = None, rerank_weight: float | None = None,
-                 ask_below: float | None = None):
+                 max_new_tokens: int = 120, log=print, beams: int | None = None, rerank_weight: float | None = None):
         from assistant.llm import ADAPTER, is_default, load
 
         if adapter is True:  # the shipped adapter was trained on the default model: only that model gets it
@@ -147,8 +149,6 @@ class Assistant:
         decoding = Decoding.of(adapter)
         self.beams = decoding.beams if beams is None else beams
         self.rerank_weight = decoding.rerank_weight if rerank_weight is None else rerank_weight
-        # an edit whose reading is further than this from the request is asked about, not made (0: never)
-        self.ask_below = decoding.ask_below if ask_below is None else ask_below
 
     def _with_adapter(self, llm, adapter: pathlib.Path, log):
         from peft import PeftModel

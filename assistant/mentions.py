@@ -26,7 +26,8 @@ _ALL = {"every", "all", "each"}
 _EXCEPT = {"but", "except", "excluding", "apart", "besides", "other"}
 _LINK = {"and", ",", "&", "or"}
 _RANGE = {"-", "to", "through", "thru", "..", "–"}
-_SKIP = {"the", "of", "one", "ones", "two-layer"}  # words that may sit between a position and its noun
+# words that may sit between a position and its noun ("the last remaining block")
+_SKIP = {"the", "of", "one", "ones", "two-layer", "remaining", "existing", "original", "current", "new"}
 
 # the words people use for each part; a multi-word name is a tuple of tokens
 PARTS: dict[str, list[tuple[str, ...]]] = {
@@ -90,7 +91,8 @@ NORM_NAMES: dict[str, list[tuple[str, ...]]] = {
 METHODS: dict[str, list[tuple[str, ...]]] = {
     "lora": [("lora",), ("loras",), ("low-rank",), ("low", "rank"), ("loraconfig",), ("lora_config",),
              ("get_peft_model",), ("peft",), ("lora-adapters",)],
-    "adapter": [("adapter",), ("adapters",), ("houlsby",), ("pfeiffer",), ("bottleneck",), ("bottlenecks",),
+    "adapter": [("adapter",), ("adapters",), ("adaptor",), ("adaptors",), ("houlsby",), ("pfeiffer",), ("bottleneck",),
+                ("bottlenecks",),
                 ("adapter-style",), ("adapter", "layers")],
     "dropout": [("dropout",), ("dropouts",), ("nn", ".", "dropout")],
     "freeze": [("freeze",), ("freezes",), ("frozen",), ("freezing",), ("requires_grad", "=", "false"),
@@ -133,7 +135,9 @@ UNSUPPORTED: dict[str, list[tuple[str, ...]]] = {
     "training settings (learning rate, optimizer, epochs)": [("learning", "rate"), ("lr",), ("optimizer",),
                                                               ("epochs",), ("weight", "decay"), ("warmup",)],
     "pruning heads or widths": [("prune", "heads"), ("head", "pruning"), ("prune", "attention", "heads"),
-                                ("remove", "heads"), ("fewer", "heads"), ("num_attention_heads",)],
+                                ("remove", "heads"), ("fewer", "heads"), ("num_attention_heads",),
+                                ("magnitude", "pruning"), ("pruning",), ("mlp", "width"), ("ffn", "width"),
+                                ("intermediate", "size")],
     "position encodings (RoPE, ALiBi)": [("alibi",), ("rope",), ("rotary",), ("rope_theta",), ("rope_scaling",)],
     "attention kernels (flash, sliding window)": [("flash", "attention"), ("flash-attention",), ("flash_attention",),
                                                   ("sliding", "window"), ("sliding-window",), ("sliding_window",)],
@@ -187,11 +191,15 @@ def mentions(request: str, depth: int) -> list[Mention]:
     words = [t[0].lower() for t in tokens]
     out: list[Mention] = []
     used: set[int] = set()
+    # "layer 2 (1-indexed)": the indices a request writes count from one
+    shift = 1 if re.search(r"\b1[- ]?(indexed|based)\b|\bcounting from (one|1)\b", request, re.IGNORECASE) else 0
     i = 0
     while i < len(tokens):
         found = _position(words, i, depth) or _phrase(words, i)
         if found:
             kind, value, j = found
+            if kind == "indices":
+                kind, value = "layers", tuple(v - shift for v in value)
             out.append(Mention(kind, value, tokens[i][1], tokens[j - 1][2]))
             used.update(range(i, j))
             i = j
@@ -199,6 +207,14 @@ def mentions(request: str, depth: int) -> list[Mention]:
         i += 1
     for i, (text, start, end) in enumerate(tokens):
         if i in used:
+            continue
+        rank = re.fullmatch(r"r(\d+)", words[i])
+        if rank:  # "LoRA r16": peft's keyword run into its value
+            out.append(Mention("param", ("r", int(rank.group(1))), start, end))
+            used.add(i)
+            continue
+        if words[i] in ("0", "1") and words[i + 1:i + 3] in (["-", "indexed"], ["-", "based"]):
+            used.update(range(i, i + 3))  # "(0-indexed)": how positions count, not a setting
             continue
         j, value = _number_at(words, i)
         if value is not None and j < len(words) and words[j] in ("percent", "%", "pct"):
@@ -234,7 +250,8 @@ def _setting(words: list[str], i: int, j: int) -> tuple[str | None, int, int]:
     if m < len(words):
         for setting, keys in _AFTER.items():
             if words[m] in keys:
-                return setting, i, m + 1
+                end = m + 2 if setting == "kv_heads" and words[m + 1:m + 2] in (["heads"], ["head"]) else m + 1
+                return setting, i, end
         if words[m] in ("key", "key/value") and "heads" in words[m:m + 4] or words[m] == "heads" and m > j:
             return "kv_heads", i, m + 1
         if words[m] in _BLOCK:
@@ -291,7 +308,7 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         if j < len(words) and words[j] in ("]", ")"):
             j += 1
         if indices:
-            return "layers", tuple(indices), j
+            return "indices", tuple(indices), j
     # "the last layer", "the top two blocks", "final 3 layers", "the first three"
     if w in _LAST or w in _FIRST:
         j, n = _count(words, i + 1)
@@ -300,7 +317,7 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
             return None
         n = n or 1
         picked = list(range(depth - n, depth)) if w in _LAST else list(range(n))
-        return "layers", tuple(p for p in picked if p >= 0), end or j
+        return "layers", tuple(picked), end or j  # more than there are: kept, for the reading to refuse
     # "the middle one", "the middle block", "the two middle blocks"
     if w == "middle" and (i + 1 >= len(words) or words[i + 1] in _BLOCK or words[i + 1] in ("one", "ones")):
         j = i + 1 + (i + 1 < len(words))
@@ -382,6 +399,13 @@ def _index_list(words: list[str], i: int) -> tuple[list[int], int]:
     return indices, j
 
 
+# module names two parts share (GPT-2's attn.c_proj and mlp.c_proj): a target by name, as peft's target_modules
+MODULE_NAMES = {"c_proj", "dense"}
+# "token and position embeddings": the first part shares the second's noun
+_SHARED_NOUN = {("token",): "embed.tokens", ("word",): "embed.tokens", ("position",): "embed.positions",
+                ("positional",): "embed.positions"}
+
+
 # everyday words that name a part only beside a projection word or another part ("gate, up and down
 # projections"; not "set up LoRA", "scale down")
 _AMBIGUOUS = {"up", "down", "gate", "o", "out", "output"}
@@ -412,7 +436,42 @@ def _phrase(words: list[str], i: int) -> tuple[str, str, int] | None:
                     best = (kind, value, i + n)
     if best and best[0] == "role" and best[2] == i + 1 and words[i] in _AMBIGUOUS and not _beside_part(words, i):
         return None
+    if best is None and words[i] in MODULE_NAMES:
+        return "module", words[i], i + 1
+    if best is None and (words[i],) in _SHARED_NOUN and words[i + 1:i + 2] in (["and"], [","], ["/"], ["&"]):
+        rest = _phrase(words, i + 2)
+        if rest and rest[0] == "role" and rest[1].startswith("embed."):
+            return "role", _SHARED_NOUN[(words[i],)], i + 1
+    if best is None and len(words[i]) >= 5 and words[i].isalpha():
+        return _typo(words[i], i)
     return best
+
+
+def known_word(word: str) -> bool:
+    """Whether ``word`` is a name one of the tables knows (a part, activation, norm, method...)."""
+    return any((word.lower(),) in names for _, table in _tables() for names in table.values())
+
+
+@functools.cache
+def _method_words() -> dict[str, str]:
+    return {name[0]: value for value, names in METHODS.items() for name in names if len(name) == 1 and len(name[0]) >= 5}
+
+
+def _typo(word: str, i: int) -> tuple[str, str, int] | None:
+    """A misspelt method word: one letter dropped, added or two letters swapped ("remvoe", "freez", "insrt"); a
+    changed letter is not read as a typo ("remote" is a word of its own)."""
+    for name, value in _method_words().items():
+        if _one_slip(word, name):
+            return "method", value, i + 1
+    return None
+
+
+def _one_slip(a: str, b: str) -> bool:
+    if len(a) == len(b):
+        diff = [k for k in range(len(a)) if a[k] != b[k]]
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long = sorted((a, b), key=len)
+    return len(long) - len(short) == 1 and any(long[:k] + long[k + 1:] == short for k in range(len(long)))
 
 
 def _beside_part(words: list[str], i: int) -> bool:

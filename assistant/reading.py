@@ -41,6 +41,18 @@ _EXCEPT = re.compile(r"\b(except|but|other than|apart from|besides|excluding|sav
 _NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
 _SAME_BLOCKS = re.compile(r"\b(that|this|the same|those|these)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
 _REMAINS = re.compile(r"\b(what remains|what's left|the rest|remaining|the remainder|what is left)\b", re.IGNORECASE)
+# a piece that says more about the edit before it rather than naming one of its own
+_REFERS_BACK = re.compile(r"\s*[,;]?\s*(which|i\.?e\.?|that is|namely|meaning|so that|so it|leave|keep|don't touch|do not "
+                          r"touch|but leave|but keep|without touching|as in|like in|one copy|a copy|each (one )?right)\b",
+                          re.IGNORECASE)
+_CHAINED = re.compile(r"\s*[;,]?\s*(and )?(then|after that|afterwards|next|finally)\b", re.IGNORECASE)
+# a place or amount the words leave to MAD ("somewhere", "a few layers", "some of the layers")
+_VAGUE_PLACE = re.compile(r"\b(somewhere|anywhere|wherever|some of (the )?(layers|blocks)|some (layers|blocks)|"
+                          r"a few|several|a couple|you decide|your call|where(ever)? (it|you think)|"
+                          r"where it (helps|makes sense))\b", re.IGNORECASE)
+# what makes "add", "put", "more", "new" an insertion of blocks: a block named, or a word that only inserts
+_BLOCK_INSERT = re.compile(r"\b(layers?|blocks?|insert|inserting|append|duplicate|deepen|deeper|clone|repeat|copy|"
+                           r"stack|grow|extend|fresh|at the end|on top)\b", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\b", re.IGNORECASE)
 _BEFORE = re.compile(r"\bbefore\b", re.IGNORECASE)
 _PROJECTIONS = {"attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down"}
@@ -118,6 +130,9 @@ def clauses(request: str, depth: int) -> list[Clause]:
     for sentence, start in _sentences(request):
         at = 0
         for m in _CHAIN.finditer(sentence):
+            inside = sentence[:m.start()]
+            if inside.count("(") > inside.count(")") or inside.count("[") > inside.count("]"):
+                continue  # "(1 and 2)", "target_modules=[a, b]": one list, not two edits
             if m.start() > at:
                 pieces.append((sentence[at:m.start()], start + at))
                 at = m.start()
@@ -128,7 +143,7 @@ def clauses(request: str, depth: int) -> list[Clause]:
             continue
         if merged and (not _edit_words(mentions(text, depth)) or _same_edit(merged[-1][0], text, depth)
                        or not _edit_words(mentions(merged[-1][0], depth))):
-            prev, at = merged[-1]
+            _, at = merged[-1]
             merged[-1] = (request[at:offset + len(text)], at)
         else:
             merged.append((request[offset:offset + len(text)], offset))
@@ -148,11 +163,18 @@ def _same_edit(left: str, right: str, depth: int) -> bool:
     "LoRA on q, and on v" (the right side names no edit, name or setting the left does not)."""
     lm, rm = mentions(left, depth), mentions(right, depth)
     a, b = _strong(lm), _strong(rm)
+    if _REFERS_BACK.match(right):  # "..., which is the new copy", "i.e. insert a copy of it", "leave the rest alone"
+        return True
     if {"freeze", "unfreeze"} <= a | b and a | b <= {"freeze", "unfreeze"}:
         return True
+    if "adapter" in a and "adapter" in b and not _CHAINED.match(right):
+        return True  # "adapters after the MLP, gelu inside the adapter"
+    verbs = lambda ms: {m.value for m in ms if m.kind == "method" and m.value in ("remove", "insert")}
+    if not a and not b and verbs(rm) and verbs(rm) <= verbs(lm) and not _CHAINED.match(right) and not any(
+            m.kind in ("layers", "param", "number") and m.value != 1 for m in rm):
+        return True  # "Delete blocks 1 and 2, we want a shallower net": the same removal said again
     if any(m.kind in ("activation", "norm", "param") for m in rm) and b & {"activation", "norm"} | (b - a):
         return False  # "ReLU in the first block, gelu_fast in the last": a change of its own
-    verbs = lambda ms: {m.value for m in ms if m.kind == "method" and m.value in ("remove", "insert")}  # noqa: E731
     if verbs(rm) and not b:
         return False
     return bool(b) and b <= a
@@ -183,16 +205,28 @@ def _language(request: str) -> str | None:
     code, numbers and names are taken out), else None."""
     if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", request):
         return {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}.get(_detect(request), "Chinese")
-    words = [w for w in re.findall(r"[^\W\d_]{2,}", re.sub(r"\S*[_=()\[\]{}./]\S*", " ", request))]
-    if len(words) < 3:
+    from assistant.mentions import known_word
+
+    words = [w for w in re.findall(r"[^\W\d_]{2,}", re.sub(r"\S*[_=()\[\]{}./]\S*", " ", request))
+             if not known_word(w)]  # names (LayerNorm, LoRA, gelu) say nothing of the language around them
+    foreign = [w for w in words if w.lower() in _FOREIGN]
+    if len(words) < 3 and not foreign:
         return None
-    if len(words) < 4 and not re.search(r"[äöüßéèàçñ]", request, re.IGNORECASE):
+    if len(words) < 4 and not foreign and not re.search(r"[äöüßéèàçñ]", request, re.IGNORECASE):
         return None  # too few plain words to tell ("add lora to c_attn, r=8")
-    lang = _detect(" ".join(words), threshold=0.8)
+    lang = _detect(" ".join(words), threshold=0.3 if foreign else 0.8)
     names = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
              "ru": "Russian", "pl": "Polish", "tr": "Turkish", "sv": "Swedish", "da": "Danish", "zh": "Chinese",
              "ja": "Japanese", "ko": "Korean"}
     return names.get(lang) if lang and lang != "en" else None
+
+
+# common words of the languages people are likeliest to write in instead, that English requests do not use
+_FOREIGN = {"durch", "und", "der", "das", "ersetze", "ersetzen", "füge", "hinzu", "entferne", "entfernen", "alle",
+            "letzte", "letzten", "schicht", "schichten", "bitte", "eine", "einen", "nicht", "nur", "mit", "auf", "für",
+            "zum", "zur", "von", "ajoute", "ajouter", "remplace", "remplacer", "couche", "couches", "dernière", "les",
+            "des", "une", "avec", "pour", "añade", "agrega", "reemplaza", "capa", "capas", "última", "las", "los",
+            "una", "con", "para", "sostituisci", "aggiungi", "strato", "vervang", "voeg", "laag"}
 
 
 def _detect(text: str, threshold: float = 0.0) -> str | None:
@@ -228,14 +262,25 @@ def read_clause(clause: Clause, f, later: bool = False) -> Wants:
     w = Wants(clause)
     ms = clause.mentions
     text = clause.text
-    by = lambda kind: [m for m in ms if m.kind == kind]  # noqa: E731
+    by = lambda kind: [m for m in ms if m.kind == kind]
     params = {}
     for m in by("param"):
         params.setdefault(m.value[0], m)
     strong = _strong(ms)
+    named = {m.value for m in ms if m.kind == "method" and m.value in _STRONG} | {
+        m.kind for m in ms if m.kind in ("activation", "norm")}
+    for m in by("param"):  # "dropout 0.1", "lora_alpha=32": the setting's keyword names its method too
+        said = _words(clause, m).lower()
+        named |= {method for method, word in (("dropout", "dropout"), ("lora", "lora"), ("adapter", "adapter"),
+                                              ("adapter", "bottleneck"), ("kv", "kv")) if word in said}
+    if named:  # a setting of another method ("dropout 0.1 ... with rank 4") is a word to ask about, not an edit
+        strong = named | (strong & {"layers"})
     unsupported = by("unsupported")
     depth = depth_of(f)
     for m in by("layers"):
+        if len(m.value) > depth or any(i < 0 for i in m.value):
+            w.refuse = f"'{_words(clause, m)}' asks for {len(m.value)} layers, but the model has {depth}."
+            return w
         bad = [i for i in m.value if i >= depth]
         if bad:
             w.refuse = (f"'{_words(clause, m)}' asks for layer {bad[0]}, but the model has {depth} layers "
@@ -253,6 +298,16 @@ def read_clause(clause: Clause, f, later: bool = False) -> Wants:
     if not strong and "remove" in verbs and re.search(r"(?<!lm )(?<!lm_)(?<!output )\bheads?\b", text, re.IGNORECASE):
         w.refuse = _refusal("pruning attention heads")
         return w
+    vague = _VAGUE_PLACE.search(text)
+    if vague and (strong or verbs):
+        w.ask = (f"You said '{vague.group()}': which layers or parts exactly? For example 'the last two layers', "
+                 f"'layers 0 and 2' or 'after the MLP' (the model has {depth} layers, 0..{depth - 1}).")
+        return w
+    middle = re.search(r"\bmiddle (layer|block|one)\b", text, re.IGNORECASE)
+    if middle and depth % 2 == 0 and not re.search(r"\b(two|2|both)\b[^.]*\bmiddle\b", text, re.IGNORECASE):
+        w.ask = (f"With {depth} layers there is no single middle one: layer {depth // 2 - 1} or layer {depth // 2} "
+                 "(or both)?")
+        return w
     if "lora" in strong:
         _lora(w, f, params)
     elif "adapter" in strong:
@@ -267,7 +322,7 @@ def read_clause(clause: Clause, f, later: bool = False) -> Wants:
         _activation(w, f)
     elif "norm" in strong:
         _norm(w, f)
-    elif "layers" in strong or any(m.kind == "method" and m.value in ("remove", "insert") for m in ms):
+    elif "layers" in strong or "remove" in verbs or ("insert" in verbs and _BLOCK_INSERT.search(text)):
         _depth(w, f, params, depth)
     elif _VAGUE.search(text) and not by("role"):
         from assistant.prompting import prompt
@@ -278,10 +333,13 @@ def read_clause(clause: Clause, f, later: bool = False) -> Wants:
         w.refuse = _refusal(unsupported[0].value)
         return w
     _place_numbers(w, f)
+    if w.ops == ["set_kv_heads"] and (0, "kv_heads") not in w.fields:
+        w.ask = _kv_question(w, f)
     return w
 
 
-def _words(clause: Clause, m: Mention) -> str:
+def _words(clause, m: Mention) -> str:
+    clause = getattr(clause, "clause", clause)  # a Clause, or the Wants read from one
     return clause.text[m.start - clause.start:m.end - clause.start]
 
 
@@ -291,7 +349,16 @@ def _target(w: Wants, i: int, roles=None, layers=True) -> None:
     if layers and ms:
         picked = sorted({x for m in ms for x in m.value})
         w.put(i, "target.layers", picked, *ms)
-    if roles:
+    if roles and any(r.startswith("module:") for r, _ in roles):
+        # a module only a name picks out (GPT-2's c_proj): every part named goes by its module name, as in peft
+        names = [_words(w, m).strip("'\"") for _, m in roles]
+        if all(re.fullmatch(r"[A-Za-z_][\w.]*", n) for n in names):
+            w.put(i, "target.modules", names, *[m for _, m in roles])
+        else:
+            module = next(m for r, m in roles if r.startswith("module:"))
+            w.ask = (f"'{_words(w, module)}' is a module name several parts share; name each part by its module "
+                     "name (as in peft's target_modules) or by what it is (q, v, the MLP's down projection).")
+    elif roles:
         w.put(i, "target.roles", [r for r, _ in roles], *[m for _, m in roles])
 
 
@@ -300,9 +367,13 @@ def _roles(w: Wants, keep=None) -> list[tuple[str, Mention]]:
     narrower one; the wider is accounted as context)."""
     out = []
     for m in w.clause.mentions:
-        if m.kind == "role" and m.value != "block" and (keep is None or m.value in keep) and not _excluded(w, m):
+        if m.kind == "module" and (keep is None or "module" in keep):
+            out.append((f"module:{m.value}", m))
+        elif m.kind == "role" and m.value != "block" and (keep is None or m.value in keep) and not _excluded(w, m):
             if m.value not in [r for r, _ in out]:
                 out.append((m.value, m))
+            else:
+                w.used.append(m)  # the same part named twice ("the final norm (model.norm)")
     narrow = [(r, m) for r, m in out if not any(o.startswith(r + ".") for o, _ in out)]
     w.used += [m for r, m in out if (r, m) not in narrow]
     return narrow
@@ -353,6 +424,7 @@ def _lora(w: Wants, f, params: dict) -> None:
             projections.insert(0, ("attn.qkv", qkv[0][1]))
             w.used += [m for _, m in qkv]
     chosen = projections + [(r, m) for r, m in wide if not any(p.startswith(r + ".") for p, _ in projections)]
+    chosen += [(r, m) for r, m in roles if r.startswith("module:")]
     _target(w, 0, chosen or None)
 
 
@@ -366,7 +438,8 @@ def _adapter(w: Wants, f, params: dict) -> None:
     acts = [m for m in w.clause.mentions if m.kind == "activation"]
     if acts:
         w.put(0, "activation", acts[-1].value, acts[-1])
-    roles = _roles(w, keep={"attn", "mlp", "attn.o", "mlp.down", "block"})
+    roles = _roles(w, keep={"attn", "mlp", "attn.o", "mlp.down", "block", "norm.attn", "norm.mlp", "norm.final",
+                            "module"})
     if not roles and re.search(r"\bhoulsby\b", w.clause.text, re.IGNORECASE):
         houlsby = next(m for m in w.clause.mentions if m.kind == "method" and m.value == "adapter")
         roles = [("attn", houlsby), ("mlp", houlsby)]
@@ -395,8 +468,15 @@ def _freeze(w: Wants, strong: set) -> None:
         # freeze (what the words before the exception name, else everything), then unfreeze what they keep
         at = (cut.start() if cut else 0) + w.clause.start
         if "unfreeze" in strong and not cut:
+            # the unfreezing part starts at the last break between the two words ("Freeze it all. Afterwards make
+            # the last two blocks trainable again")
+            first = next(m for m in ms if m.kind == "method" and m.value == "freeze")
             at = next(m.start for m in ms if m.kind == "method" and m.value == "unfreeze")
-        place = lambda m: m.kind in ("role", "layers") and m.value != "block"  # noqa: E731
+            gap = text[first.end - w.clause.start:at - w.clause.start]
+            breaks = list(re.finditer(r"[.;,]|\band\b|\bthen\b|\bafter(wards)?\b", gap, re.IGNORECASE))
+            if breaks and at > first.end:
+                at = first.end + breaks[-1].end()
+        place = lambda m: m.kind in ("role", "layers") and m.value != "block"
         kept = [m for m in ms if m.start >= at and place(m)]
         before = [m for m in ms if m.start < at and place(m)]
         if only_train and not cut:
@@ -427,8 +507,17 @@ def _freeze(w: Wants, strong: set) -> None:
         w.ops.append("unfreeze")
         _put_place(w, 1, kept)
         return
-    w.ops = ["unfreeze" if "unfreeze" in strong else "freeze"]
-    _target(w, 0, _roles(w) or None)
+    op = "unfreeze" if "unfreeze" in strong else "freeze"
+    roles = _roles(w)
+    outside = [(r, m) for r, m in roles if r in ("norm.final", "embed.tokens", "embed.positions", "lm_head")]
+    layers = [m for m in ms if m.kind == "layers"]
+    if layers and outside:  # "make the last two blocks trainable, and the lm_head too": two places
+        w.ops = [op, op]
+        _put_place(w, 0, layers + [m for r, m in roles if (r, m) not in outside])
+        _put_place(w, 1, [m for _, m in outside])
+        return
+    w.ops = [op]
+    _target(w, 0, roles or None)
 
 
 def _put_place(w: Wants, i: int, ms: list[Mention]) -> None:
@@ -470,14 +559,18 @@ def _kv(w: Wants, f, params: dict) -> None:
         w.put(0, "kv_heads", 1, *kv_words)
     elif mha and heads:
         w.put(0, "kv_heads", heads, *kv_words)
-    elif "gqa" in said or "grouped" in said:
+    elif "gqa" in said or "grouped" in said or re.search(r"\b(reduce|fewer|lower|decrease|cut|shrink)\b", text):
         nums = [m for m in ms if m.kind == "number" and isinstance(m.value, int)]
         if nums:
             w.put(0, "kv_heads", nums[0].value, nums[0], *kv_words)
-        else:
-            divisors = [d for d in range(2, heads) if heads % d == 0] or [1]
-            w.ask = (f"How many key/value heads for grouped-query attention? It has to divide the {heads} query "
-                     f"heads: {', '.join(map(str, divisors))}.")
+
+
+def _kv_question(w: Wants, f) -> str:
+    heads = f.heads or 0
+    fewer = re.search(r"\b(reduce|fewer|lower|decrease|cut|shrink)\b", w.clause.text, re.IGNORECASE) and f.kv_heads
+    divisors = [d for d in range(1, (f.kv_heads if fewer else heads + 1)) if heads and heads % d == 0] or [1]
+    return (f"How many key/value heads? It has to divide the {heads} query heads"
+            + (f" and be below the {f.kv_heads} it has now" if fewer else "") + f": {', '.join(map(str, divisors))}.")
 
 
 def _name_target(w: Wants, kind: str) -> Mention | None:
@@ -485,6 +578,8 @@ def _name_target(w: Wants, kind: str) -> Mention | None:
     "back to B" -> B; one name alone is the target."""
     ms = w.clause.mentions
     names = [m for m in ms if m.kind == kind]
+    kept = [m for m in names if len(names) > 1 and _excluded(w, m)]  # "..., leave the RMSNorms alone"
+    names = [m for m in names if m not in kept]
     if not names:
         return None
     if len(names) == 1:
@@ -604,10 +699,27 @@ def _place_numbers(w: Wants, f) -> None:
                 value in (f.heads, f.kv_heads, f.layers, f.hidden) and re.search(r"\b(from|instead|of)\b", before[-20:]):
             w.used.append(m)
             continue
+        raw_before = w.clause.text[:m.start - w.clause.start]
+        if isinstance(value, int) and 1900 <= value <= 2100 and re.search(r"(\(|et al\.?|paper|[A-Z][a-z]+)\s*,?\s*$",
+                                                                         raw_before):
+            w.used.append(m)  # "(Shazeer 2019)": a citation's year
+            continue
+        if re.search(r"\b(so that|so it|so the|resulting in|giving|for a total of|to get|making it|which makes)\b",
+                     before):
+            w.used.append(m)  # "so that the depth doubles to eight": what the edit gives, said as a check
+            continue
+        if m.kind == "param" and m.value[0] == "count" and op not in ("insert_layers", "remove_layers"):
+            w.used.append(m)  # "only in those two new blocks": which blocks, not how many to add
+            continue
+        layers_before = [p for p in ms if p.kind == "layers" and p.end <= m.start]
+        if layers_before and value in layers_before[-1].value and re.search(
+                r"\(\s*(\d+\s*(,|and|&)\s*)*$", w.clause.text[layers_before[-1].end - w.clause.start:m.start - w.clause.start]):
+            w.used.append(m)  # "the two middle blocks (1 and 2)": the position said again as indices
+            continue
         if m.kind == "param" and (0, m.value[0]) in w.fields:
             w.used.append(m)
             continue
-        if free and (0, free[0]) not in w.fields and (free[1] is float or isinstance(value, int)):
+        if free and m.kind == "number" and (0, free[0]) not in w.fields and (free[1] is float or isinstance(value, int)):
             if free[0] == "p" and not 0 <= value < 1:
                 w.unused.append(m)
                 continue
@@ -616,7 +728,7 @@ def _place_numbers(w: Wants, f) -> None:
         w.unused.append(m)
     used_ids = {id(m) for m in w.used}
     for m in ms:  # parts and names that no field took
-        if m.kind in ("role", "activation", "norm") and id(m) not in used_ids and m.value != "block":
+        if m.kind in ("role", "module", "activation", "norm") and id(m) not in used_ids and m.value != "block":
             if op in ("set_kv_heads", "remove_layers", "insert_layers") and m.kind == "role":
                 continue  # context ("the attention's KV heads", "the decoder block")
             w.unused.append(m)
@@ -656,7 +768,7 @@ def hold(program: dict, wants: Wants) -> tuple[dict | None, Mismatch | None]:
             elif (i, name) in wants.open and name in e:
                 new[name] = e[name]
         target = {}
-        for key in ("layers", "roles"):
+        for key in ("layers", "roles", "modules"):
             if (i, f"target.{key}") in wants.fields:
                 target[key] = wants.fields[(i, f"target.{key}")][0]
             elif ((i, f"target.{key}") in wants.open or (i, "target") in wants.open) and (e.get("target") or {}).get(key):
@@ -741,7 +853,6 @@ def statement(program: dict, wants: list[Wants] | None = None, depth: int | None
     for w in wants or []:
         for i, _ in enumerate(w.ops):
             spans.append({name: ms for (k, name), (_, ms) in w.fields.items() if k == i})
-    ops_done = 0
 
     def add(piece: str, ms=()):
         nonlocal text
@@ -752,15 +863,15 @@ def statement(program: dict, wants: list[Wants] | None = None, depth: int | None
 
     edits = program.get("edits") or []
     for i, e in enumerate(edits):
-        src = spans[ops_done] if ops_done < len(spans) else {}
-        ops_done += 1
+        src = spans[i] if i < len(spans) else {}
         if i:
             add("; then ")
         op, t = e["op"], e.get("target") or {}
         if op == "add_lora":
             add("LoRA")
-            for name, label in (("r", " r="), ("alpha", ", alpha "), ("dropout", ", dropout ")):
+            for name, sep, label in (("r", " ", "r="), ("alpha", ", ", "alpha "), ("dropout", ", ", "dropout ")):
                 if name in e:
+                    add(sep)
                     add(f"{label}{e[name]}", src.get(name, ()))
             if "r" not in e:
                 add(" r=8 (peft's default)")
@@ -792,8 +903,12 @@ def statement(program: dict, wants: list[Wants] | None = None, depth: int | None
             add(op)
         if t.get("roles"):
             joiner = " after " if op in ("insert_adapter", "add_dropout") else (" on " if op == "add_lora" else "")
-            add(joiner or (" " if op in ("freeze", "unfreeze") else " in "))
+            add(joiner or ("" if op in ("freeze", "unfreeze") else " in "))
             add(" and ".join(ROLE_WORDS.get(r, r).removeprefix("the ") for r in t["roles"]), src.get("target.roles", ()))
+        elif t.get("modules"):
+            add(" on modules " if op == "add_lora" else (" after modules " if op in ("insert_adapter", "add_dropout")
+                                                         else " modules "))
+            add(", ".join(t["modules"]), src.get("target.modules", ()))
         elif op == "add_lora":
             add(" on peft's default target modules")
         elif op in ("freeze", "unfreeze") and not t.get("layers"):

@@ -7,9 +7,8 @@ the one retrieval uses) scores how close that reading is to the request.  The an
 maximises the model's own (length-normalised) log-probability plus ``weight`` times that
 similarity, so a program that says something else than the request ("insert 2 layers" for
 "use 2 key-value heads") loses to one the model thought nearly as likely that says the same.
-The same similarity decides whether the kept answer is made at all: an edit that reads further than
-the adapter's floor (``ask_below``) from the request is asked about instead
-(:meth:`assistant.interpret.Assistant.interpret`).  The weight, then the floor, are chosen on the
+Whether the kept answer is made at all is the reading's call (:mod:`assistant.reading`: the
+program is held to the request's words, or becomes a question naming them).  The weight is chosen on the
 development phrasings (``corpora/dev_phrasings.json``, written
 apart from both the training grammar and the held-out phrasings) by
 ``python -m assistant.training.evaluate_llm --tune-rerank``.

@@ -223,14 +223,13 @@ def test_cases(types: int, per_type: int, seed: int = 0, dev: bool = False,
 
 
 def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
-                floors=(0.0, 0.15, 0.2, 0.25, 0.3, 0.35), llm: str | None = None, log=print) -> dict:
+                llm: str | None = None, log=print) -> dict:
     """Choose the decoding for ``adapter`` on development cases: greedy, or ``beams``-wide beam search reranked
-    with each of ``weights`` (:mod:`assistant.rerank`); then, for that, the similarity floor under which an edit
-    becomes a question (each of ``floors``, 0 for none). The best (right answers, then the simpler setting)
-    goes to the adapter's ``decoding.json``."""
+    with each of ``weights`` (:mod:`assistant.rerank`). The best (right answers, then the simpler setting) goes to
+    the adapter's ``decoding.json``."""
     from assistant.interpret import DECODING, Assistant, Decoding
 
-    a = Assistant(llm, adapter=adapter, beams=beams, rerank_weight=0.0, ask_below=0.0)
+    a = Assistant(llm, adapter=adapter, beams=beams, rerank_weight=0.0)
     found: dict = {}
     search = a.candidates
 
@@ -243,21 +242,17 @@ def tune_rerank(adapter, cases: list[dict], beams: int = 4, weights=(0.0, 0.25, 
     a.candidates = cached
     tried = []
 
-    def trial(k: int, w: float, floor: float) -> dict:
-        a.beams, a.rerank_weight, a.ask_below = k, w, floor
+    def trial(k: int, w: float) -> dict:
+        a.beams, a.rerank_weight = k, w
         rows = score(a, cases, log=lambda *_: None)["rows"]
-        tried.append({"beams": k, "rerank_weight": w, "ask_below": floor, "right": sum(map(right, rows)),
-                      "cases": len(rows)})
-        log(f"beams {k} weight {w} ask below {floor}: {tried[-1]['right']}/{len(rows)} right")
+        tried.append({"beams": k, "rerank_weight": w, "right": sum(map(right, rows)), "cases": len(rows)})
+        log(f"beams {k} weight {w}: {tried[-1]['right']}/{len(rows)} right")
         return tried[-1]
 
-    def best(options: list[dict]) -> dict:
-        return max(options, key=lambda t: (t["right"], -t["beams"], -t["rerank_weight"], -t["ask_below"]))
-
-    chosen = best([trial(k, w, 0.0) for k, w in [(1, 0.0)] + [(beams, w) for w in weights]])
-    chosen = best([chosen] + [trial(chosen["beams"], chosen["rerank_weight"], f) for f in floors if f])
+    chosen = max([trial(k, w) for k, w in [(1, 0.0)] + [(beams, w) for w in weights]],
+                 key=lambda t: (t["right"], -t["beams"], -t["rerank_weight"]))
     decoding = dataclasses.asdict(Decoding(
-        chosen["beams"], chosen["rerank_weight"], chosen["ask_below"],
+        chosen["beams"], chosen["rerank_weight"],
         chosen_on=f"{len(cases)} development requests on {len({c['model_type'] for c in cases})} validation-split families",
         tried=tried))
     write_text(pathlib.Path(adapter) / DECODING, json.dumps(decoding, indent=1) + "\n")
@@ -358,7 +353,6 @@ def write_doc(results: dict) -> None:
         lines.append("| decoding | " + " | ".join(
             "greedy" if (d := results["variants"][n]["decoding"])["beams"] <= 1 else
             f"{d['beams']} beams" + (f", reranked (weight {d['rerank_weight']})" if d["rerank_weight"] else "")
-            + (f"; asks below similarity {d['ask_below']}" if d.get("ask_below") else "")
             for n in names) + " | |")
         lines += ["", "Each adapter's decoding (`decoding.json` beside it, which says on what and for which run) was "
                   "chosen on development requests "
@@ -504,8 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         assistant = Assistant(args.llm, adapter=adapter or None)
         load_s = round(time.perf_counter() - start, 2)  # after the first run's conversion: the cached copy
         results["variants"][name] = {**score(assistant, cases), "load_s": load_s,
-                                     "decoding": {"beams": assistant.beams, "rerank_weight": assistant.rerank_weight,
-                                                  "ask_below": assistant.ask_below}}
+                                     "decoding": {"beams": assistant.beams, "rerank_weight": assistant.rerank_weight}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     write_text(RESULTS, json.dumps(results, indent=1) + "\n")
     write_doc(results)

@@ -82,7 +82,7 @@ class WordsOnly:
         from assistant.interpret import Assistant
 
         a = Assistant.__new__(Assistant)
-        a.projector, a.graph_id, a.beams, a.rerank_weight, a.ask_below = None, None, 1, 0.0, 0.0
+        a.projector, a.graph_id, a.beams, a.rerank_weight = None, None, 1, 0.0
         a.generate = lambda chat, tokens=None, request=None, schema=None: "{"
         return a
 

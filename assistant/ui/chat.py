@@ -10,7 +10,8 @@ lock.  :meth:`Session.send` turns a message into a reply:
 * "what changed?": the last edit's program and diff;
 * an edit program as JSON (``{"edits": [...]}``): run as it is;
 * a question about the graph ("how many KV heads?"): answered from its facts;
-* anything else: the language model turns it into an edit, a question back, or a refusal.
+* anything else: the language model turns it into an edit, a question back, or a refusal; an edit
+  is said back in plain words first (its *reading*), each part linked to the words it came from.
 
 Every reply is text for the chat; a bad source, upload or request becomes a one-line
 message, never a traceback, and leaves the graph as it was.
@@ -212,15 +213,19 @@ class Session:
             return {"text": f"**Cannot do that:** {outcome.message}", "program": None}
         if outcome.action == "failed":
             return {"text": f"**Nothing changed:** {outcome.message}", "program": None}
-        return self._record(text, outcome.result)
+        return self._record(text, outcome.result, outcome.reading)
 
-    def _record(self, text: str, result) -> dict:
+    def _record(self, text: str, result, reading=None) -> dict:
+        """The reply to an edit: its reading (or its program), the diff; ``reading`` (a
+        :class:`assistant.reading.Statement`) also comes back as HTML linking each part to the request's words."""
         self.history.record(result, text)
-        lines = [f"**Done.** {_program_text(result.program)}", *_diff_lines(result.diff)]
+        said = f"I read that as: {reading.text}." if reading is not None else _program_text(result.program)
+        lines = [f"**Done.** {said}", *_diff_lines(result.diff)]
         if "peft_config" in result.extras:
             lines.append("- the equivalent peft `LoraConfig` is under Downloads")
         lines.append("- validated: structure, shapes and dtypes")
-        return {"text": "\n".join(lines), "program": {"edits": result.program}}
+        return {"text": "\n".join(lines), "program": {"edits": result.program},
+                **({"reading": reading.html(text)} if reading is not None else {})}
 
     def _what_changed(self) -> dict:
         step = self.step
@@ -305,6 +310,15 @@ def _diff_lines(d) -> list[str]:
     if d.removed_composites:
         lines.append(f"- removed modules: {some(d.removed_composites)}")
     return lines
+
+
+# the reading's links: each part of the statement and the request words it came from share a colour
+READING_CSS = """
+.mad-reading { font-size: 0.95em; line-height: 1.6; padding: 6px 10px; }
+.mad-reading .mad-request { color: #555; }
+.mad-link { padding: 0 2px; border-radius: 3px; }
+""" + "".join(f".mad-link-{k}, .mad-link-{k + 6} {{ background: {c}; }}\n" for k, c in enumerate(
+    ("#ffe08a", "#b8e0ff", "#c8f0c0", "#ffc8d8", "#e0ccff", "#ffd8b0")))
 
 
 def _program_text(program: list[dict]) -> str:

@@ -274,6 +274,8 @@ def _dispatch(args) -> int:
                 label_ = {"ask": "question", "refuse": "cannot do that", "failed": "error"}[outcome.action]
                 print(f"{label_}: {outcome.message}")
                 return 1
+            if outcome.reading is not None:
+                print(f"reading: {outcome.reading.text}")
             print("program: " + json.dumps(outcome.program))
             result = outcome.result
         else:

@@ -1,6 +1,6 @@
 """The chat app in a real browser (issue 6): Debian's Chromium driven by Playwright picks a small Llama,
-asks for LoRA on the last layer, sees the validated graph and the diff, downloads the ONNX file (which
-passes onnx.checker) and undoes the edit."""
+asks for LoRA on the last layer, sees the reading linked to the request's words (issue 20), the validated
+graph and the diff, downloads the ONNX file (which passes onnx.checker) and undoes the edit."""
 
 from __future__ import annotations
 
@@ -51,7 +51,14 @@ def test_lora_on_the_last_layer_then_onnx_then_undo(page, tmp_path):
     box.press("Enter")
     page.wait_for_function("document.querySelector('#chat').innerText.includes('Done.')")
     chat = _chat_text(page)
-    assert '"layers":[-1]' in chat.replace(" ", "") and "add_lora" in chat  # the program it chose
+    page.locator("#chat").get_by_text("Edit program").last.click()  # the program it chose, folded under the reply
+    page.wait_for_function("document.querySelector('#chat').innerText.includes('add_lora')")
+    chat = _chat_text(page)
+    assert '"layers":[1]' in chat.replace(" ", "").replace("\n", "")
+    assert "I read that as: LoRA r=8 (peft's default) on peft's default target modules of layer 1." in chat
+    # the reading beside the chat: the part "layer 1" and the words "last layer" it came from, marked alike
+    marks = page.locator("#reading mark.mad-link-0")
+    assert marks.count() == 2 and marks.all_inner_texts() == ["layer 1", "last layer"]
     assert "trainable: 90,432 →" in chat  # the diff: parameters before and after
     assert page.locator("#graph .status.ok").count() == 1
     added = page.locator("#graph details.added")

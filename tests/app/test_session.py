@@ -67,6 +67,27 @@ def test_yes_makes_the_edit_a_question_offered(session, monkeypatch):
     assert session.send("yes")["text"].startswith("**Question:**") and session.graph is before
 
 
+def test_an_edit_in_words_is_said_back_linked_to_them(session, monkeypatch):
+    """The reply states the program in plain words before the diff; the reading's HTML marks each part and the
+    request's words it came from with the same mark. (The model's answer is cut off here, so the program is the
+    words' own; the model itself is tested in test_interpret.)"""
+    from assistant.interpret import Assistant
+    from assistant.ui import chat
+
+    words_only = Assistant.__new__(Assistant)
+    words_only.projector, words_only.graph_id, words_only.beams, words_only.rerank_weight = None, None, 1, 0.0
+    words_only.generate = lambda chat, tokens=None, request=None, schema=None: "{"
+    monkeypatch.setattr(chat, "assistant", lambda llm=None, log=None: words_only)
+    reply = session.send("LoRA r=4 on q and v of the last layer")
+    assert reply["text"].startswith("**Done.** I read that as: LoRA r=4 on query projection and value projection "
+                                    "of layer 1.\n- parameters:")
+    html = reply["reading"]
+    assert '<mark class="mad-link mad-link-0" title="0">r=4</mark>' in html and html.count("mad-link-0") == 2
+    assert '<mark class="mad-link mad-link-3" title="3">last layer</mark>' in html
+    edit = session.conversation[-1]["program"]["edits"][0]  # as the engine ran it, defaults filled in
+    assert (edit["op"], edit["r"], edit["target"]) == ("add_lora", 4, {"layers": [1], "roles": ["attn.q", "attn.v"]})
+
+
 def test_questions_and_descriptions_come_from_the_graph(session):
     assert session.send("how many kv heads?")["text"].startswith("Grouped-query attention: 4 query heads, 2 key/value")
     assert "decoder-only transformer with 2 repeated blocks, width 64" in session.send("describe this model")["text"]
@@ -189,5 +210,6 @@ def test_app_handlers_turn_errors_into_chat_messages(tmp_path):
     state, chat, view, status, _ = app.load(None, "", "", str(bad), [])
     assert chat[-1].content.startswith("**Error:**") and "not valid JSON" in chat[-1].content
     assert status == "No model loaded."
-    state, _, chat, _, _ = app.send(state, "add LoRA", chat)
+    state, _, chat, reading, _, _ = app.send(state, "add LoRA", chat)
+    assert reading == ""  # no edit, no reading
     assert chat[-1].content.startswith("Load a model first")

@@ -76,21 +76,23 @@ def test_mad_ask(capsys):
 
 
 def test_mad_edit_by_request(tmp_path, capsys, monkeypatch):
-    """The command prints the program it chose and writes the graph; a question comes back with exit 1
+    """The command prints its reading and the program it chose and writes the graph; a question comes back with exit 1
     and nothing written. (The model's answers are fixed here; the model itself is tested in test_interpret.)"""
     from assistant import interpret
     from assistant.ui.cli import run
 
     sets = [a for k, v in TINY["llama"].items() for a in ("--set", f"{k}={v}")]
     program = {"action": "edit", "edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}
-    monkeypatch.setattr(interpret.Assistant, "generate", lambda self, chat, tokens=None, request=None: json.dumps(program))
+    monkeypatch.setattr(interpret.Assistant, "generate", lambda self, chat, tokens=None, request=None, schema=None: json.dumps(program))
     out = tmp_path / "out.json"
     assert run(["edit", "hf:llama", *sets, "--request", "add LoRA to the last layer", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert 'program: {"edits": [{"op": "add_lora", "target": {"layers": [-1]}}]}' in printed
+    # the words fix the layer (the last of two is layer 1), said back in plain words before the program
+    assert "reading: LoRA r=8 (peft's default) on peft's default target modules of layer 1\n" in printed
+    assert 'program: {"edits": [{"op": "add_lora", "target": {"layers": [1]}}]}' in printed
     assert "trainable" in printed and out.exists()
     monkeypatch.setattr(interpret.Assistant, "generate",
-                        lambda self, chat, tokens=None, request=None: '{"action": "ask", "question": "Which layers should get adapters?"}')
+                        lambda self, chat, tokens=None, request=None, schema=None: '{"action": "ask", "question": "Which layers should get adapters?"}')
     other = tmp_path / "other.json"
     assert run(["edit", "hf:llama", *sets, "--request", "add some adapters", "-o", str(other)]) == 1
     assert capsys.readouterr().out.strip() == "question: Which layers should get adapters?"
