@@ -109,11 +109,12 @@ def _with_roles(graph: Graph, program: dict) -> tuple[dict, Any]:
 
 @dataclass
 class Outcome:
-    action: str  # edit | ask | refuse | failed
+    action: str  # edit | ask | refuse | failed (and, inside interpret, offer: an edit to ask about)
     message: str  # what to tell the user
     program: dict | None = None
     result: Any = None  # gnn.edits.EditResult for a done edit
     answers: list[str] = field(default_factory=list)  # the model's raw answers, one per try
+    error: str = ""  # a failed edit: the engine's reason (what a retry tells the model)
     seconds: float = 0.0
     reading: Any = None  # assistant.reading.Statement: the program in plain words, linked to the request
 
@@ -302,6 +303,12 @@ class Assistant:
                 return done("ask", w.ask, answers=answers)
             out = self._clause(current, clause.text if len(parts) > 1 else request, w, tries)
             answers += out.answers
+            if out.action == "offer":  # the whole request so far, one "yes" away
+                whole = {"edits": edits + out.program["edits"]}
+                said = reading.statement(whole, None, reading.depth_of(facts(graph))).text
+                return done("ask", f"Did you mean: {said}?" + (f" If not: {out.message}" if out.message else
+                                                               " If not, say which layers or parts."),
+                            answers=answers, program=whole)
             if out.action != "edit":
                 return done(out.action, out.message, answers=answers, program=out.program)
             try:
@@ -343,10 +350,15 @@ class Assistant:
         w.fields[(0, "target.layers")] = ([a + 1 + k + j * n for j, a in enumerate(after) for k in range(n)], [])
 
     def _clause(self, graph: Graph, request: str, w, tries: int) -> Outcome:
-        """One clause: decoded (under the edits its words name, where they name any), then held to its words."""
+        """One clause: decoded (under the edits its words name, where they name any), then held to its words.
+        Where the words fix every field the model is not asked: whatever it answered would be held to them whole."""
         from assistant import reading
-        from gnn.edits import EditError, Infeasible, apply_program
 
+        if w.ops and not w.open:  # the words fix every field: a decoded answer would be held to them whole
+            held, mismatch = reading.hold(reading.skeleton(w), w)
+            if mismatch:
+                return Outcome("ask", mismatch.question)  # not a yes/no question: no edit is offered
+            return self._run(graph, held, [])
         f = facts(graph)
         tokens, placeholder = None, ""
         if self.projector is not None:
@@ -375,28 +387,38 @@ class Assistant:
             if answer["action"] == "refuse":
                 return Outcome("refuse", answer["reason"], answers=answers)
             program = {"edits": answer["edits"]}
-            if not w.ops:  # the words name no edit: the model's guess is asked about, never made
-                said = reading.statement(program, None, reading.depth_of(f)).text
-                return Outcome("ask", f"Did you mean: {said}? If not: {prompt_text('clarify.md')}", program=program,
-                               answers=answers)
+            if not w.ops:  # the words name no edit: the model's guess is offered, never made
+                return Outcome("offer", prompt_text("clarify.md"), program=program, answers=answers)
             held, mismatch = reading.hold(program, w)
             if mismatch:
-                return Outcome("ask", mismatch.question, program=program, answers=answers)
+                return Outcome("ask", mismatch.question, answers=answers)
             question = reading.missing(w) if not _has_open(held, w) else None
             if question:
-                return Outcome("ask", question, program=held, answers=answers)
-            try:
-                apply_program(graph, held)
-            except Infeasible as e:  # the request itself cannot be done here: no retry would be right
-                return Outcome("refuse", str(e), program=held, answers=answers)
-            except EditError as e:
-                other, result = _with_roles(graph, held)
-                if result is None:
-                    error = str(e)
-                    continue
-                held = other
-            return Outcome("edit", "", program=held, answers=answers)
+                return Outcome("ask", question, answers=answers)
+            out = self._run(graph, held, answers)
+            if out.action == "edit":  # what the model chose where the words left a field open: offered, not made
+                return Outcome("offer", "", program=held, answers=answers)
+            if out.action != "failed":  # the engine's refusal: no retry would be right for that
+                return out
+            error = out.error
         return Outcome("failed", f"could not turn that into a valid edit: {error}", answers=answers)
+
+    @staticmethod
+    def _run(graph: Graph, program: dict, answers: list[str]) -> Outcome:
+        """``program`` checked on ``graph``: an edit, the engine's refusal, or its error."""
+        from gnn.edits import EditError, Infeasible, apply_program
+
+        try:
+            apply_program(graph, program)
+        except Infeasible as e:
+            return Outcome("refuse", str(e), program=program, answers=answers)
+        except EditError as e:
+            other, result = _with_roles(graph, program)
+            if result is None:
+                return Outcome("failed", f"could not turn that into a valid edit: {e}", program=program,
+                               answers=answers, error=str(e))
+            program = other
+        return Outcome("edit", "", program=program, answers=answers)
 
 
 def prompt_text(name: str) -> str:

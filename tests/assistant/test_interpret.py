@@ -44,7 +44,7 @@ def test_constrained_decoding_gives_a_well_formed_answer(assistant, graphs):
 
 def test_an_engine_refusal_goes_back_for_one_more_try(assistant, graphs, monkeypatch):
     """Where the words leave a field to the model (where dropout goes) and its choice fails, the engine's reason
-    goes back to it once; the rate the words fixed stays."""
+    goes back to it once; the rate the words fixed stays, and what the model chose is offered, not made."""
     graph = graphs["llama"]
     before = graph.copy()
     replies = iter([json.dumps({"action": "edit", "edits": [{"op": "add_dropout", "p": 0.5,
@@ -55,21 +55,23 @@ def test_an_engine_refusal_goes_back_for_one_more_try(assistant, graphs, monkeyp
     monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None, schema=None:
                         (seen.append((chat, schema)), next(replies))[1])
     out = assistant.interpret(graph, "add dropout with p=0.1")
-    assert out.done and out.program == {"edits": [{"op": "add_dropout", "p": 0.1, "target": {"roles": ["mlp"]}}]}
-    assert len(out.answers) == 2
+    assert out.action == "ask" and not out.done
+    assert out.program == {"edits": [{"op": "add_dropout", "p": 0.1, "target": {"roles": ["mlp"]}}]}  # one yes away
+    assert out.message.startswith("Did you mean: dropout p=0.1 after feed-forward (MLP)?") and len(out.answers) == 2
     assert "attn.qkv" in seen[1][0][-1]["content"] and "The engine refused that" in seen[1][0][-1]["content"]
     ops = [i["properties"]["op"]["const"] for i in seen[0][1]["properties"]["edits"]["items"]["anyOf"]]
     assert ops == ["add_dropout"]  # decoded under the edit the words name
     assert graph == before
 
 
-def test_two_refusals_leave_the_graph_as_it_was(assistant, graphs, monkeypatch):
+def test_an_edit_the_words_fix_whole_is_not_decoded(assistant, graphs, monkeypatch):
+    """Words that fix every field ("LoRA on the fused qkv projection") leave the model nothing to choose: it is
+    not asked, and the engine's error (Llama has no fused projection) comes back with the graph unchanged."""
     graph = graphs["llama"]
     before = graph.copy()
-    monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None, schema=None: json.dumps(
-        {"action": "edit", "edits": [{"op": "add_lora", "target": {"roles": ["attn.qkv"]}}]}))
+    monkeypatch.setattr(assistant, "generate", lambda *a, **k: pytest.fail("the model was asked"))
     out = assistant.interpret(graph, "add LoRA to the fused qkv projection")
-    assert out.action == "failed" and not out.done and "attn.qkv" in out.message and len(out.answers) == 2
+    assert out.action == "failed" and not out.done and "attn.qkv" in out.message and out.answers == []
     assert graph == before
 
 
@@ -87,7 +89,7 @@ def test_an_edit_the_graph_cannot_take_is_refused_without_a_retry(assistant, gra
     before = graph.copy()
     monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None, schema=None: "{")
     out = assistant.interpret(graph, request_)
-    assert out.action == "refuse" and not out.done and len(out.answers) == 1
+    assert out.action == "refuse" and not out.done and len(out.answers) <= 1
     assert reason in out.message
     assert graph == before
 
@@ -145,6 +147,10 @@ def test_the_shipped_adapter_turns_requests_into_the_right_answers(graphs):
                                                    "r": 8}]}, out.answers
     out = a.interpret(graph, "make it multi-query")
     assert out.done and out.program == {"edits": [{"op": "set_kv_heads", "kv_heads": 1}]}, out.answers
+    # where the words leave a field open the adapter fills it, decoded under the edit the words name, and offers it
+    out = a.interpret(graph, "add dropout with p=0.1")
+    assert out.action == "ask" and out.message.startswith("Did you mean: dropout p=0.1 after"), out.answers
+    assert out.program["edits"][0]["p"] == 0.1 and out.program["edits"][0].get("target"), out.answers
 
 
 def test_another_model_does_not_get_the_shipped_adapter():
@@ -187,8 +193,8 @@ def test_module_names_the_graph_lacks_are_read_as_roles(assistant, graphs, monke
     before = graph.copy()
     monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None, schema=None: json.dumps(
         {"action": "edit", "edits": [{"op": "add_dropout", "target": {"modules": ["q_proj", "v_proj"]}}]}))
-    out = assistant.interpret(graph, "add dropout, p=0.2")  # where it goes is the model's call: q and v
-    assert out.done and out.program["edits"][0]["target"] == {"modules": ["q_proj", "v_proj"]}
+    out = assistant.interpret(graph, "add dropout, p=0.2")  # where it goes is the model's offer: q and v
+    assert out.action == "ask" and out.program["edits"][0]["target"] == {"modules": ["q_proj", "v_proj"]}
     monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None, schema=None: json.dumps(
         {"action": "edit", "edits": [{"op": "add_dropout", "target": {"modules": ["c_attn"]}}]}))
     out = assistant.interpret(graph, "add dropout, p=0.2")  # GPT-2's name on Llama: no such module, no role

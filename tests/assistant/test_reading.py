@@ -202,3 +202,13 @@ def test_clauses_split_edits_not_lists():
     assert texts("Duplicate block 1, i.e. insert a copy of it right after itself.") == [
         "Duplicate block 1, i.e. insert a copy of it right after itself."]
     assert len(texts("Insert an adapter after the MLP. Also swap the activation to relu.")) == 2
+
+
+def test_what_the_model_fills_in_is_offered_with_the_whole_request(mad, deep):
+    """Words that leave a field open (where the dropout goes) get the model's choice as a question, offering the
+    whole compound program, the earlier clauses included; nothing is applied."""
+    out = _run(mad, deep, "llama", "remove the last layer, then add dropout 0.1")
+    assert out.action == "ask" and not out.done
+    assert out.message.startswith("Did you mean: remove layer 3; then dropout p=0.1 after attention of layer 0?")
+    assert out.program == {"edits": [{"op": "remove_layers", "target": {"layers": [3]}},
+                                     {"op": "add_dropout", "p": 0.1, "target": {"layers": [0], "roles": ["attn"]}}]}
