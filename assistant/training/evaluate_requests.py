@@ -211,7 +211,7 @@ def write_doc() -> None:
         status = (f"**blind**, scored once on {r.get('scored', '?')}; a development set from then on"
                   if r.get("blind") else "development set (read and tuned against)")
         n = next(iter(r["variants"].values()))["requests"]
-        lines += ["", f"## {name} ({status})", "", r.get("doc", "")[:600], "",
+        lines += ["", f"## {name}: {status}", "", r.get("doc", "")[:600], "",
                   f"{n} requests scored (requests whose expected program the engine refuses are left out and "
                   "listed in the run's log).", "", *table(name, r["variants"])]
         first = next(iter(r["variants"]))
