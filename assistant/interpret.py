@@ -335,19 +335,22 @@ class Assistant:
         an edit on given layers: those layers."""
         from assistant import reading
 
-        if not edits or not w.ops or (0, "target.layers") in w.fields:
+        k = w.refers
+        if not edits or not w.ops or (k, "target.layers") in w.fields:
             return
         last = (edits[-1].get("target") or {}).get("layers")
         if reading._SAME_BLOCKS.search(w.clause.text) and last and edits[-1]["op"] not in ("remove_layers",
                                                                                           "insert_layers"):
-            w.fields[(0, "target.layers")] = (list(last), [])  # "then freeze that layer"
+            w.fields[(k, "target.layers")] = (list(last), [])  # "then freeze that layer"
             return
-        if edits[-1]["op"] != "insert_layers" or not reading._NEW_BLOCK.search(w.clause.text):
+        at = max((i for i, e in enumerate(edits) if e["op"] == "insert_layers"), default=None)
+        if at is None or not reading._NEW_BLOCK.search(w.clause.text):
             return
-        depth = reading.depth_of(f)
-        n = edits[-1].get("count", 1)
-        after = sorted(i % (depth - n) for i in ((edits[-1].get("target") or {}).get("layers") or [-1]))
-        w.fields[(0, "target.layers")] = ([a + 1 + k + j * n for j, a in enumerate(after) for k in range(n)], [])
+        blocks = _new_block_indices(edits[at:], reading.depth_of(f))
+        if blocks:
+            w.fields[(k, "target.layers")] = (blocks, [])
+        else:
+            w.ask = "The blocks that were inserted are gone after the later edits; which layers do you mean?"
 
     def _clause(self, graph: Graph, request: str, w, tries: int) -> Outcome:
         """One clause: decoded (under the edits its words name, where they name any), then held to its words.
@@ -414,11 +417,36 @@ class Assistant:
             return Outcome("refuse", str(e), program=program, answers=answers)
         except EditError as e:
             other, result = _with_roles(graph, program)
+            if result is None and "matches nothing" in str(e):  # a part this model does not have: no retry helps
+                return Outcome("refuse", str(e), program=program, answers=answers)
             if result is None:
                 return Outcome("failed", f"could not turn that into a valid edit: {e}", program=program,
                                answers=answers, error=str(e))
             program = other
         return Outcome("edit", "", program=program, answers=answers)
+
+
+def _new_block_indices(edits: list[dict], depth: int) -> list[int]:
+    """Where the blocks ``edits[0]`` (an insertion) made sit once the later ``edits`` ran, on a graph now ``depth``
+    blocks deep (removals and insertions after it move them; a removed one is gone)."""
+    def size(e):
+        n = len((e.get("target") or {}).get("layers") or [-1])
+        return -n if e["op"] == "remove_layers" else e.get("count", 1) * n if e["op"] == "insert_layers" else 0
+
+    d = depth - sum(size(e) for e in edits)  # before the insertion
+    first, *later = edits
+    n = first.get("count", 1)
+    after = sorted(i % d for i in ((first.get("target") or {}).get("layers") or [-1]))
+    blocks = [a + 1 + j + i * n for i, a in enumerate(after) for j in range(n)]
+    d += size(first)
+    for e in later:
+        layers = sorted(i % d for i in ((e.get("target") or {}).get("layers") or [-1]))
+        if e["op"] == "remove_layers":
+            blocks = [b - sum(r < b for r in layers) for b in blocks if b not in layers]
+        elif e["op"] == "insert_layers":
+            blocks = [b + e.get("count", 1) * sum(a < b for a in layers) for b in blocks]
+        d += size(e)
+    return blocks
 
 
 def prompt_text(name: str) -> str:

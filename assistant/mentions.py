@@ -35,11 +35,13 @@ PARTS: dict[str, list[tuple[str, ...]]] = {
     "attn.k": [("k",), ("key",), ("keys",), ("k_proj",), ("wk",), ("to_k",)],
     "attn.v": [("v",), ("value",), ("values",), ("v_proj",), ("wv",), ("to_v",)],
     "attn.o": [("o",), ("o_proj",), ("out_proj",), ("wo",), ("output", "projection"), ("out", "projection"),
-               ("attn", ".", "c_proj"), ("attn", "c_proj"), ("attention", "output")],
+               ("attn", ".", "c_proj"), ("attn", "c_proj"), ("attention", "output"), ("attention", "c_proj"),
+               ("attention", "'", "s", "c_proj"), ("attn", "'", "s", "c_proj"), ("output-projection",)],
     "attn.qkv": [("c_attn",), ("qkv",), ("qkv_proj",), ("query_key_value",), ("fused", "qkv")],
-    "mlp.gate": [("gate",), ("gate_proj",), ("w1",)],
-    "mlp.up": [("up",), ("up_proj",), ("c_fc",), ("fc1",), ("w3",), ("mlp", ".", "c_fc")],
-    "mlp.down": [("down",), ("down_proj",), ("fc2",), ("w2",), ("mlp", ".", "c_proj"), ("mlp", "c_proj")],
+    "mlp.gate": [("gate",), ("gate_proj",), ("w1",), ("gate-projection",)],
+    "mlp.up": [("up",), ("up_proj",), ("c_fc",), ("fc1",), ("w3",), ("mlp", ".", "c_fc"), ("up-projection",)],
+    "mlp.down": [("down",), ("down_proj",), ("fc2",), ("w2",), ("mlp", ".", "c_proj"), ("mlp", "c_proj"),
+                 ("mlp", "'", "s", "c_proj"), ("down-projection",)],
     "attn": [("attention",), ("attn",), ("self-attention",), ("self_attn",)],
     "mlp": [("mlp",), ("mlps",), ("ffn",), ("ffns",), ("feed-forward",), ("feedforward",), ("feed", "forward")],
     "embed.positions": [("position", "embedding"), ("position", "embeddings"), ("positional", "embedding"),
@@ -47,10 +49,13 @@ PARTS: dict[str, list[tuple[str, ...]]] = {
     "embed.tokens": [("embedding",), ("embeddings",), ("embed_tokens",), ("wte",), ("token", "embedding"),
                      ("token", "embeddings")],
     "lm_head": [("lm_head",), ("lm", "head"), ("output", "head"), ("language", "model", "head")],
-    "norm.final": [("final", "norm"), ("final", "layernorm"), ("final", "layer", "norm"), ("ln_f",), ("model", ".", "norm")],
+    "norm.final": [("final", "norm"), ("final", "layernorm"), ("final", "layer", "norm"), ("ln_f",), ("model", ".", "norm"),
+                   ("final", "ln"), ("final", "rmsnorm"), ("last", "norm"), ("final", "normalization")],
     "norm.attn": [("input_layernorm",), ("ln_1",), ("attention", "norm"), ("attention", "norms"),
-                  ("pre-attention", "norm"), ("attn", "norm")],
-    "norm.mlp": [("post_attention_layernorm",), ("ln_2",), ("mlp", "norm"), ("mlp", "norms"), ("ffn", "norm")],
+                  ("pre-attention", "norm"), ("attn", "norm"),
+                  ("pre-attention", "norms"), ("pre-attention", "layernorms"), ("pre-attention", "rmsnorms")],
+    "norm.mlp": [("post_attention_layernorm",), ("ln_2",), ("mlp", "norm"), ("mlp", "norms"), ("ffn", "norm"),
+                 ("pre-mlp", "norm"), ("pre-mlp", "norms"), ("post-attention", "norm"), ("post-attention", "norms")],
 }
 
 # activations as requests name them (transformers' ACT2CLS names are recognised as themselves too)
@@ -63,7 +68,9 @@ ACTIVATION_NAMES: dict[str, list[tuple[str, ...]]] = {
                  ("approximate", "gelu"), ("gelu", "with", "tanh"), ("gelu", "(", "tanh", "approximation", ")"),
                  ("tanh", "approximation", "of", "gelu"), ("gelu-tanh",), ("openai", "gelu")],
     "gelu_pytorch_tanh": [("gelu_pytorch_tanh",), ("pytorch", "tanh", "gelu"), ("pytorch", "gelu", "tanh"),
-                          ("gelu", "(", "approximate"), ("pytorchgelutanh",), ("gelu_tanh",)],
+                          ("gelu", "(", "approximate"), ("pytorchgelutanh",), ("gelu_tanh",),
+                          ("pytorch", "tanh", "approximation", "of", "gelu"), ("pytorch", "tanh", "approximation"),
+                          ("pytorch", "'", "s", "tanh", "gelu")],
     "relu": [("relu",), ("plain", "relu")],
     "relu2": [("relu2",), ("squared", "relu"), ("relu", "squared"), ("relu", "^", "2"), ("relu", "²"),
               ("relu-squared",)],
@@ -84,7 +91,7 @@ NORM_NAMES: dict[str, list[tuple[str, ...]]] = {
                 ("rmsnorms",), ("t5layernorm",)],
     "layernorm": [("layernorm",), ("layer", "norm"), ("layer_norm",), ("layer", "normalization"),
                   ("layer", "normalisation"), ("layer-norm",), ("layernorms",), ("nn", ".", "layernorm"),
-                  ("standard", "layernorm"), ("ln",)],
+                  ("standard", "layernorm"), ("ln",), ("ln_",)],
 }
 
 # words that name a method (an edit) or the change itself
@@ -100,7 +107,7 @@ METHODS: dict[str, list[tuple[str, ...]]] = {
                ("lock",), ("locked",), ("stop", "gradients"), ("einfrieren",)],
     "unfreeze": [("unfreeze",), ("unfrozen",), ("unfreezing",), ("thaw",), ("trainable",), ("requires_grad", "=", "true"),
                  ("requires_grad_", "(", "true"), ("only", "train"), ("train", "only"), ("keep", "training")],
-    "remove": [("remove",), ("removing",), ("drop",), ("dropping",), ("delete",), ("deleting",), ("cut",), ("prune",),
+    "remove": [("remove",), ("removing",), ("del",), ("take", "off"), ("drop",), ("dropping",), ("delete",), ("deleting",), ("cut",), ("prune",),
                ("strip",), ("chop",), ("discard",), ("lop",), ("pop",), ("ditch",), ("truncate",), ("get", "rid", "of"),
                ("shave",), ("shorten",), ("shallower",), ("fewer",), ("eliminate",), ("take", "out"), ("throw", "away"),
                ("trim",), ("kill",), ("lose",), ("rip", "out")],
@@ -140,11 +147,15 @@ UNSUPPORTED: dict[str, list[tuple[str, ...]]] = {
                                 ("intermediate", "size")],
     "position encodings (RoPE, ALiBi)": [("alibi",), ("rope",), ("rotary",), ("rope_theta",), ("rope_scaling",)],
     "attention kernels (flash, sliding window)": [("flash", "attention"), ("flash-attention",), ("flash_attention",),
-                                                  ("sliding", "window"), ("sliding-window",), ("sliding_window",)],
+                                                  ("sliding", "window"), ("sliding-window",), ("sliding_window",),
+                                                  ("attn_implementation",), ("flash_attention_2",), ("sdpa",)],
+    "tying or untying weights": [("tie",), ("tied",), ("tie_word_embeddings",), ("weight", "tying"), ("untie",)],
     "other PEFT methods (prefix or prompt tuning, IA3, DoRA)": [("prefix", "tuning"), ("prompt", "tuning"),
                                                                 ("prefix-tuning",), ("ia3",), ("dora",), ("p-tuning",)],
     "gated activations (SwiGLU, GeGLU)": [("swiglu",), ("geglu",), ("reglu",)],
     "distillation": [("distill",), ("distillation",), ("distil",)],
+    "changing the vocabulary": [("resize_token_embeddings",), ("add_tokens",), ("vocab_size",), ("vocabulary",),
+                                ("new", "tokens")],
 }
 
 # words that give a change its direction: "B instead of A" (the first name is the new one), "back to B"
@@ -168,6 +179,7 @@ SETTINGS: dict[str, set[str]] = {
     "kv_heads": {"kv", "num_key_value_heads", "n_kv_heads", "num_kv_heads", "kv_heads", "n_head_kv",
                  "multi_query_group_num", "groups", "group"},
     "depth": {"num_hidden_layers", "n_layer", "n_layers", "num_layers", "depth"},
+    "eps": {"eps", "epsilon", "layer_norm_epsilon", "rms_norm_eps", "layer_norm_eps", "norm_eps"},
 }
 _AFTER = {"r": {"rank"}, "p": {"dropout"}, "bottleneck": {"dim", "dimensional", "d", "bottleneck", "wide"},
           "kv_heads": {"kv", "groups", "kv-heads", "key-value"}}
@@ -208,10 +220,14 @@ def mentions(request: str, depth: int) -> list[Mention]:
     for i, (text, start, end) in enumerate(tokens):
         if i in used:
             continue
-        rank = re.fullmatch(r"r(\d+)", words[i])
-        if rank:  # "LoRA r16": peft's keyword run into its value
-            out.append(Mention("param", ("r", int(rank.group(1))), start, end))
+        rank = re.fullmatch(r"(r|alpha)(\d+)", words[i])
+        if rank:  # "LoRA r16 alpha32": peft's keywords run into their values
+            out.append(Mention("param", (rank.group(1), int(rank.group(2))), start, end))
             used.add(i)
+            continue
+        if words[i].isdigit() and ((i and words[i - 1] == "step") or (words[i + 1:i + 2] == [")"]
+                                                                      and not _opened(words, i))):
+            used.add(i)  # "Step 1:", "1) ... 2) ...": a list's markers
             continue
         if words[i] in ("0", "1") and words[i + 1:i + 3] in (["-", "indexed"], ["-", "based"]):
             used.update(range(i, i + 3))  # "(0-indexed)": how positions count, not a setting
@@ -227,10 +243,23 @@ def mentions(request: str, depth: int) -> list[Mention]:
             else:
                 out.append(Mention("number", value, start, tokens[j - 1][2]))
                 used.update(range(i, j))
+    # "both embeddings": the token and the position table
+    for k, m in enumerate(list(out)):
+        if m.kind == "role" and m.value == "embed.tokens" and re.search(r"\b(both|all)\s+(the\s+)?$",
+                                                                         request[:m.start].lower()):
+            out.append(Mention("role", "embed.positions", m.start, m.end))
     # a setting named twice is one mention ("rank" read with its number takes the word along)
     out = [m for m in out if not (m.kind != "param" and any(o.kind == "param" and o.start <= m.start < o.end
                                                               for o in out))]
     return sorted(out, key=lambda m: m.start)
+
+
+def _opened(words: list[str], i: int) -> bool:
+    """Whether token ``i`` sits inside parentheses opened before it ("(layers 1 and 2)")."""
+    depth = 0
+    for w in words[:i]:
+        depth += (w == "(") - (w == ")")
+    return depth > 0
 
 
 def _setting(words: list[str], i: int, j: int) -> tuple[str | None, int, int]:
@@ -261,8 +290,10 @@ def _setting(words: list[str], i: int, j: int) -> tuple[str | None, int, int]:
 
 def _number_at(words: list[str], i: int) -> tuple[int, int | float | None]:
     """The number starting at token ``i`` (digits, or number words through number-parser) and where it ends."""
-    if re.fullmatch(r"\d+(?:\.\d+)?", words[i]):
-        return i + 1, float(words[i]) if "." in words[i] else int(words[i])
+    if words[i] in ("twice", "thrice"):
+        return i + 1, 2 if words[i] == "twice" else 3
+    if re.fullmatch(r"\d+(?:\.\d+)?(?:e-?\d+)?", words[i]):
+        return i + 1, float(words[i]) if "." in words[i] or "e" in words[i] else int(words[i])
     from number_parser import parse_number
 
     best = (i + 1, None)
@@ -299,6 +330,11 @@ def _noun(words: list[str], i: int) -> int | None:
 
 def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | None:
     w = words[i]
+    # Python's slices of the block list: "model.layers[:2]", "transformer.h[-2:]"
+    if (w in _BLOCK or w == "h") and words[i + 1:i + 2] == ["["]:
+        cut = _slice(words, i + 2, depth)
+        if cut is not None:
+            return "layers", cut[0], cut[1]
     # "layers 0 and 2", "block 3", "layers 1-3", "layers 0, 1 and 3"
     if w in _BLOCK or (w == "h" and i + 2 < len(words) and words[i + 1] == "." and words[i + 2].isdigit()):
         k = i + 1
@@ -309,6 +345,11 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
             j += 1
         if indices:
             return "indices", tuple(indices), j
+    # "the first half of the blocks", "the top half"
+    if w in _LAST | _FIRST | {"second", "upper", "lower"} and words[i + 1:i + 2] == ["half"]:
+        end = _noun(words, i + 2) or i + 2
+        top = w in _LAST or w in ("second", "upper")
+        return "layers", tuple(range(depth // 2, depth) if top else range(depth // 2)), end
     # "the last layer", "the top two blocks", "final 3 layers", "the first three"
     if w in _LAST or w in _FIRST:
         j, n = _count(words, i + 1)
@@ -318,6 +359,10 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         n = n or 1
         picked = list(range(depth - n, depth)) if w in _LAST else list(range(n))
         return "layers", tuple(picked), end or j  # more than there are: kept, for the reading to refuse
+    if w == "middle" and words[i + 1:i + 2] in (["two"], ["2"]):
+        end = _noun(words, i + 2)
+        if end is not None:
+            return "layers", (depth // 2 - 1, depth // 2), end
     # "the middle one", "the middle block", "the two middle blocks"
     if w == "middle" and (i + 1 >= len(words) or words[i + 1] in _BLOCK or words[i + 1] in ("one", "ones")):
         j = i + 1 + (i + 1 < len(words))
@@ -344,7 +389,7 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         k = end if end is not None else i + 1
         if k < len(words) and words[k] in _EXCEPT:
             k += 1
-            while k < len(words) and words[k] in ("the", "for", "from", "than", "of"):
+            while k < len(words) and words[k] in ("the", "for", "from", "than", "of", "very"):
                 k += 1
             if k < len(words) and (words[k] in _LAST or words[k] in _FIRST):
                 side = words[k]
@@ -356,6 +401,24 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         if end is not None:
             return "layers", tuple(range(depth)), end
     return None
+
+
+def _slice(words: list[str], i: int, depth: int) -> tuple[tuple[int, ...], int] | None:
+    """The blocks ``[a:b]`` selects (either side may be missing or negative), and where the slice ends."""
+    def bound(k: int) -> tuple[int | None, int]:
+        if words[k:k + 1] == ["-"] and k + 1 < len(words) and words[k + 1].isdigit():
+            return -int(words[k + 1]), k + 2
+        if k < len(words) and words[k].isdigit():
+            return int(words[k]), k + 1
+        return None, k
+
+    a, k = bound(i)
+    if words[k:k + 1] != [":"]:
+        return None
+    b, k = bound(k + 1)
+    if words[k:k + 1] != ["]"]:
+        return None
+    return tuple(range(depth)[slice(a, b)]), k + 1
 
 
 def _ordinal(word: str) -> int | None:
@@ -476,7 +539,7 @@ def _one_slip(a: str, b: str) -> bool:
 
 def _beside_part(words: list[str], i: int) -> bool:
     def near(k: int, step: int) -> str | None:
-        while 0 <= k < len(words) and words[k] in (",", "and", "/", "&", "or"):
+        while 0 <= k < len(words) and words[k] in (",", "and", "/", "&", "or", "the"):
             k += step
         return words[k] if 0 <= k < len(words) else None
 

@@ -32,18 +32,21 @@ from assistant.mentions import Mention, mentions
 # words that chain two edits in one message
 _CHAIN = re.compile(r"\s*(?:;|,?\s*\band then\b|,?\s*\bthen\b|,?\s*\bafter that\b|,?\s*\bafterwards\b|,?\s*\bnext\b,?"
                     r"|,?\s*\bfinally\b,?|,?\s*\bfollowed by\b|,?\s*\band also\b|,?\s*\bplus\b|,?\s*\band finally\b"
-                    r"|,?\s*\band\b|,)\s*", re.IGNORECASE)
+                    r"|,?\s*\band\b|,|\s\+|\s&|\s+(?=\d+\)\s))\s*", re.IGNORECASE)
 # edits a method word names, by priority when one clause names several
 _STRONG = ("lora", "adapter", "dropout", "freeze", "unfreeze", "kv", "activation", "norm")
 _VAGUE = re.compile(r"\b(better|faster|smaller|bigger|improve|optimi[sz]e|efficient|cheaper|lighter|good|best|"
-                    r"speed|quicker|tweak|modern|fix)\b", re.IGNORECASE)
+                    r"speed|quicker|tweak|modern\w*|fix|anything you would change|what would you change)\b", re.IGNORECASE)
 _EXCEPT = re.compile(r"\b(except|but|other than|apart from|besides|excluding|save for|only|keep)\b", re.IGNORECASE)
-_NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
+_NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh|copied)\s+(\w+\s+)?(layer|layers|block|blocks|ones?|copy|copies)\b|"
+                        r"\b(the|its|their) (copy|copies)\b|\bthe (block|layer|one)s? (you|we|i) (inserted|added)\b|"
+                        r"\b(those|these) (two|three|four|2|3|4)( new)?( ones| blocks| layers)?\b", re.IGNORECASE)
 _SAME_BLOCKS = re.compile(r"\b(that|this|the same|those|these)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
 _REMAINS = re.compile(r"\b(what remains|what's left|the rest|remaining|the remainder|what is left)\b", re.IGNORECASE)
 # a piece that says more about the edit before it rather than naming one of its own
 _REFERS_BACK = re.compile(r"\s*[,;]?\s*(which|i\.?e\.?|that is|namely|meaning|so that|so it|leave|keep|don't touch|do not "
-                          r"touch|but leave|but keep|without touching|as in|like in|one copy|a copy|each (one )?right)\b",
+                          r"touch|but leave|but keep|without touching|as in|like in|one copy|a copy|each (one )?right|so the|so we|so there|"
+                          r"ending up|ends up|\w+ stays?|\w+ remains?|the others?|the rest|everything else)\b",
                           re.IGNORECASE)
 _CHAINED = re.compile(r"\s*[;,]?\s*(and )?(then|after that|afterwards|next|finally)\b", re.IGNORECASE)
 # a place or amount the words leave to MAD ("somewhere", "a few layers", "some of the layers")
@@ -53,6 +56,18 @@ _VAGUE_PLACE = re.compile(r"\b(somewhere|anywhere|wherever|some of (the )?(layer
 # what makes "add", "put", "more", "new" an insertion of blocks: a block named, or a word that only inserts
 _BLOCK_INSERT = re.compile(r"\b(layers?|blocks?|insert|inserting|append|duplicate|deepen|deeper|clone|repeat|copy|"
                            r"stack|grow|extend|fresh|at the end|on top)\b", re.IGNORECASE)
+# the blocks named are the ones that stay: the others go
+_KEEP_ONLY = re.compile(r"\b(keep only|only keep|keep just|just keep|leave only|only leave|cut (it |the model )?down to|"
+                        r"down to|truncate (it )?to|reduce (it |the model )?to|shrink (it |the model )?to)\b|"
+                        r"\b(layers|h)\s*=\s*[\w.]*\[", re.IGNORECASE)
+# words after "with"/"to" that are no activation's name ("replace silu with the one GPT-2 uses" is read elsewhere)
+_NOT_A_NAME = {"the", "a", "an", "all", "every", "each", "it", "its", "this", "that", "those", "these", "layer", "layers",
+               "block", "blocks", "one", "ones", "something", "whatever", "mlp", "mlps", "attention", "model", "everything",
+               "use", "be", "make", "only", "just", "keep", "in", "of", "and", "first", "last", "final", "top", "bottom",
+               "middle", "second", "third", "penultimate", "both", "whole", "entire", "gpt-2", "llama"}
+# words after which a number says what an edit gives ("so that the depth doubles to eight"), not what to set
+_DESCRIBES = re.compile(r"\b(so that|so it|so the|resulting in|giving|for a total of|to get|making it|which makes|"
+                        r"ends? up|ending up)\b", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\b", re.IGNORECASE)
 _BEFORE = re.compile(r"\bbefore\b", re.IGNORECASE)
 _PROJECTIONS = {"attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.up", "mlp.gate", "mlp.down"}
@@ -78,6 +93,7 @@ class Wants:
     unused: list[Mention] = field(default_factory=list)  # content the reading could not place
     ask: str | None = None
     refuse: str | None = None
+    refers: int = 0  # the edit whose blocks "the new block" / "that layer" name, where the words give no index
 
     def put(self, i: int, name: str, value, *spans: Mention) -> None:
         self.fields[(i, name)] = (value, list(spans))
@@ -98,6 +114,8 @@ class Mismatch:
 def _sentences(text: str) -> list[tuple[str, int]]:
     import pysbd
 
+    if re.search(r"\n[ \t]+\S", text):  # indented lines: a code snippet, one statement whatever its lines
+        return [(text.strip(), len(text) - len(text.lstrip()))]
     out, at = [], 0
     for s in pysbd.Segmenter(language="en", clean=False, char_span=False).segment(text):
         start = text.find(s.strip(), at)
@@ -111,7 +129,7 @@ def _strong(ms: list[Mention]) -> set[str]:
     return {m.value for m in ms if m.kind == "method" and m.value in _STRONG} | {
         "activation" for m in ms if m.kind == "activation"} | {"norm" for m in ms if m.kind == "norm"} | {
         {"r": "lora", "alpha": "lora", "lora_dropout": "lora", "kv_heads": "kv", "bottleneck": "adapter",
-         "reduction": "adapter", "p": "dropout", "count": "layers", "depth": "layers"}.get(m.value[0], "")
+         "reduction": "adapter", "p": "dropout", "count": "layers", "depth": "layers", "eps": "norm"}.get(m.value[0], "")
         for m in ms if m.kind == "param"} - {""}
 
 
@@ -133,6 +151,11 @@ def clauses(request: str, depth: int) -> list[Clause]:
             inside = sentence[:m.start()]
             if inside.count("(") > inside.count(")") or inside.count("[") > inside.count("]"):
                 continue  # "(1 and 2)", "target_modules=[a, b]": one list, not two edits
+            if re.fullmatch(r"\s*(,|,?\s*and)\s*", m.group()) and re.match(r"\d+\b(?!\s*(kv|key|heads|more|new|extra|"
+                                                                          r"additional|layers?|blocks?|%))",
+                                                                          sentence[m.end():]) and re.search(
+                    r"\b(layers?|blocks?|h)\s*[\d,\s]*$", inside, re.IGNORECASE):
+                continue  # "blocks 0 and 1": one list of indices
             if m.start() > at:
                 pieces.append((sentence[at:m.start()], start + at))
                 at = m.start()
@@ -165,6 +188,17 @@ def _same_edit(left: str, right: str, depth: int) -> bool:
     a, b = _strong(lm), _strong(rm)
     if _REFERS_BACK.match(right):  # "..., which is the new copy", "i.e. insert a copy of it", "leave the rest alone"
         return True
+    settings = lambda ms: {m.value[0] for m in ms if m.kind == "param"}  # noqa: E731
+    if settings(lm) & settings(rm) - {"count"}:
+        return False  # "dropout of 0.1 after attention and a dropout of 0.2 after the MLP": two edits
+    if "adapter" in a and not b - {"activation"} and all(m.kind == "activation" for m in rm) and rm:
+        return True  # "adapters after every MLP, bottleneck 8, tanh"
+    if "adapter" in a and rm and all(m.kind in ("number", "activation") or m.kind == "unsupported" and m.value ==
+                                     "changing the hidden size" or m.kind == "method" and m.value == "activation"
+                                     for m in rm):
+        return True  # "a bottleneck adapter after each MLP, hidden size 32, gelu nonlinearity inside"
+    if a and b and b & a and b - {"dropout"} <= a and not _CHAINED.match(right) and not any(m.kind in ("layers", "role", "module") for m in rm):
+        return True  # "..., and please also set the LoRA dropout to five percent": more of the same edit
     if {"freeze", "unfreeze"} <= a | b and a | b <= {"freeze", "unfreeze"}:
         return True
     if "adapter" in a and "adapter" in b and not _CHAINED.match(right):
@@ -204,7 +238,9 @@ def _language(request: str) -> str | None:
     """The language of ``request`` where it is clearly not English (fastText's language ID, on the words left once
     code, numbers and names are taken out), else None."""
     if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", request):
-        return {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}.get(_detect(request), "Chinese")
+        if re.search(r"[\u3040-\u30ff]", request):  # kana: Japanese; hangul: Korean; Han alone: Chinese
+            return "Japanese"
+        return "Korean" if re.search(r"[\uac00-\ud7af]", request) else "Chinese"
     from assistant.mentions import known_word
 
     words = [w for w in re.findall(r"[^\W\d_]{2,}", re.sub(r"\S*[_=()\[\]{}./]\S*", " ", request))
@@ -265,6 +301,8 @@ def read_clause(clause: Clause, f, later: bool = False) -> Wants:
     by = lambda kind: [m for m in ms if m.kind == kind]
     params = {}
     for m in by("param"):
+        if _DESCRIBES.search(text[:m.start - clause.start]):
+            continue  # "..., so the model ends up with 8 blocks": what the edit gives, not a setting
         params.setdefault(m.value[0], m)
     strong = _strong(ms)
     named = {m.value for m in ms if m.kind == "method" and m.value in _STRONG} | {
@@ -286,6 +324,9 @@ def read_clause(clause: Clause, f, later: bool = False) -> Wants:
             w.refuse = (f"'{_words(clause, m)}' asks for layer {bad[0]}, but the model has {depth} layers "
                         f"(0..{depth - 1}).")
             return w
+    if "adapter" in strong:  # an adapter's "hidden size" is its bottleneck, not the model's width
+        w.used += [m for m in unsupported if m.value == "changing the hidden size"]
+        unsupported = [m for m in unsupported if m.value != "changing the hidden size"]
     if unsupported and not (strong - {"norm", "activation"}) or (unsupported and "norm" in strong
                                                                   and unsupported[0].value == "BatchNorm"):
         w.refuse = _refusal(unsupported[0].value)
@@ -322,9 +363,10 @@ def read_clause(clause: Clause, f, later: bool = False) -> Wants:
         _activation(w, f)
     elif "norm" in strong:
         _norm(w, f)
-    elif "layers" in strong or "remove" in verbs or ("insert" in verbs and _BLOCK_INSERT.search(text)):
+    elif "layers" in strong or "remove" in verbs or ("insert" in verbs and _BLOCK_INSERT.search(text)) or (
+            _KEEP_ONLY.search(text) and by("layers")):
         _depth(w, f, params, depth)
-    elif _VAGUE.search(text) and not by("role"):
+    elif _VAGUE.search(text):
         from assistant.prompting import prompt
 
         w.ask = prompt("clarify.md").strip()
@@ -383,13 +425,17 @@ _KEEP = re.compile(r"\b(keep|leave|except|but not|not|excluding|apart from|other
 
 
 def _excluded(w: Wants, m: Mention) -> bool:
-    """Whether a part is named as one to leave alone ("make ln_f an RMSNorm, keep ln_1/ln_2 as they are") in an
-    edit that swaps modules (freezing reads "except" its own way)."""
-    if not w.ops or w.ops[0] not in ("replace_norm", "replace_activation"):
+    """Whether a part or name is one to leave alone ("make ln_f an RMSNorm, keep ln_1/ln_2 as they are", "LoRA on
+    the key, not the query or value", "silu stays elsewhere") (freezing reads "except" its own way)."""
+    if not w.ops or w.ops[0] in ("freeze", "unfreeze"):
         return False
     before = w.clause.text[:m.start - w.clause.start]
+    after = w.clause.text[m.end - w.clause.start:]
     cut = list(_KEEP.finditer(before))
-    if cut and cut[-1].end() <= m.start - w.clause.start:
+    near = cut and not re.search(r"[,;.]|\b(make|swap|replace|use|set|put|add|but)\b", before[cut[-1].end():],
+                                 re.IGNORECASE)
+    if near or re.match(r"[^,;.]{0,30}?\b(stays?|remains?|unchanged|as (is|they are|it is)|alone|untouched|"
+                        r"elsewhere)\b", after, re.IGNORECASE):
         w.used.append(m)
         return True
     return False
@@ -423,8 +469,16 @@ def _lora(w: Wants, f, params: dict) -> None:
             projections = [(r, m) for r, m in projections if r not in ("attn.q", "attn.k", "attn.v")]
             projections.insert(0, ("attn.qkv", qkv[0][1]))
             w.used += [m for _, m in qkv]
+    if f.fused_qkv and not re.search(r"all[-_ ]linear|every linear|all (the )?(linear|projections)", w.clause.text,
+                                     re.IGNORECASE):
+        # "LoRA on the attention" of GPT-2: its fused c_attn, as peft's default for it
+        wide = [("attn.qkv", m) if r == "attn" else (r, m) for r, m in wide]
     chosen = projections + [(r, m) for r, m in wide if not any(p.startswith(r + ".") for p, _ in projections)]
     chosen += [(r, m) for r, m in roles if r.startswith("module:")]
+    if not chosen and re.search(r"\bthe (\w+ )?projection( layer)?\b", w.clause.text, re.IGNORECASE):
+        w.ask = ("Which projection? For example q_proj and v_proj (query and value), o_proj, or the MLP's up, gate "
+                 "or down projection.")
+        return
     _target(w, 0, chosen or None)
 
 
@@ -452,6 +506,11 @@ def _dropout(w: Wants, params: dict) -> None:
     if "p" in params:
         w.put(0, "p", params["p"].value[1], params["p"])
     roles = _roles(w)
+    if not roles and re.search(r"\b(each|every|whole|all)\b[^,;.]*\b(block|layer)s?('s)? (output|outputs)\b|"
+                               r"\bafter (each|every) (whole )?(block|layer)\b", w.clause.text, re.IGNORECASE):
+        anchor = next((m for m in w.clause.mentions if m.kind == "method" and m.value == "dropout"
+                       or m.kind == "param" and m.value[0] == "p"), None)
+        roles = [("block", anchor)] if anchor else []
     _target(w, 0, roles or None)
     if not roles and (0, "target.layers") not in w.fields:
         w.open.add((0, "target"))  # where the dropout goes: the model's call, checked to be a real place
@@ -460,6 +519,9 @@ def _dropout(w: Wants, params: dict) -> None:
 def _freeze(w: Wants, strong: set) -> None:
     text = w.clause.text
     ms = w.clause.mentions
+    for m in [m for m in ms if m.kind == "norm" or (m.kind == "method" and m.value == "norm")]:
+        at = ms.index(m)  # "freeze all the layer norms", "unfreeze the norms": every norm module
+        ms[at:at + 1] = [dataclasses.replace(m, kind="role", value=r) for r in ("norm.attn", "norm.mlp", "norm.final")]
     w.used += [m for m in ms if m.kind == "method" and m.value in ("freeze", "unfreeze")]
     cut = _EXCEPT.search(text)
     only_train = re.search(r"\b(only|just)\b[^.]*\b(train|trainable|unfrozen|update)", text, re.IGNORECASE) or \
@@ -481,6 +543,10 @@ def _freeze(w: Wants, strong: set) -> None:
         before = [m for m in ms if m.start < at and place(m)]
         if only_train and not cut:
             kept, before = [m for m in ms if place(m)], []
+        if not kept and (_NEW_BLOCK.search(text[at - w.clause.start:]) or only_train and _NEW_BLOCK.search(text)):
+            w.ops = ["freeze", "unfreeze"]  # "freeze everything except the new block": its place comes from the
+            w.refers = 1                    # insertion before (assistant.interpret fills it)
+            return
         if not kept:
             w.ask = "Freeze everything except what? Name the layers or parts that stay trainable."
             return
@@ -539,7 +605,8 @@ def _kv(w: Wants, f, params: dict) -> None:
     w.used += [m for m in ms if m.kind == "method" and m.value == "kv"]
     w.used += [m for m in ms if m.kind == "role" and m.value in ("attn", "attn.k", "attn.v", "attn.q")]
     heads = f.heads or 0
-    if "kv_heads" in params:
+    if "kv_heads" in params and not re.search(r"\b(shared by|per|for every|for each|serves?|serving)\s+\w+\s+(query|q)"
+                                              r"\s+heads\b", text):
         m = params["kv_heads"]
         value = m.value[1]
         if re.search(r"\bgroup\s*size\b|\bper\s+group\b|\bqueries per\b", text) and heads and value:
@@ -548,6 +615,18 @@ def _kv(w: Wants, f, params: dict) -> None:
         return
     kv_words = [m for m in ms if m.kind == "method" and m.value == "kv"]
     said = " ".join(_words(w.clause, m).lower() for m in kv_words)
+    shared = re.search(r"\b(shared by|per|for every|for each|serves?|serving)\s+(\w+)\s+(query|q)\s+heads\b", text)
+    fraction = re.search(r"\b(half|a third|a quarter|a fourth|an eighth)\s+(as many|of the (query )?heads)\b", text)
+    if heads and (shared or fraction):
+        from number_parser import parse_number
+
+        n = parse_number(shared.group(2)) if shared else {"half": 2, "a third": 3, "a quarter": 4, "a fourth": 4,
+                                                           "an eighth": 8}[fraction.group(1)]
+        nums = [m for m in ms if m.kind in ("number", "param")]
+        if n:
+            w.put(0, "kv_heads", heads // n if heads % n == 0 else heads / n, *kv_words)
+            w.used += nums  # the group size said as a number ("shared by 4 query heads")
+            return
     arrow = [m for m in ms if m.kind == "number" and isinstance(m.value, int)]
     if re.search(r"\b(halve|half)\b", text) and f.kv_heads and not arrow:
         w.put(0, "kv_heads", f.kv_heads // 2, *kv_words)
@@ -593,7 +672,7 @@ def _name_target(w: Wants, kind: str) -> Mention | None:
         return second
     if any(m.value == "back" for m in before):
         return first
-    if re.search(r"\bswap in\b", w.clause.text, re.IGNORECASE) and any(m.value == "to" and
+    if re.search(r"\bswap\s+(\S+\s+)?in\b|\bput\s+\S+\s+in\b", w.clause.text, re.IGNORECASE) and any(m.value == "to" and
                                                                       _words(w.clause, m).lower() == "for"
                                                                       for m in between):
         return first
@@ -608,6 +687,17 @@ def _activation(w: Wants, f) -> None:
     if target is None:
         w.ask = "Which activation should it use? For example gelu, gelu_new, silu, relu, relu2 or mish."
         return
+    names = [m for m in ms if m.kind == "activation"]
+    unknown = re.match(r"\s*(with|to|into|by|for)\s+(an?\s+|the\s+)?([A-Za-z][\w-]*)",
+                       w.clause.text[names[-1].end - w.clause.start:]) if len(names) == 1 else None
+    if unknown and unknown.group(3).lower() not in _NOT_A_NAME:
+        from assistant.mentions import known_word
+        from gnn.edits.ops.activation import activation_names
+
+        if not known_word(unknown.group(3)):  # "replace silu with softplus": a name the engine does not have
+            w.refuse = (f"'{unknown.group(3)}' is not an activation MAD can put in. It can use: "
+                        f"{', '.join(sorted(activation_names()))}.")
+            return
     w.put(0, "to", target.value, target)
     w.used += [m for m in ms if m.kind == "activation"]  # the one replaced: accounted by the direction
     w.used += [m for m in ms if m.kind == "role" and m.value in ("mlp", "act")]
@@ -624,7 +714,16 @@ def _norm(w: Wants, f) -> None:
         return
     w.put(0, "to", target.value, target)
     w.used += [m for m in ms if m.kind == "norm"]
+    eps = next((m for m in ms if m.kind == "param" and m.value[0] == "eps"), None)
+    if eps:
+        w.put(0, "eps", eps.value[1], eps)
     roles = _roles(w, keep={"norm.attn", "norm.mlp", "norm.final"})
+    if not roles:  # "the RMSNorms before the MLPs": the norm that feeds that part
+        for m in ms:
+            if m.kind == "role" and m.value in ("mlp", "attn") and not _excluded(w, m) and re.search(
+                    r"\b(before|in front of|ahead of|feeding|into)\s+(the\s+|each\s+|every\s+)?$",
+                    w.clause.text[:m.start - w.clause.start], re.IGNORECASE):
+                roles.append(("norm.mlp" if m.value == "mlp" else "norm.attn", m))
     _target(w, 0, roles or None)
 
 
@@ -643,6 +742,12 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
             w.put(0, "count", n - depth, params["depth"])
         else:
             w.refuse = f"The model already has {depth} layers; nothing to change."
+        return
+    if _KEEP_ONLY.search(w.clause.text) and layers:  # "keep only the first two blocks", "h = h[:3]"
+        kept = {x for m in layers for x in m.value}
+        w.ops = ["remove_layers"]
+        w.put(0, "target.layers", [i for i in range(depth) if i not in kept], *layers)
+        w.used += verbs
         return
     remove = any(m.value == "remove" for m in verbs) and not re.search(r"\b(add|insert|append|more|extra|deeper)\b",
                                                                        w.clause.text, re.IGNORECASE)
@@ -704,9 +809,12 @@ def _place_numbers(w: Wants, f) -> None:
                                                                          raw_before):
             w.used.append(m)  # "(Shazeer 2019)": a citation's year
             continue
-        if re.search(r"\b(so that|so it|so the|resulting in|giving|for a total of|to get|making it|which makes)\b",
-                     before):
+        if _DESCRIBES.search(before):
             w.used.append(m)  # "so that the depth doubles to eight": what the edit gives, said as a check
+            continue
+        if re.search(r"\b(those|these)\s*$", before) or re.search(r"\bthe\s*$", before) and re.match(
+                r"\s*(new|inserted|added|ones|blocks|layers)\b", after):
+            w.used.append(m)  # "those two new ones": which blocks, said by how many
             continue
         if m.kind == "param" and m.value[0] == "count" and op not in ("insert_layers", "remove_layers"):
             w.used.append(m)  # "only in those two new blocks": which blocks, not how many to add

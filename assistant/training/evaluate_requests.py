@@ -45,6 +45,7 @@ CLASSES = ("numbers", "positions", "roles", "names", "direction", "code", "compo
 
 
 def results_path(path: str | pathlib.Path) -> pathlib.Path:
+    """Where a set's scores go; a blind set's first scoring is kept there, later ones go beside it (``_dev``)."""
     return ROOT / "bench" / "results" / f"requests_{pathlib.Path(path).stem}.json"
 
 
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = data["requests"]
     if args.only:
         keep = set(args.only.split(","))
-        requests = [r for r in requests if r["id"] in keep]
+        requests = [r for r in requests if str(r["id"]) in keep]
     variants = {}
     if not args.words_only:
         from assistant.interpret import Assistant
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only:
         out = results_path(args.set)
         blind = data.get("blind", pathlib.Path(args.set).stem.startswith("blind"))
+        if out.exists() and json.loads(out.read_text()).get("blind"):  # scored once already: the record stays
+            out, blind = out.with_name(out.stem + "_dev.json"), False
+            data["_doc"] = f"Rescored as a development set after its blind scoring. {data.get('_doc', '')}"
         write_text(out, json.dumps({"set": args.set, "doc": data.get("_doc", ""), "blind": blind,
                                     "scored": time.strftime("%Y-%m-%d"), "variants": variants}, indent=1) + "\n")
         write_doc()
@@ -207,7 +211,8 @@ def write_doc() -> None:
              "(`python -m bench.llm`). The grammar's phrasing sets (the earlier evaluation) are in "
              "[llm-eval-phrasings.md](llm-eval-phrasings.md)."]
     for r in found:
-        name = pathlib.Path(r["set"]).stem
+        name = pathlib.Path(r["set"]).stem + ("" if r.get("blind") or not r.get("doc", "").startswith("Rescored")
+                                               else " (rescored)")
         status = (f"**blind**, scored once on {r.get('scored', '?')}; a development set from then on"
                   if r.get("blind") else "development set (read and tuned against)")
         n = next(iter(r["variants"].values()))["requests"]

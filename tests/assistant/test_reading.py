@@ -7,7 +7,8 @@ constrained decoding, holding to the words, the engine, validation) on two tiny 
 8 query and 4 key/value heads, GPT-2 with a fused q/k/v projection).  The language model is replaced by one
 that answers each field *wrong* (rank 64 on the MLP of layer 0, ...): what comes out right comes from the
 words.  The real model under the same constraint is tested in test_interpret.  These phrasings are written
-here; the blind set (corpora/blind_1.json) is scored by ``python -m assistant.training.evaluate_requests``.
+here, some after failure classes of the first blind set (corpora/blind_1.json, a development set since its one
+scoring); the sets themselves are scored by ``python -m assistant.training.evaluate_requests``.
 """
 
 from __future__ import annotations
@@ -115,6 +116,30 @@ EDITS = [
      [{"op": "insert_layers", "count": 2, "target": {"layers": [1]}}, {"op": "freeze", "target": {"layers": [2, 3]}}]),
     ("compound", "gpt2", "Freeze everything. Afterwards make the last block trainable again, and the lm_head too.",
      [{"op": "freeze"}, {"op": "unfreeze", "target": {"layers": [3]}}, {"op": "unfreeze", "target": {"roles": ["lm_head"]}}]),
+    ("code", "llama", "for layer in model.model.layers[:2]:\n    for p in layer.parameters():\n        p.requires_grad = False",
+     [{"op": "freeze", "target": {"layers": [0, 1]}}]),
+    ("code", "gpt2", "model.transformer.h = model.transformer.h[:3]", [{"op": "remove_layers", "target": {"layers": [3]}}]),
+    ("positions", "gpt2", "keep only the first two blocks", [{"op": "remove_layers", "target": {"layers": [2, 3]}}]),
+    ("positions", "llama", "freeze the first half of the blocks", [{"op": "freeze", "target": {"layers": [0, 1]}}]),
+    ("roles", "gpt2", "freeze all the layer norms",
+     [{"op": "freeze", "target": {"roles": ["norm.attn", "norm.mlp", "norm.final"]}}]),
+    ("roles", "llama", "swap LayerNorm in for the RMSNorms before the MLPs, leave the attention ones",
+     [{"op": "replace_norm", "to": "layernorm", "target": {"roles": ["norm.mlp"]}}]),
+    ("roles", "gpt2", "dropout 0.1 after both embeddings", [{"op": "add_dropout", "p": 0.1,
+                                                            "target": {"roles": ["embed.tokens", "embed.positions"]}}]),
+    ("numbers", "llama", "layernorm everywhere with eps 1e-6", [{"op": "replace_norm", "to": "layernorm", "eps": 1e-6}]),
+    ("numbers", "llama", "GQA where each key/value head is shared by four query heads", [{"op": "set_kv_heads", "kv_heads": 2}]),
+    ("numbers", "llama", "a bottleneck adapter after each MLP, hidden size 32, gelu inside",
+     [{"op": "insert_adapter", "bottleneck": 32, "activation": "gelu", "target": {"roles": ["mlp"]}}]),
+    ("compound", "llama", "LoRA r=8 on q,v in layers 0 and 1, and LoRA r=16 on gate/up/down in layers 2 and 3",
+     [{"op": "add_lora", "r": 8, "target": {"layers": [0, 1], "roles": ["attn.q", "attn.v"]}},
+      {"op": "add_lora", "r": 16, "target": {"layers": [2, 3], "roles": ["mlp.gate", "mlp.up", "mlp.down"]}}]),
+    ("compound", "llama", "Step 1: insert one block after layer 0. Step 2: remove the last block. Step 3: freeze the "
+                          "block you inserted.", [{"op": "insert_layers", "target": {"layers": [0]}},
+                                                  {"op": "remove_layers", "target": {"layers": [4]}},
+                                                  {"op": "freeze", "target": {"layers": [1]}}]),
+    ("compound", "llama", "add two blocks after the final one and make only those two trainable",
+     [{"op": "insert_layers", "count": 2}, {"op": "freeze"}, {"op": "unfreeze", "target": {"layers": [4, 5]}}]),
     ("compound", "llama", "use 2 kv heads; swap the activation to gelu; then dropout 0.2 after the attention",
      [{"op": "set_kv_heads", "kv_heads": 2}, {"op": "replace_activation", "to": "gelu"},
       {"op": "add_dropout", "p": 0.2, "target": {"roles": ["attn"]}}]),
@@ -145,6 +170,10 @@ QUESTIONS = [
     ("use 3 kv heads", "refuse", "must divide the 8 attention heads"),
     ("swap the RMSNorms for BatchNorm", "refuse", "cannot do BatchNorm"),
     ("prune half of the attention heads", "refuse", "cannot do pruning attention heads"),
+    ("replace silu with softplus", "refuse", "'softplus' is not an activation MAD can put in"),
+    ("tie the lm_head weights to the embedding matrix", "refuse", "cannot do tying or untying weights"),
+    ("add lora to c_attn", "refuse", "matches nothing"),  # GPT-2's name on Llama
+    ("can you add lora to the projection layer?", "ask", "Which projection?"),
     ("Füge LoRA zu den letzten zwei Schichten hinzu", "ask", "That reads as German; MAD reads requests in English"),
     ("把最后一层删掉", "ask", "That reads as Chinese"),
 ]
