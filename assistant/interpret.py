@@ -361,7 +361,7 @@ class Assistant:
             held, mismatch = reading.hold(reading.skeleton(w), w)
             if mismatch:
                 return Outcome("ask", mismatch.question)  # not a yes/no question: no edit is offered
-            return self._run(graph, held, [])
+            return self._run(graph, held, [], words=True)
         f = facts(graph)
         tokens, placeholder = None, ""
         if self.projector is not None:
@@ -407,8 +407,9 @@ class Assistant:
         return Outcome("failed", f"could not turn that into a valid edit: {error}", answers=answers)
 
     @staticmethod
-    def _run(graph: Graph, program: dict, answers: list[str]) -> Outcome:
-        """``program`` checked on ``graph``: an edit, the engine's refusal, or its error."""
+    def _run(graph: Graph, program: dict, answers: list[str], words: bool = False) -> Outcome:
+        """``program`` checked on ``graph``: an edit, the engine's refusal, or its error (where the ``words`` alone
+        made the program, a target this model lacks is a refusal: no other answer would be right)."""
         from gnn.edits import EditError, Infeasible, apply_program
 
         try:
@@ -417,7 +418,7 @@ class Assistant:
             return Outcome("refuse", str(e), program=program, answers=answers)
         except EditError as e:
             other, result = _with_roles(graph, program)
-            if result is None and "matches nothing" in str(e):  # a part this model does not have: no retry helps
+            if result is None and words and "matches nothing" in str(e):  # a part the words name that it lacks
                 return Outcome("refuse", str(e), program=program, answers=answers)
             if result is None:
                 return Outcome("failed", f"could not turn that into a valid edit: {e}", program=program,

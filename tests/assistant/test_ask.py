@@ -94,6 +94,6 @@ def test_mad_edit_by_request(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(interpret.Assistant, "generate",
                         lambda self, chat, tokens=None, request=None, schema=None: '{"action": "ask", "question": "Which layers should get adapters?"}')
     other = tmp_path / "other.json"
-    assert run(["edit", "hf:llama", *sets, "--request", "add some adapters", "-o", str(other)]) == 1
+    assert run(["edit", "hf:llama", *sets, "--request", "something for long documents", "-o", str(other)]) == 1
     assert capsys.readouterr().out.strip() == "question: Which layers should get adapters?"
     assert not other.exists()

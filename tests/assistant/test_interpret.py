@@ -66,12 +66,12 @@ def test_an_engine_refusal_goes_back_for_one_more_try(assistant, graphs, monkeyp
 
 def test_an_edit_the_words_fix_whole_is_not_decoded(assistant, graphs, monkeypatch):
     """Words that fix every field ("LoRA on the fused qkv projection") leave the model nothing to choose: it is
-    not asked, and the engine's error (Llama has no fused projection) comes back with the graph unchanged."""
+    not asked, and the engine's reason (Llama has no fused projection) comes back as a refusal, graph unchanged."""
     graph = graphs["llama"]
     before = graph.copy()
     monkeypatch.setattr(assistant, "generate", lambda *a, **k: pytest.fail("the model was asked"))
     out = assistant.interpret(graph, "add LoRA to the fused qkv projection")
-    assert out.action == "failed" and not out.done and "attn.qkv" in out.message and out.answers == []
+    assert out.action == "refuse" and not out.done and "attn.qkv" in out.message and out.answers == []
     assert graph == before
 
 
@@ -98,7 +98,7 @@ def test_a_question_from_the_model_passes_through(assistant, graphs, monkeypatch
     """Words that name no edit leave the answer to the model; its question comes back as it is."""
     monkeypatch.setattr(assistant, "generate", lambda chat, tokens=None, request=None, schema=None:
                         '{"action": "ask", "question": "Which layers?"}')
-    out = assistant.interpret(graphs["llama"], "what would you change here for long documents")
+    out = assistant.interpret(graphs["llama"], "something for long documents")
     assert (out.action, out.message, out.result) == ("ask", "Which layers?", None)
 
 
