@@ -295,7 +295,7 @@ class Assistant:
             if k:
                 f = facts(current)
                 clause = reading.reread(clause, f)
-            w = reading.read_clause(clause, f, later=k > 0)
+            w = reading.read_clause(clause, f)
             self._new_blocks(w, edits, f)
             if w.refuse:
                 return done("refuse", w.refuse, answers=answers)

@@ -293,7 +293,7 @@ def reread(clause: Clause, f) -> Clause:
                                               for m in mentions(clause.text, depth_of(f))])
 
 
-def read_clause(clause: Clause, f, later: bool = False) -> Wants:
+def read_clause(clause: Clause, f) -> Wants:
     """What one clause fixes on a graph with facts ``f``."""
     w = Wants(clause)
     ms = clause.mentions
