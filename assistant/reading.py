@@ -42,7 +42,6 @@ _NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh|copied)\s+(\w+\s+)?(layer|
                         r"\b(the|its|their) (copy|copies)\b|\bthe (block|layer|one)s? (you|we|i) (inserted|added)\b|"
                         r"\b(those|these) (two|three|four|2|3|4)( new)?( ones| blocks| layers)?\b", re.IGNORECASE)
 _SAME_BLOCKS = re.compile(r"\b(that|this|the same|those|these)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
-_REMAINS = re.compile(r"\b(what remains|what's left|the rest|remaining|the remainder|what is left)\b", re.IGNORECASE)
 # a piece that says more about the edit before it rather than naming one of its own
 _REFERS_BACK = re.compile(r"\s*[,;]?\s*(which|i\.?e\.?|that is|namely|meaning|so that|so it|leave|keep|don't touch|do not "
                           r"touch|but leave|but keep|without touching|as in|like in|one copy|a copy|each (one )?right|so the|so we|so there|"
@@ -215,17 +214,6 @@ def _same_edit(left: str, right: str, depth: int) -> bool:
 
 
 # -- reading -------------------------------------------------------------------------------------------------------
-
-
-def _act_name(display: str | None) -> str | None:
-    from assistant.rerank import ACTS
-
-    if not display:
-        return None
-    for name, shown in ACTS.items():
-        if shown.lower() == display.lower() or name == display.lower():
-            return name
-    return {"gelu (tanh approximation)": "gelu_new"}.get(display.lower(), display.lower())
 
 
 def _refusal(what: str) -> str:
@@ -679,13 +667,22 @@ def _name_target(w: Wants, kind: str) -> Mention | None:
     return second
 
 
-def _activation(w: Wants, f) -> None:
-    w.ops = ["replace_activation"]
-    ms = w.clause.mentions
-    w.used += [m for m in ms if m.kind == "method" and m.value == "activation"]
-    target = _name_target(w, "activation")
+def _swap(w: Wants, kind: str, question: str) -> Mention | None:
+    """A module swap (``kind``: activation or norm): its op, its method word accounted, and the name it goes to;
+    no name: ``question`` is asked."""
+    w.ops = [f"replace_{kind}"]
+    w.used += [m for m in w.clause.mentions if m.kind == "method" and m.value == kind]
+    target = _name_target(w, kind)
     if target is None:
-        w.ask = "Which activation should it use? For example gelu, gelu_new, silu, relu, relu2 or mish."
+        w.ask = question
+    return target
+
+
+def _activation(w: Wants, f) -> None:
+    ms = w.clause.mentions
+    target = _swap(w, "activation", "Which activation should it use? For example gelu, gelu_new, silu, relu, relu2 "
+                                    "or mish.")
+    if target is None:
         return
     names = [m for m in ms if m.kind == "activation"]
     unknown = re.match(r"\s*(with|to|into|by|for)\s+(an?\s+|the\s+)?([A-Za-z][\w-]*)",
@@ -705,12 +702,9 @@ def _activation(w: Wants, f) -> None:
 
 
 def _norm(w: Wants, f) -> None:
-    w.ops = ["replace_norm"]
     ms = w.clause.mentions
-    w.used += [m for m in ms if m.kind == "method" and m.value == "norm"]
-    target = _name_target(w, "norm")
+    target = _swap(w, "norm", "Which norm should it use: RMSNorm or LayerNorm?")
     if target is None:
-        w.ask = "Which norm should it use: RMSNorm or LayerNorm?"
         return
     w.put(0, "to", target.value, target)
     w.used += [m for m in ms if m.kind == "norm"]
