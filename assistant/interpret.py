@@ -302,6 +302,8 @@ class Assistant:
             if w.ask:
                 return done("ask", w.ask, answers=answers)
             out = self._clause(current, clause.text if len(parts) > 1 else request, w, tries)
+            if out.action == "edit" and w.confirm:  # the words fix it, but leave the reader a choice: offered
+                out = Outcome("offer", w.confirm, program=out.program, answers=out.answers)
             answers += out.answers
             if out.action == "offer":  # the whole request so far, one "yes" away
                 whole = {"edits": edits + out.program["edits"]}
@@ -344,9 +346,12 @@ class Assistant:
             w.fields[(k, "target.layers")] = (list(last), [])  # "then freeze that layer"
             return
         at = max((i for i, e in enumerate(edits) if e["op"] == "insert_layers"), default=None)
-        if at is None or not reading._NEW_BLOCK.search(w.clause.text):
+        original = reading._ORIGINAL.search(w.clause.text)
+        if at is None or not (original or reading._NEW_BLOCK.search(w.clause.text)):
             return
         blocks = _new_block_indices(edits[at:], reading.depth_of(f))
+        if original:  # "the original four": every block but the inserted ones
+            blocks = [b for b in range(reading.depth_of(f)) if b not in blocks]
         if blocks:
             w.fields[(k, "target.layers")] = (blocks, [])
         else:

@@ -18,11 +18,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:e-?\d+)?|[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z_][A-Za-z0-9_]*)*|->|=>|\S")
+_NUMBER = r"(?:\d+(?:\.\d+)?|(?<![\w.])\.\d+)(?:e-?\d+)?"  # "16", "0.05", ".1", "1e-5"
+_TOKEN = re.compile(r"\d+(?:st|nd|rd|th)\b|" + _NUMBER + r"|[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z_][A-Za-z0-9_]*)*|->|=>|\S")
 _BLOCK = {"layer", "layers", "block", "blocks", "decoder", "encoder", "transformer", "index", "layers_to_transform"}
 _LAST = {"last", "final", "top", "topmost", "uppermost", "highest"}
 _FIRST = {"first", "bottom", "lowest", "initial", "earliest"}
-_ALL = {"every", "all", "each"}
+_ALL = {"every", "all", "each", "everywhere"}
 _EXCEPT = {"but", "except", "excluding", "apart", "besides", "other"}
 _LINK = {"and", ",", "&", "or"}
 _RANGE = {"-", "to", "through", "thru", "..", "–"}
@@ -104,9 +105,13 @@ METHODS: dict[str, list[tuple[str, ...]]] = {
     "dropout": [("dropout",), ("dropouts",), ("nn", ".", "dropout")],
     "freeze": [("freeze",), ("freezes",), ("frozen",), ("freezing",), ("requires_grad", "=", "false"),
                ("requires_grad_", "(", "false"), ("non-trainable",), ("not", "trainable"), ("untrainable",),
-               ("lock",), ("locked",), ("stop", "gradients"), ("einfrieren",)],
+               ("lock",), ("locked",), ("stop", "gradients"), ("einfrieren",), ("stay", "fixed"), ("stays", "fixed"),
+               ("keep", "fixed"), ("kept", "fixed"), ("stay", "frozen"), ("remain", "fixed"), ("no", "gradients"),
+               ("no", "gradient"), ("not", "be", "trained"), ("not", "updated"), ("not", "be", "updated")],
     "unfreeze": [("unfreeze",), ("unfrozen",), ("unfreezing",), ("thaw",), ("trainable",), ("requires_grad", "=", "true"),
-                 ("requires_grad_", "(", "true"), ("only", "train"), ("train", "only"), ("keep", "training")],
+                 ("requires_grad_", "(", "true"), ("only", "train"), ("train", "only"), ("keep", "training"),
+                 ("fine-tune", "only"), ("only", "fine-tune"), ("finetune", "only"), ("only", "finetune"),
+                 ("tune", "only"), ("only", "tune"), ("only", "update"), ("update", "only")],
     "remove": [("remove",), ("removing",), ("del",), ("take", "off"), ("drop",), ("dropping",), ("delete",), ("deleting",), ("cut",), ("prune",),
                ("strip",), ("chop",), ("discard",), ("lop",), ("pop",), ("ditch",), ("truncate",), ("get", "rid", "of"),
                ("shave",), ("shorten",), ("shallower",), ("fewer",), ("eliminate",), ("take", "out"), ("throw", "away"),
@@ -119,7 +124,9 @@ METHODS: dict[str, list[tuple[str, ...]]] = {
            ("kv", "heads"), ("kv", "head"), ("key", "/", "value", "heads"), ("key", "/", "value", "head"),
            ("key-value", "heads"), ("key-value", "head"), ("kv-heads",), ("kv_heads",), ("num_key_value_heads",),
            ("n_kv_heads",), ("num_kv_heads",), ("multi_query",), ("kv", "groups"), ("key", "and", "value", "heads"),
-           ("shared", "kv"), ("share", "kv")],
+           ("shared", "kv"), ("share", "kv"), ("key", "and", "value", "head"), ("k", "/", "v", "head"),
+           ("k", "/", "v", "heads"), ("kv", "head"), ("key/value", "heads"), ("key/value", "head"),
+           ("undo", "the", "grouping"), ("ungroup",), ("grouped-query", "attention"), ("multi-query", "attention")],
     "activation": [("activation",), ("activations",), ("act_fn",), ("hidden_act",), ("activation_function",),
                    ("nonlinearity",), ("non-linearity",), ("nonlinearities",), ("activation", "function")],
     "norm": [("norm",), ("norms",), ("normalization",), ("normalisation",), ("normalization", "layers"),
@@ -142,7 +149,7 @@ UNSUPPORTED: dict[str, list[tuple[str, ...]]] = {
     "training settings (learning rate, optimizer, epochs)": [("learning", "rate"), ("lr",), ("optimizer",),
                                                               ("epochs",), ("weight", "decay"), ("warmup",)],
     "pruning heads or widths": [("prune", "heads"), ("head", "pruning"), ("prune", "attention", "heads"),
-                                ("remove", "heads"), ("fewer", "heads"), ("num_attention_heads",),
+                                ("remove", "heads"), ("fewer", "heads"),
                                 ("magnitude", "pruning"), ("pruning",), ("mlp", "width"), ("ffn", "width"),
                                 ("intermediate", "size")],
     "position encodings (RoPE, ALiBi)": [("alibi",), ("rope",), ("rotary",), ("rope_theta",), ("rope_scaling",)],
@@ -151,7 +158,8 @@ UNSUPPORTED: dict[str, list[tuple[str, ...]]] = {
                                                   ("attn_implementation",), ("flash_attention_2",), ("sdpa",)],
     "tying or untying weights": [("tie",), ("tied",), ("tie_word_embeddings",), ("weight", "tying"), ("untie",)],
     "other PEFT methods (prefix or prompt tuning, IA3, DoRA)": [("prefix", "tuning"), ("prompt", "tuning"),
-                                                                ("prefix-tuning",), ("ia3",), ("dora",), ("p-tuning",)],
+                                                                ("prefix-tuning",), ("ia3",), ("dora",), ("p-tuning",),
+                                                                ("use_dora",), ("adalora",), ("loha",), ("lokr",)],
     "gated activations (SwiGLU, GeGLU)": [("swiglu",), ("geglu",), ("reglu",)],
     "distillation": [("distill",), ("distillation",), ("distil",)],
     "changing the vocabulary": [("resize_token_embeddings",), ("add_tokens",), ("vocab_size",), ("vocabulary",),
@@ -179,6 +187,7 @@ SETTINGS: dict[str, set[str]] = {
     "kv_heads": {"kv", "num_key_value_heads", "n_kv_heads", "num_kv_heads", "kv_heads", "n_head_kv",
                  "multi_query_group_num", "groups", "group"},
     "depth": {"num_hidden_layers", "n_layer", "n_layers", "num_layers", "depth"},
+    "heads": {"num_attention_heads", "n_head", "n_heads", "num_heads"},  # the query heads: kept, never changed
     "eps": {"eps", "epsilon", "layer_norm_epsilon", "rms_norm_eps", "layer_norm_eps", "norm_eps"},
 }
 _AFTER = {"r": {"rank"}, "p": {"dropout"}, "bottleneck": {"dim", "dimensional", "d", "bottleneck", "wide"},
@@ -200,7 +209,7 @@ def mentions(request: str, depth: int) -> list[Mention]:
     """Every number, layer position and named part in ``request``, in the order they appear; positions are
     resolved on a stack of ``depth`` blocks (an index past the end stays in, so a check can refuse it)."""
     tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(request)]
-    words = [t[0].lower() for t in tokens]
+    words = [_spelt(t[0].lower()) for t in tokens]
     out: list[Mention] = []
     used: set[int] = set()
     # "layer 2 (1-indexed)": the indices a request writes count from one
@@ -220,6 +229,16 @@ def mentions(request: str, depth: int) -> list[Mention]:
     for i, (text, start, end) in enumerate(tokens):
         if i in used:
             continue
+        short = re.fullmatch(r"(l|layer|block|h)(\d+)", words[i])
+        if short and int(short.group(2)) < max(depth, 1) * 4:  # "lora r4 qv L3": shorthand for layer 3
+            out.append(Mention("layers", (int(short.group(2)),), start, end))
+            used.add(i)
+            continue
+        if re.fullmatch(r"[qkvo]{2,4}", words[i]) and len(set(words[i])) == len(words[i]) and words[i] not in (
+                "kv", "qkv"):  # "qv", "qkvo": the projections by their letters
+            out += [Mention("role", f"attn.{c}", start, end) for c in words[i]]
+            used.add(i)
+            continue
         rank = re.fullmatch(r"(r|alpha)(\d+)", words[i])
         if rank:  # "LoRA r16 alpha32": peft's keywords run into their values
             out.append(Mention("param", (rank.group(1), int(rank.group(2))), start, end))
@@ -237,6 +256,11 @@ def mentions(request: str, depth: int) -> list[Mention]:
             value, j = value / 100, j + 1
         if value is not None and not any(k in used for k in range(i, j)):
             setting, first, last = _setting(words, i, j)
+            if setting and setting != "count" and words[last:last + 1] in (["->"], ["=>"], ["→"], ["to"]):
+                k, later = _number_at(words, last + 1) if last + 1 < len(words) else (last, None)
+                if later is not None:  # "n_layer 4 -> 2", "rank 8 to 16": the value it goes to
+                    value, last = later, k
+                    used.update(range(first, last))
             if setting:
                 out.append(Mention("param", (setting, value), tokens[first][1], tokens[last - 1][2]))
                 used.update(range(first, last))
@@ -292,7 +316,7 @@ def _number_at(words: list[str], i: int) -> tuple[int, int | float | None]:
     """The number starting at token ``i`` (digits, or number words through number-parser) and where it ends."""
     if words[i] in ("twice", "thrice"):
         return i + 1, 2 if words[i] == "twice" else 3
-    if re.fullmatch(r"\d+(?:\.\d+)?(?:e-?\d+)?", words[i]):
+    if re.fullmatch(_NUMBER, words[i]):
         return i + 1, float(words[i]) if "." in words[i] or "e" in words[i] else int(words[i])
     from number_parser import parse_number
 
@@ -338,13 +362,22 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
     # "layers 0 and 2", "block 3", "layers 1-3", "layers 0, 1 and 3"
     if w in _BLOCK or (w == "h" and i + 2 < len(words) and words[i + 1] == "." and words[i + 2].isdigit()):
         k = i + 1
-        while k < len(words) and (words[k] in _BLOCK or words[k] in (".", "=", "[", "(", ":")):
+        while k < len(words) and (words[k] in _BLOCK or words[k] in (".", "=", "[", "(", ":", "number", "no", "nr",
+                                                                      "#", "num", "idx")):
             k += 1
-        indices, j = _index_list(words, k)
+        indices, j = _index_list(words, k, depth)
         if j < len(words) and words[j] in ("]", ")"):
             j += 1
         if indices:
             return "indices", tuple(indices), j
+        # "the block that is now last", "the layer which is first now"
+        rest = words[k:k + 6]
+        if rest[:1] in (["that"], ["which"]) and rest[1:2] in (["is"], ["'"]):
+            m = k + 2 + (rest[1:2] == ["'"])
+            while m < len(words) and words[m] in ("now", "the", "s"):
+                m += 1
+            if m < len(words) and (words[m] in _LAST or words[m] in _FIRST):
+                return "layers", (depth - 1,) if words[m] in _LAST else (0,), m + 1 + (words[m + 1:m + 2] == ["now"])
     # "the first half of the blocks", "the top half"
     if w in _LAST | _FIRST | {"second", "upper", "lower"} and words[i + 1:i + 2] == ["half"]:
         end = _noun(words, i + 2) or i + 2
@@ -354,13 +387,21 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
     if w in _LAST or w in _FIRST:
         j, n = _count(words, i + 1)
         end = _noun(words, j)
+        k = j + 1 + (words[j + 1:j + 2] == ["the"])
+        if end is None and words[j:j + 1] in (["and"], ["&"], [","]) and k < len(words) and (
+                words[k] in _LAST or words[k] in _FIRST) and words[k] != w:
+            other = _position(words, k, depth)  # "the first and the last layer": one noun for both
+            if other and other[0] == "layers" and _noun(words, _count(words, k + 1)[0]) is not None:
+                n = n or 1
+                mine = range(depth - n, depth) if w in _LAST else range(n)
+                return "layers", tuple(sorted(set(mine) | set(other[1]))), other[2]
         if end is None and n is None:
             return None
         n = n or 1
         picked = list(range(depth - n, depth)) if w in _LAST else list(range(n))
         return "layers", tuple(picked), end or j  # more than there are: kept, for the reading to refuse
     if w == "middle" and words[i + 1:i + 2] in (["two"], ["2"]):
-        end = _noun(words, i + 2)
+        end = _noun(words, i + 2) or (i + 2 if i + 2 >= len(words) or not words[i + 2].isalnum() else None)
         if end is not None:
             return "layers", (depth // 2 - 1, depth // 2), end
     # "the middle one", "the middle block", "the two middle blocks"
@@ -383,9 +424,38 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         end = _noun(words, i + 1)
         if end is not None:
             return "layers", (ordinal - 1,), end
+    # "every other block, starting with block 1", "alternate layers", "the odd-numbered layers"
+    step = None
+    if w == "every" and words[i + 1:i + 2] in (["other"], ["second"], ["2nd"], ["alternate"]):
+        step = i + 2
+    elif w in ("alternate", "alternating"):
+        step = i + 1
+    if step is not None and _noun(words, step) is not None:
+        end = _noun(words, step)
+        start = 0
+        tail = words[end:end + 7]
+        for at in range(len(tail)):
+            if tail[at] in ("starting", "start", "beginning", "from") and at < 3:
+                rest = [x for x in tail[at + 1:] if x not in ("with", "at", "from", "the", "layer", "block", "index")]
+                if rest and (rest[0].isdigit() or _ordinal(rest[0])):
+                    start = int(rest[0]) if rest[0].isdigit() else _ordinal(rest[0]) - 1
+                    end = end + at + 1 + tail[at + 1:].index(rest[0]) + 1
+                break
+        return "layers", tuple(range(start, depth, 2)), end
+    if w in ("odd", "even", "odd-numbered", "even-numbered") and _noun(words, i + 1 + (words[i + 1:i + 2] in (
+            ["-"], ["numbered"]))) is not None:
+        end = _noun(words, i + 1 + (words[i + 1:i + 2] in (["-"], ["numbered"])))
+        end = _noun(words, end) or end
+        return "layers", tuple(range(1 if w.startswith("odd") else 0, depth, 2)), end
     # "every layer", "all blocks", "all but the last", "every layer except the first two"
     if w in _ALL:
+        if words[i + 1:i + 3] in (["remaining", "one"], ["remaining", "ones"]):
+            return "layers", tuple(range(depth)), i + 3  # "after each remaining one"
         end = _noun(words, i + 1)
+        if end is not None:  # "after each of layers 1 and 2": the list, not every layer
+            indices, j = _index_list(words, end, depth)
+            if indices:
+                return "indices", tuple(indices), j
         k = end if end is not None else i + 1
         if k < len(words) and words[k] in _EXCEPT:
             k += 1
@@ -433,11 +503,20 @@ def _ordinal(word: str) -> int | None:
     return parse_ordinal(word) if parse_number(word) is None else None  # "one" is a count, not a place
 
 
-def _index_list(words: list[str], i: int) -> tuple[list[int], int]:
-    """Block indices listed from ``i``: "0 and 2", "1-3", "0, 1 and 3"; and where the list ends."""
+def _index_list(words: list[str], i: int, depth: int) -> tuple[list[int], int]:
+    """Block indices listed from ``i``: "0 and 2", "1-3", "0, 1 and 3", "-2 and -1" (from the end); and where the
+    list ends."""
     indices: list[int] = []
     j = i
     while j < len(words):
+        if words[j] == "-" and j + 1 < len(words) and words[j + 1].isdigit():
+            indices.append(depth - int(words[j + 1]))  # a negative index, as Python counts from the end
+            j += 2
+            if j < len(words) and words[j] in _LINK and j + 1 < len(words) and (
+                    words[j + 1] == "-" or _count(words, j + 1)[1] is not None):
+                j += 1
+                continue
+            break
         k, value = _count(words, j)
         if value is None:
             break
@@ -452,7 +531,9 @@ def _index_list(words: list[str], i: int) -> tuple[list[int], int]:
         else:
             indices.append(value)
             j = k
-        if j < len(words) and words[j] in _LINK and j + 1 < len(words) and _count(words, j + 1)[1] is not None:
+        if j < len(words) and words[j] in _LINK and j + 1 < len(words) and (
+                _count(words, j + 1)[1] is not None or words[j + 1] == "-" and words[j + 2:j + 3] != [] and
+                words[j + 2].isdigit()):
             j += 1
             continue
         if j + 1 < len(words) and words[j] == "," and words[j + 1] == "and":
@@ -505,8 +586,6 @@ def _phrase(words: list[str], i: int) -> tuple[str, str, int] | None:
         rest = _phrase(words, i + 2)
         if rest and rest[0] == "role" and rest[1].startswith("embed."):
             return "role", _SHARED_NOUN[(words[i],)], i + 1
-    if best is None and len(words[i]) >= 5 and words[i].isalpha():
-        return _typo(words[i], i)
     return best
 
 
@@ -516,17 +595,21 @@ def known_word(word: str) -> bool:
 
 
 @functools.cache
-def _method_words() -> dict[str, str]:
-    return {name[0]: value for value, names in METHODS.items() for name in names if len(name) == 1 and len(name[0]) >= 5}
+def _vocabulary() -> tuple[frozenset, tuple[str, ...]]:
+    """Every one-word name the tables and block nouns know, and those long enough to correct a slip towards."""
+    known = {name[0] for _, table in _tables() for names in table.values() for name in names if len(name) == 1}
+    known |= _BLOCK | _LAST | _FIRST | {"adapter", "adapters", "middle", "remaining"}
+    return frozenset(known), tuple(sorted(w for w in known if len(w) >= 5 and w.isalpha()))
 
 
-def _typo(word: str, i: int) -> tuple[str, str, int] | None:
-    """A misspelt method word: one letter dropped, added or two letters swapped ("remvoe", "freez", "insrt"); a
-    changed letter is not read as a typo ("remote" is a word of its own)."""
-    for name, value in _method_words().items():
-        if _one_slip(word, name):
-            return "method", value, i + 1
-    return None
+@functools.lru_cache(maxsize=4096)
+def _spelt(word: str) -> str:
+    """A misspelt name read as the name: one letter dropped, added or two letters swapped ("layres", "embedings",
+    "remvoe", "freez"); a changed letter is not read as a slip ("remote" is a word of its own)."""
+    known, targets = _vocabulary()
+    if len(word) < 5 or not word.isalpha() or word in known:
+        return word
+    return next((name for name in targets if _one_slip(word, name)), word)
 
 
 def _one_slip(a: str, b: str) -> bool:

@@ -36,11 +36,21 @@ _CHAIN = re.compile(r"\s*(?:;|,?\s*\band then\b|,?\s*\bthen\b|,?\s*\bafter that\
 # edits a method word names, by priority when one clause names several
 _STRONG = ("lora", "adapter", "dropout", "freeze", "unfreeze", "kv", "activation", "norm")
 _VAGUE = re.compile(r"\b(better|faster|smaller|bigger|improve|optimi[sz]e|efficient|cheaper|lighter|good|best|"
-                    r"speed|quicker|tweak|modern\w*|fix|anything you would change|what would you change)\b", re.IGNORECASE)
+                    r"speed|quicker|tweak|modern\w*|fix|capacity|more powerful|stronger|smarter|accuracy|performance|anything you would change|what would you change)\b", re.IGNORECASE)
+# a setting asked for by size but not by value ("a really big rank", "a smallish bottleneck")
+_VAGUE_VALUE = re.compile(r"\b(big|bigger|biggest|large|larger|huge|high|higher|small|smaller|smallish|tiny|lower|"
+                          r"decent|reasonable|moderate|sensible|more|less|strong|heavy)\s+"
+                          r"(rank|alpha|bottleneck|dropout)\b", re.IGNORECASE)
+# words before a position that leave it out ("LoRA everywhere except the last layer")
+_ALL_BUT = re.compile(r"\b(except|but|excluding|other than|apart from|besides|save for|not)\s+(for\s+|from\s+)?(in\s+)?"
+                      r"(the\s+)?(very\s+)?$", re.IGNORECASE)
 _EXCEPT = re.compile(r"\b(except|but|other than|apart from|besides|excluding|save for|only|keep)\b", re.IGNORECASE)
-_NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh|copied)\s+(\w+\s+)?(layer|layers|block|blocks|ones?|copy|copies)\b|"
+_NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh|copied)\s+(?!(last|first|final|top|bottom)\b)(\w+\s+)?(layer|layers|block|blocks|ones?|copy|copies)\b|"
                         r"\b(the|its|their) (copy|copies)\b|\bthe (block|layer|one)s? (you|we|i) (inserted|added)\b|"
                         r"\b(those|these) (two|three|four|2|3|4)( new)?( ones| blocks| layers)?\b", re.IGNORECASE)
+# the blocks that were there before an insertion ("then freeze the original four")
+_ORIGINAL = re.compile(r"\b(original|old|pre-existing|previous)\s+(\w+\s+)?(ones|layers|blocks)\b|"
+                       r"\bthe (original|old) (one|two|three|four|five|six|seven|eight|\d+)\b", re.IGNORECASE)
 _SAME_BLOCKS = re.compile(r"\b(that|this|the same|those|these)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
 # a piece that says more about the edit before it rather than naming one of its own
 _REFERS_BACK = re.compile(r"\s*[,;]?\s*(which|i\.?e\.?|that is|namely|meaning|so that|so it|leave|keep|don't touch|do not "
@@ -93,6 +103,8 @@ class Wants:
     ask: str | None = None
     refuse: str | None = None
     refers: int = 0  # the edit whose blocks "the new block" / "that layer" name, where the words give no index
+    depth: int = 0  # the blocks of the graph the clause is read on
+    confirm: str | None = None  # the words fix a program but leave a real choice to the reader: offered, not made
 
     def put(self, i: int, name: str, value, *spans: Mention) -> None:
         self.fields[(i, name)] = (value, list(spans))
@@ -159,10 +171,19 @@ def clauses(request: str, depth: int) -> list[Clause]:
                 pieces.append((sentence[at:m.start()], start + at))
                 at = m.start()
         pieces.append((sentence[at:], start + at))
+    pieces = [p for p in pieces if p[0].strip()]
+    k = 0
+    while k + 1 < len(pieces):  # "; in the block that is now last, use relu": a place said before its edit
+        (text, offset), (nxt, _) = pieces[k], pieces[k + 1]
+        ahead = mentions(nxt, depth)
+        if (re.match(r"\s*[;,]?\s*(in|on|for|at|within|inside|to)\b", text, re.IGNORECASE)
+                and not _edit_words(mentions(text, depth)) and _edit_words(ahead)
+                and not any(m.kind in ("layers", "role", "module") for m in ahead)):
+            pieces[k:k + 2] = [(request[offset:pieces[k + 1][1] + len(nxt)], offset)]
+            continue
+        k += 1
     merged: list[tuple[str, int]] = []
     for text, offset in pieces:
-        if not text.strip():
-            continue
         if merged and (not _edit_words(mentions(text, depth)) or _same_edit(merged[-1][0], text, depth)
                        or not _edit_words(mentions(merged[-1][0], depth))):
             _, at = merged[-1]
@@ -192,6 +213,13 @@ def _same_edit(left: str, right: str, depth: int) -> bool:
         return False  # "dropout of 0.1 after attention and a dropout of 0.2 after the MLP": two edits
     if "adapter" in a and not b - {"activation"} and all(m.kind == "activation" for m in rm) and rm:
         return True  # "adapters after every MLP, bottleneck 8, tanh"
+    if "adapter" in a and b == {"activation"} and not _CHAINED.match(right) and not any(
+            m.kind == "direction" for m in rm) and not re.search(r"\b(replace|swap|switch|change|use|make|set|turn)\b",
+                                                                right, re.IGNORECASE):
+        return True  # "an adapter with bottleneck 128 and tanh activation after the attention"
+    if "lora" in a and b == {"dropout"} and not any(m.kind in ("layers", "role", "module") for m in rm) and not \
+            _CHAINED.match(right):
+        return True  # "lora rank sixteen on c_attn and the mlp c_fc, dropout 0.05": LoRA's own dropout
     if "adapter" in a and rm and all(m.kind in ("number", "activation") or m.kind == "unsupported" and m.value ==
                                      "changing the hidden size" or m.kind == "method" and m.value == "activation"
                                      for m in rm):
@@ -283,12 +311,18 @@ def reread(clause: Clause, f) -> Clause:
 
 def read_clause(clause: Clause, f) -> Wants:
     """What one clause fixes on a graph with facts ``f``."""
-    w = Wants(clause)
+    w = Wants(clause, depth=depth_of(f))
     ms = clause.mentions
     text = clause.text
     by = lambda kind: [m for m in ms if m.kind == kind]
     params = {}
     for m in by("param"):
+        if m.value[0] == "heads":  # "(keep n_head=4)": the query heads stay; changing them is not an edit MAD has
+            if m.value[1] != f.heads:
+                w.refuse = _refusal("changing the number of attention heads")
+                return w
+            w.used.append(m)
+            continue
         if _DESCRIBES.search(text[:m.start - clause.start]):
             continue  # "..., so the model ends up with 8 blocks": what the edit gives, not a setting
         params.setdefault(m.value[0], m)
@@ -337,6 +371,14 @@ def read_clause(clause: Clause, f) -> Wants:
         w.ask = (f"With {depth} layers there is no single middle one: layer {depth // 2 - 1} or layer {depth // 2} "
                  "(or both)?")
         return w
+    vague = _VAGUE_VALUE.search(text)
+    setting = {"rank": "r", "alpha": "alpha", "bottleneck": "bottleneck", "dropout": "p"}.get(
+        vague.group(2).lower()) if vague else None
+    if vague and setting not in params and not (setting == "p" and "lora_dropout" in params) and not any(
+            m.kind == "number" for m in ms):
+        w.ask = (f"You said '{vague.group()}': what value? Say it as a number (for example 'rank 32', "
+                 f"'dropout 0.2', 'bottleneck 128').")
+        return w
     if "lora" in strong:
         _lora(w, f, params)
     elif "adapter" in strong:
@@ -377,7 +419,9 @@ def _target(w: Wants, i: int, roles=None, layers=True) -> None:
     """Edit ``i``'s target from the clause's positions (and ``roles``, with the mentions they came from)."""
     ms = [m for m in w.clause.mentions if m.kind == "layers"]
     if layers and ms:
-        picked = sorted({x for m in ms for x in m.value})
+        cut = [m for m in ms if _ALL_BUT.search(w.clause.text[:m.start - w.clause.start])]
+        kept = {x for m in ms if m not in cut for x in m.value} or set(range(w.depth))
+        picked = sorted(kept - {x for m in cut for x in m.value})  # "every attention block except the last one"
         w.put(i, "target.layers", picked, *ms)
     if roles and any(r.startswith("module:") for r, _ in roles):
         # a module only a name picks out (GPT-2's c_proj): every part named goes by its module name, as in peft
@@ -422,8 +466,8 @@ def _excluded(w: Wants, m: Mention) -> bool:
     cut = list(_KEEP.finditer(before))
     near = cut and not re.search(r"[,;.]|\b(make|swap|replace|use|set|put|add|but)\b", before[cut[-1].end():],
                                  re.IGNORECASE)
-    if near or re.match(r"[^,;.]{0,30}?\b(stays?|remains?|unchanged|as (is|they are|it is)|alone|untouched|"
-                        r"elsewhere)\b", after, re.IGNORECASE):
+    if near or re.match(r"(?:(?!\b(which|that|who)\b)[^,;.]){0,30}?\b(stays?|remains?|unchanged|as (is|they are|it is)|"
+                        r"alone|untouched|elsewhere)\b", after, re.IGNORECASE):
         w.used.append(m)
         return True
     return False
@@ -445,6 +489,11 @@ def _lora(w: Wants, f, params: dict) -> None:
         if anchor is not None and not roles:
             roles = [("attn", anchor), ("mlp", anchor)]
     projections = [(r, m) for r, m in roles if r in _PROJECTIONS or r == "lm_head"]
+    if not f.fused_qkv:  # "qkv" of a model with separate projections: the three of them ("c_attn" is a module
+        # name this model lacks, left to be refused)
+        projections = [p for r, m in projections for p in ([(x, m) for x in ("attn.q", "attn.k", "attn.v")]
+                                                            if r == "attn.qkv" and _words(w.clause, m).lower()
+                                                            != "c_attn" else [(r, m)])]
     wide = [(r, m) for r, m in roles if r in ("attn", "mlp")]
     if f.fused_qkv:
         qkv = [(r, m) for r, m in projections if r in ("attn.q", "attn.k", "attn.v")]
@@ -454,9 +503,9 @@ def _lora(w: Wants, f, params: dict) -> None:
                         f"{named} alone; it can go on the whole c_attn (q, k and v together).")
             return
         if qkv:
-            projections = [(r, m) for r, m in projections if r not in ("attn.q", "attn.k", "attn.v")]
-            projections.insert(0, ("attn.qkv", qkv[0][1]))
-            w.used += [m for _, m in qkv]
+            w.used += [m for r, m in projections if r in ("attn.q", "attn.k", "attn.v", "attn.qkv")]
+            projections = [(r, m) for r, m in projections if r not in ("attn.q", "attn.k", "attn.v", "attn.qkv")]
+            projections.insert(0, ("attn.qkv", qkv[0][1]))  # "q, k and v (the c_attn)": one fused projection
     if f.fused_qkv and not re.search(r"all[-_ ]linear|every linear|all (the )?(linear|projections)", w.clause.text,
                                      re.IGNORECASE):
         # "LoRA on the attention" of GPT-2: its fused c_attn, as peft's default for it
@@ -512,12 +561,20 @@ def _freeze(w: Wants, strong: set) -> None:
         ms[at:at + 1] = [dataclasses.replace(m, kind="role", value=r) for r in ("norm.attn", "norm.mlp", "norm.final")]
     w.used += [m for m in ms if m.kind == "method" and m.value in ("freeze", "unfreeze")]
     cut = _EXCEPT.search(text)
-    only_train = re.search(r"\b(only|just)\b[^.]*\b(train|trainable|unfrozen|update)", text, re.IGNORECASE) or \
-        re.search(r"\b(train|trainable|unfrozen)\b[^.]*\bonly\b", text, re.IGNORECASE)
+    spans = [(m.start - w.clause.start, m.end - w.clause.start) for m in ms if m.kind == "layers"]
+    while cut and any(a <= cut.start() < b for a, b in spans):  # "freeze all layers except the last": one position
+        cut = _EXCEPT.search(text, next(b for a, b in spans if a <= cut.start() < b))
+    if cut and cut.group().lower() == "only" and not re.search(r"\b(train\w*|unfrozen|update\w*|(fine-?)?tun\w*|stays?|remains?|"
+                                                               r"except|but|keep|leave)\b", text, re.IGNORECASE):
+        cut = None  # "freeze v_proj only", "freeze only the embeddings": just that part
+    tune = r"(train|trainable|unfrozen|update|fine-?tune|tune)"
+    only_train = re.search(r"\b(only|just)\b[^.]*\b" + tune, text, re.IGNORECASE) or \
+        re.search(r"\b" + tune + r"\b[^.]*\bonly\b", text, re.IGNORECASE) or \
+        ("unfreeze" in strong and re.search(r"\bnothing else\b", text, re.IGNORECASE))
     if ("freeze" in strong and cut) or only_train or ("freeze" in strong and "unfreeze" in strong):
         # freeze (what the words before the exception name, else everything), then unfreeze what they keep
         at = (cut.start() if cut else 0) + w.clause.start
-        if "unfreeze" in strong and not cut:
+        if "unfreeze" in strong and "freeze" in strong and not cut:
             # the unfreezing part starts at the last break between the two words ("Freeze it all. Afterwards make
             # the last two blocks trainable again")
             first = next(m for m in ms if m.kind == "method" and m.value == "freeze")
@@ -711,7 +768,11 @@ def _norm(w: Wants, f) -> None:
     eps = next((m for m in ms if m.kind == "param" and m.value[0] == "eps"), None)
     if eps:
         w.put(0, "eps", eps.value[1], eps)
-    roles = _roles(w, keep={"norm.attn", "norm.mlp", "norm.final"})
+    kinds = ("norm.attn", "norm.mlp", "norm.final")
+    left = [m for m in ms if m.kind == "role" and m.value in kinds and _excluded(w, m)]
+    roles = _roles(w, keep=set(kinds))
+    if not roles and left:  # "inside the blocks, but leave ln_f alone": every other norm
+        roles = [(r, left[0]) for r in kinds if r not in {m.value for m in left}]
     if not roles:  # "the RMSNorms before the MLPs": the norm that feeds that part
         for m in ms:
             if m.kind == "role" and m.value in ("mlp", "attn") and not _excluded(w, m) and re.search(
@@ -726,14 +787,18 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
     verbs = [m for m in ms if m.kind == "method" and m.value in ("remove", "insert")]
     layers = [m for m in ms if m.kind == "layers"]
     w.used += verbs + [m for m in ms if m.kind == "role" and m.value == "block"]
-    if "depth" in params:
-        n = params["depth"].value[1]
+    said = params.get("depth")
+    if said and said.value[1] < depth and layers and (verbs or _KEEP_ONLY.search(w.clause.text)):
+        w.used.append(said)  # "n_layer 4 -> 2 by dropping the top two blocks": the blocks say which go
+    elif said:
+        n = said.value[1]
         if n < depth:
             w.ops = ["remove_layers"]
-            w.put(0, "target.layers", list(range(n, depth)), params["depth"])
+            w.put(0, "target.layers", list(range(n, depth)), said)
+            w.confirm = f"Going to {n} layers removes {depth - n}; say which if not the last ones."
         elif n > depth:
             w.ops = ["insert_layers"]
-            w.put(0, "count", n - depth, params["depth"])
+            w.put(0, "count", n - depth, said)
         else:
             w.refuse = f"The model already has {depth} layers; nothing to change."
         return
@@ -757,6 +822,7 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
         elif "count" in params:
             n = params["count"].value[1]
             w.put(0, "target.layers", list(range(depth - n, depth)), params["count"])
+            w.confirm = f"Removing {n} of the {depth} layers: say which if not the last {n}."
         else:
             w.open.add((0, "target.layers"))
         return
@@ -799,16 +865,24 @@ def _place_numbers(w: Wants, f) -> None:
             w.used.append(m)
             continue
         raw_before = w.clause.text[:m.start - w.clause.start]
-        if isinstance(value, int) and 1900 <= value <= 2100 and re.search(r"(\(|et al\.?|paper|[A-Z][a-z]+)\s*,?\s*$",
-                                                                         raw_before):
+        if isinstance(value, int) and 1900 <= value <= 2100 and (re.search(
+                r"(\(|et al\.?|paper|[A-Z][a-z]+('s)?|\bin)\s*,?\s*$", raw_before) or re.match(
+                r"\s*(\)|paper|article|work|version|study|publication)", after)):
             w.used.append(m)  # "(Shazeer 2019)": a citation's year
             continue
         if _DESCRIBES.search(before):
             w.used.append(m)  # "so that the depth doubles to eight": what the edit gives, said as a check
             continue
+        if re.search(r"\b(original|old|pre-existing|previous)\s*$", before) and _ORIGINAL.search(w.clause.text):
+            w.used.append(m)  # "the original four": which blocks, said by how many
+            continue
         if re.search(r"\b(those|these)\s*$", before) or re.search(r"\bthe\s*$", before) and re.match(
                 r"\s*(new|inserted|added|ones|blocks|layers)\b", after):
             w.used.append(m)  # "those two new ones": which blocks, said by how many
+            continue
+        if op in ("remove_layers", "insert_layers") and (0, "target.layers") in w.fields and value == _depth_after(w, f) \
+                and (m.kind == "number" or m.value[0] in ("count", "depth")):
+            w.used.append(m)  # "go from 4 blocks to 3 by removing block 2": the depth the edit leaves
             continue
         if m.kind == "param" and m.value[0] == "count" and op not in ("insert_layers", "remove_layers"):
             w.used.append(m)  # "only in those two new blocks": which blocks, not how many to add
@@ -834,6 +908,13 @@ def _place_numbers(w: Wants, f) -> None:
             if op in ("set_kv_heads", "remove_layers", "insert_layers") and m.kind == "role":
                 continue  # context ("the attention's KV heads", "the decoder block")
             w.unused.append(m)
+
+
+def _depth_after(w: Wants, f) -> int:
+    layers = w.fields[(0, "target.layers")][0]
+    if w.ops[0] == "remove_layers":
+        return depth_of(f) - len(layers)
+    return depth_of(f) + len(layers) * w.fields.get((0, "count"), (1,))[0]
 
 
 # -- holding a program to the words --------------------------------------------------------------------------------
