@@ -235,7 +235,7 @@ def mentions(request: str, depth: int) -> list[Mention]:
             used.add(i)
             continue
         if re.fullmatch(r"[qkvo]{2,4}", words[i]) and len(set(words[i])) == len(words[i]) and words[i] not in (
-                "kv", "qkv"):  # "qv", "qkvo": the projections by their letters
+                "kv", "qkv", "ok"):  # "qv", "qkvo": the projections by their letters
             out += [Mention("role", f"attn.{c}", start, end) for c in words[i]]
             used.add(i)
             continue

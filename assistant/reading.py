@@ -66,6 +66,7 @@ _VAGUE_PLACE = re.compile(r"\b(somewhere|anywhere|wherever|some of (the )?(layer
 _BLOCK_INSERT = re.compile(r"\b(layers?|blocks?|insert|inserting|append|duplicate|deepen|deeper|clone|repeat|copy|"
                            r"stack|grow|extend|fresh|at the end|on top)\b", re.IGNORECASE)
 # the blocks named are the ones that stay: the others go
+_KEEPING = re.compile(r"\b(keep(s|ing)?|retain(s|ing)?|preserv(e|es|ing)|leav(e|es|ing))\b", re.IGNORECASE)
 _KEEP_ONLY = re.compile(r"\b(keep only|only keep|keep just|just keep|leave only|only leave|cut (it |the model )?down to|"
                         r"down to|truncate (it )?to|reduce (it |the model )?to|shrink (it |the model )?to)\b|"
                         r"\b(layers|h)\s*=\s*[\w.]*\[", re.IGNORECASE)
@@ -788,7 +789,13 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
     layers = [m for m in ms if m.kind == "layers"]
     w.used += verbs + [m for m in ms if m.kind == "role" and m.value == "block"]
     said = params.get("depth")
-    if said and said.value[1] < depth and layers and (verbs or _KEEP_ONLY.search(w.clause.text)):
+    keeping = bool(said and layers and not verbs and _KEEPING.search(w.clause.text))  # "n_layer = 2, keeping the
+    # bottom two blocks": the blocks named are the ones that stay
+    if keeping and len({x for m in layers for x in m.value}) != said.value[1]:
+        w.ask = (f"Going to {said.value[1]} layers keeps {said.value[1]}, but the request names "
+                 f"{len({x for m in layers for x in m.value})} to keep: which layers should stay?")
+        return
+    if said and said.value[1] < depth and layers and (verbs or _KEEP_ONLY.search(w.clause.text) or keeping):
         w.used.append(said)  # "n_layer 4 -> 2 by dropping the top two blocks": the blocks say which go
     elif said:
         n = said.value[1]
@@ -802,7 +809,7 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
         else:
             w.refuse = f"The model already has {depth} layers; nothing to change."
         return
-    if _KEEP_ONLY.search(w.clause.text) and layers:  # "keep only the first two blocks", "h = h[:3]"
+    if (keeping or _KEEP_ONLY.search(w.clause.text)) and layers:  # "keep only the first two blocks", "h = h[:3]"
         kept = {x for m in layers for x in m.value}
         w.ops = ["remove_layers"]
         w.put(0, "target.layers", [i for i in range(depth) if i not in kept], *layers)

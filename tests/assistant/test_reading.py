@@ -173,6 +173,10 @@ EDITS = [
      [{"op": "freeze"}, {"op": "unfreeze", "target": {"roles": ["lm_head"]}}]),
     ("roles", "gpt2", "the word embeddings should stay fixed while I train", [{"op": "freeze",
                                                                               "target": {"roles": ["embed.tokens"]}}]),
+    ("positions", "llama", "num_hidden_layers=2 but keep blocks 0 and 3",
+     [{"op": "remove_layers", "target": {"layers": [1, 2]}}]),
+    ("roles", "llama", "could you put lora on up_proj of layer 1? default rank is ok",
+     [{"op": "add_lora", "target": {"layers": [1], "roles": ["mlp.up"]}}]),
     ("roles", "llama", "lora on qkv", [{"op": "add_lora", "target": {"roles": ["attn.q", "attn.k", "attn.v"]}}]),
     ("numbers", "gpt2", "lora rank 4 on c_fc, dropout 0.05", [{"op": "add_lora", "r": 4, "dropout": 0.05,
                                                               "target": {"roles": ["mlp.up"]}}]),
@@ -232,6 +236,7 @@ QUESTIONS = [
     ("give the model more capacity", "ask", "LoRA"),
     ("config.num_hidden_layers = 2", "ask", "Did you mean: remove layers 2 and 3?"),
     ("remove two layers", "ask", "say which if not the last 2"),
+    ("num_hidden_layers = 3, keep the first two", "ask", "names 2 to keep: which layers should stay?"),
     ("LoraConfig(r=8, use_dora=True)", "refuse", "DoRA"),
     ("set num_attention_heads to 4", "refuse", "cannot do changing the number of attention heads"),
 ]
