@@ -37,7 +37,8 @@ PARTS: dict[str, list[tuple[str, ...]]] = {
     "attn.v": [("v",), ("value",), ("values",), ("v_proj",), ("wv",), ("to_v",)],
     "attn.o": [("o",), ("o_proj",), ("out_proj",), ("wo",), ("output", "projection"), ("out", "projection"),
                ("attn", ".", "c_proj"), ("attn", "c_proj"), ("attention", "output"), ("attention", "c_proj"),
-               ("attention", "'", "s", "c_proj"), ("attn", "'", "s", "c_proj"), ("output-projection",)],
+               ("attention", "'", "s", "c_proj"), ("attn", "'", "s", "c_proj"), ("output-projection",),
+               ("output",), ("out",)],  # alone only in a list of q, k and v ("query, key, value and the output")
     "attn.qkv": [("c_attn",), ("qkv",), ("qkv_proj",), ("query_key_value",), ("fused", "qkv")],
     "mlp.gate": [("gate",), ("gate_proj",), ("w1",), ("gate-projection",)],
     "mlp.up": [("up",), ("up_proj",), ("c_fc",), ("fc1",), ("w3",), ("mlp", ".", "c_fc"), ("up-projection",)],
@@ -553,6 +554,7 @@ _SHARED_NOUN = {("token",): "embed.tokens", ("word",): "embed.tokens", ("positio
 # everyday words that name a part only beside a projection word or another part ("gate, up and down
 # projections"; not "set up LoRA", "scale down")
 _AMBIGUOUS = {"up", "down", "gate", "o", "out", "output"}
+_QKV = {name[0] for r in ("attn.q", "attn.k", "attn.v") for name in PARTS[r] if len(name) == 1}
 _PROJECTION = {"proj", "projection", "projections", "matrix", "matrices", "weights", "layer", "layers", "linear"}
 
 
@@ -578,7 +580,8 @@ def _phrase(words: list[str], i: int) -> tuple[str, str, int] | None:
                 n = len(name)
                 if tuple(words[i:i + n]) == name and (best is None or n > best[2] - i):
                     best = (kind, value, i + n)
-    if best and best[0] == "role" and best[2] == i + 1 and words[i] in _AMBIGUOUS and not _beside_part(words, i):
+    if best and best[0] == "role" and best[2] == i + 1 and words[i] in _AMBIGUOUS and not _beside_part(
+            words, i, _QKV if words[i] in ("output", "out") else None):
         return None
     if best is None and words[i] in MODULE_NAMES:
         return "module", words[i], i + 1
@@ -620,11 +623,13 @@ def _one_slip(a: str, b: str) -> bool:
     return len(long) - len(short) == 1 and any(long[:k] + long[k + 1:] == short for k in range(len(long)))
 
 
-def _beside_part(words: list[str], i: int) -> bool:
+def _beside_part(words: list[str], i: int, parts: set | None = None) -> bool:
     def near(k: int, step: int) -> str | None:
         while 0 <= k < len(words) and words[k] in (",", "and", "/", "&", "or", "the"):
             k += step
         return words[k] if 0 <= k < len(words) else None
 
     single = {name[0] for names in PARTS.values() for name in names if len(name) == 1}
+    if parts is not None:
+        return any(w in parts for w in (near(i - 1, -1), near(i + 1, 1)))
     return any(w is not None and (w in _PROJECTION or w in single) for w in (near(i - 1, -1), near(i + 1, 1)))
