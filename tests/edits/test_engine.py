@@ -39,7 +39,8 @@ def test_remove_layers_matches_a_shallower_config(family):
 
 
 @pytest.mark.parametrize("family, to", [("llama", "gelu"), ("qwen2", "relu"), ("mistral", "gelu_tanh"),
-                                        ("gpt2", "relu"), ("bert", "silu")])
+                                        ("gpt2", "relu"), ("bert", "silu"),
+                                        ("gpt2", "linear"), ("llama", "linear")])  # identity: no op at all
 def test_replace_activation_matches_the_config(family, to):
     graph = _import(family)
     result = apply_program(graph, {"edits": [{"op": "replace_activation", "to": to}]})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from gnn.edits.ops.base import Edit, register
-from gnn.edits.surgery import drop_nodes, splice
+from gnn.edits.surgery import drop_nodes, redirect, splice
 from gnn.edits.target import Target, select
 from gnn.errors import EditError
 
@@ -64,7 +64,10 @@ class ReplaceActivation(Edit):
             enclosing_class = inside[0].module_class
             drop_nodes(graph, ids)
             module = make_activation(self.to)
-            splice(graph, module, ins, at, module_path=path, output=outs[0])
+            made = splice(graph, module, ins, at, module_path=path, output=outs[0])
+            if made != outs[0]:  # an identity ("linear") traces to no op: its readers read its input
+                redirect(graph, outs[0], made)
+                graph.values.pop(outs[0], None)
             is_module = path in sel.paths  # an activation module, not an op inside a larger one
             cls = type(module).__name__ if is_module else enclosing_class
             if is_module:
