@@ -28,6 +28,7 @@ _EXCEPT = {"but", "except", "excluding", "apart", "besides", "other"}
 _LINK = {"and", ",", "&", "or"}
 _RANGE = {"-", "to", "through", "thru", "..", "–"}
 # words that may sit between a position and its noun ("the last remaining block")
+_FRACTION = {"half": 0.5, "quarter": 0.25, "fifth": 0.2, "tenth": 0.1}
 _SKIP = {"the", "of", "one", "ones", "two-layer", "remaining", "existing", "original", "current", "new"}
 
 # the words people use for each part; a multi-word name is a tuple of tokens
@@ -98,12 +99,12 @@ NORM_NAMES: dict[str, list[tuple[str, ...]]] = {
 
 # words that name a method (an edit) or the change itself
 METHODS: dict[str, list[tuple[str, ...]]] = {
-    "lora": [("lora",), ("loras",), ("low-rank",), ("low", "rank"), ("loraconfig",), ("lora_config",),
+    "lora": [("add_lora",), ("lora",), ("loras",), ("low-rank",), ("low", "rank"), ("loraconfig",), ("lora_config",),
              ("get_peft_model",), ("peft",), ("lora-adapters",)],
-    "adapter": [("adapter",), ("adapters",), ("adaptor",), ("adaptors",), ("houlsby",), ("pfeiffer",), ("bottleneck",),
+    "adapter": [("insert_adapter",), ("adapter",), ("adapters",), ("adaptor",), ("adaptors",), ("houlsby",), ("pfeiffer",), ("bottleneck",),
                 ("bottlenecks",),
                 ("adapter-style",), ("adapter", "layers")],
-    "dropout": [("dropout",), ("dropouts",), ("nn", ".", "dropout")],
+    "dropout": [("add_dropout",), ("dropout",), ("dropouts",), ("nn", ".", "dropout")],
     "freeze": [("freeze",), ("freezes",), ("frozen",), ("freezing",), ("requires_grad", "=", "false"),
                ("requires_grad_", "(", "false"), ("non-trainable",), ("not", "trainable"), ("untrainable",),
                ("lock",), ("locked",), ("stop", "gradients"), ("einfrieren",), ("stay", "fixed"), ("stays", "fixed"),
@@ -113,14 +114,14 @@ METHODS: dict[str, list[tuple[str, ...]]] = {
                  ("requires_grad_", "(", "true"), ("only", "train"), ("train", "only"), ("keep", "training"),
                  ("fine-tune", "only"), ("only", "fine-tune"), ("finetune", "only"), ("only", "finetune"),
                  ("tune", "only"), ("only", "tune"), ("only", "update"), ("update", "only")],
-    "remove": [("remove",), ("removing",), ("del",), ("take", "off"), ("drop",), ("dropping",), ("delete",), ("deleting",), ("cut",), ("prune",),
+    "remove": [("remove_layers",), ("remove",), ("removing",), ("del",), ("rm",), ("take", "off"), ("drop",), ("dropping",), ("delete",), ("deleting",), ("cut",), ("prune",),
                ("strip",), ("chop",), ("discard",), ("lop",), ("pop",), ("ditch",), ("truncate",), ("get", "rid", "of"),
                ("shave",), ("shorten",), ("shallower",), ("fewer",), ("eliminate",), ("take", "out"), ("throw", "away"),
                ("trim",), ("kill",), ("lose",), ("rip", "out")],
-    "insert": [("insert",), ("inserting",), ("append",), ("stack",), ("duplicate",), ("deepen",), ("deeper",),
+    "insert": [("insert_layers",), ("insert",), ("inserting",), ("append",), ("stack",), ("duplicate",), ("deepen",), ("deeper",),
                ("grow",), ("extend",), ("more",), ("extra",), ("another",), ("additional",), ("clone",), ("repeat",),
                ("copy",), ("add",), ("adding",), ("new",), ("put",)],
-    "kv": [("gqa",), ("mqa",), ("mha",), ("multi-query",), ("multiquery",), ("multi", "query"), ("grouped-query",),
+    "kv": [("set_kv_heads",), ("gqa",), ("mqa",), ("mha",), ("multi-query",), ("multiquery",), ("multi", "query"), ("grouped-query",),
            ("grouped", "query"), ("multi-head", "attention"), ("multihead", "attention"), ("multi", "head", "attention"),
            ("kv", "heads"), ("kv", "head"), ("key", "/", "value", "heads"), ("key", "/", "value", "head"),
            ("key-value", "heads"), ("key-value", "head"), ("kv-heads",), ("kv_heads",), ("num_key_value_heads",),
@@ -317,6 +318,8 @@ def _number_at(words: list[str], i: int) -> tuple[int, int | float | None]:
     """The number starting at token ``i`` (digits, or number words through number-parser) and where it ends."""
     if words[i] in ("twice", "thrice"):
         return i + 1, 2 if words[i] == "twice" else 3
+    if words[i] in ("one", "a") and words[i + 1:i + 2] and words[i + 1] in _FRACTION:  # "a dropout of one half"
+        return i + 2, _FRACTION[words[i + 1]]
     if re.fullmatch(_NUMBER, words[i]):
         return i + 1, float(words[i]) if "." in words[i] or "e" in words[i] else int(words[i])
     from number_parser import parse_number
@@ -555,7 +558,7 @@ _SHARED_NOUN = {("token",): "embed.tokens", ("word",): "embed.tokens", ("positio
 # projections"; not "set up LoRA", "scale down")
 _AMBIGUOUS = {"up", "down", "gate", "o", "out", "output"}
 _QKV = {name[0] for r in ("attn.q", "attn.k", "attn.v") for name in PARTS[r] if len(name) == 1}
-_PROJECTION = {"proj", "projection", "projections", "matrix", "matrices", "weights", "layer", "layers", "linear"}
+_PROJECTION = {"proj", "projs", "projection", "projections", "matrix", "matrices", "weights", "layer", "layers", "linear"}
 
 
 @functools.cache

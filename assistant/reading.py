@@ -36,11 +36,13 @@ _CHAIN = re.compile(r"\s*(?:;|,?\s*\band then\b|,?\s*\bthen\b|,?\s*\bafter that\
 # edits a method word names, by priority when one clause names several
 _STRONG = ("lora", "adapter", "dropout", "freeze", "unfreeze", "kv", "activation", "norm")
 _VAGUE = re.compile(r"\b(better|faster|smaller|bigger|improve|optimi[sz]e|efficient|cheaper|lighter|good|best|"
-                    r"speed|quicker|tweak|modern\w*|fix|capacity|more powerful|stronger|smarter|accuracy|performance|anything you would change|what would you change)\b", re.IGNORECASE)
+                    r"speed|quicker|tweak|modern\w*|fix|capacity|more powerful|stronger|smarter|accuracy|performance|"
+                    r"regulari[sz]e\w*|"
+                    r"anything you would change|what would you change)\b", re.IGNORECASE)
 # a setting asked for by size but not by value ("a really big rank", "a smallish bottleneck")
 _VAGUE_VALUE = re.compile(r"\b(big|bigger|biggest|large|larger|huge|high|higher|small|smaller|smallish|tiny|lower|"
                           r"decent|reasonable|moderate|sensible|more|less|strong|heavy)\s+"
-                          r"(rank|alpha|bottleneck|dropout)\b", re.IGNORECASE)
+                          r"(lora\s+|adapter\s+)?(rank|alpha|bottleneck|dropout)\b", re.IGNORECASE)
 # words before a position that leave it out ("LoRA everywhere except the last layer")
 _ALL_BUT = re.compile(r"\b(except|but|excluding|other than|apart from|besides|save for|not)\s+(for\s+|from\s+)?(in\s+)?"
                       r"(the\s+)?(very\s+)?$", re.IGNORECASE)
@@ -61,7 +63,7 @@ _CHAINED = re.compile(r"\s*[;,]?\s*(and )?(then|after that|afterwards|next|final
 # a place or amount the words leave to MAD ("somewhere", "a few layers", "some of the layers")
 _VAGUE_PLACE = re.compile(r"\b(somewhere|anywhere|wherever|some of (the )?(layers|blocks)|some (layers|blocks)|"
                           r"a few|several|a couple|you decide|your call|where(ever)? (it|you think)|"
-                          r"where it (helps|makes sense))\b", re.IGNORECASE)
+                          r"where it (helps|makes sense)|(that )?matters? (the )?most|most important)\b", re.IGNORECASE)
 # what makes "add", "put", "more", "new" an insertion of blocks: a block named, or a word that only inserts
 _BLOCK_INSERT = re.compile(r"\b(layers?|blocks?|insert|inserting|append|duplicate|deepen|deeper|clone|repeat|copy|"
                            r"stack|grow|extend|fresh|at the end|on top)\b", re.IGNORECASE)
@@ -69,7 +71,7 @@ _BLOCK_INSERT = re.compile(r"\b(layers?|blocks?|insert|inserting|append|duplicat
 _KEEPING = re.compile(r"\b(keep(s|ing)?|retain(s|ing)?|preserv(e|es|ing)|leav(e|es|ing))\b", re.IGNORECASE)
 _KEEP_ONLY = re.compile(r"\b(keep only|only keep|keep just|just keep|leave only|only leave|cut (it |the model )?down to|"
                         r"down to|truncate (it )?to|reduce (it |the model )?to|shrink (it |the model )?to)\b|"
-                        r"\b(layers|h)\s*=\s*[\w.]*\[", re.IGNORECASE)
+                        r"\b(layers|h)\s*=\s*[\w.]+\[", re.IGNORECASE)  # "h = h[:3]", not remove_layers(layers=[1])
 # words after "with"/"to" that are no activation's name ("replace silu with the one GPT-2 uses" is read elsewhere)
 _NOT_A_NAME = {"the", "a", "an", "all", "every", "each", "it", "its", "this", "that", "those", "these", "layer", "layers",
                "block", "blocks", "one", "ones", "something", "whatever", "mlp", "mlps", "attention", "model", "everything",
@@ -359,6 +361,13 @@ def read_clause(clause: Clause, f) -> Wants:
     if not unsupported and re.search(r"quanti[sz]|\bint[48]\b|\b[48]-?bit\b", text, re.IGNORECASE):
         w.refuse = _refusal("quantization")
         return w
+    if re.search(r"\b(attention|query|q)[ -]heads?\b", text, re.IGNORECASE) and re.search(
+            r"\b(set|reduce|change|increase|decrease|double|halve|cut|lower|raise|more|fewer|make)\b", text,
+            re.IGNORECASE) and not re.search(r"\b(kv|k/v|key|keys|values?|gqa|mqa|mha|group\w*|shar\w*|multi-\w+)\b",
+                                              text, re.IGNORECASE) and not any(
+            m.kind == "number" and m.value == f.heads for m in ms):
+        w.refuse = _refusal("changing the number of attention heads")  # "reduce the number of query heads to 4"
+        return w
     if not strong and "remove" in verbs and re.search(r"(?<!lm )(?<!lm_)(?<!output )\bheads?\b", text, re.IGNORECASE):
         w.refuse = _refusal("pruning attention heads")
         return w
@@ -374,7 +383,7 @@ def read_clause(clause: Clause, f) -> Wants:
         return w
     vague = _VAGUE_VALUE.search(text)
     setting = {"rank": "r", "alpha": "alpha", "bottleneck": "bottleneck", "dropout": "p"}.get(
-        vague.group(2).lower()) if vague else None
+        vague.group(3).lower()) if vague else None
     if vague and setting not in params and not (setting == "p" and "lora_dropout" in params) and not any(
             m.kind == "number" for m in ms):
         w.ask = (f"You said '{vague.group()}': what value? Say it as a number (for example 'rank 32', "
@@ -525,6 +534,9 @@ def _adapter(w: Wants, f, params: dict) -> None:
     w.used += [m for m in w.clause.mentions if m.kind == "method" and m.value in ("adapter", "insert")]
     if "bottleneck" in params:
         w.put(0, "bottleneck", params["bottleneck"].value[1], params["bottleneck"])
+        if "reduction" in params and f.hidden and f.hidden // params["reduction"].value[1] == params[
+                "bottleneck"].value[1]:
+            w.used.append(params["reduction"])  # "reduction factor 4 (hidden 64 -> 16)": the two agree
     elif "reduction" in params and f.hidden:
         w.put(0, "bottleneck", f.hidden // params["reduction"].value[1], params["reduction"])
     acts = [m for m in w.clause.mentions if m.kind == "activation"]
@@ -651,7 +663,9 @@ def _kv(w: Wants, f, params: dict) -> None:
     w.used += [m for m in ms if m.kind == "method" and m.value == "kv"]
     w.used += [m for m in ms if m.kind == "role" and m.value in ("attn", "attn.k", "attn.v", "attn.q")]
     heads = f.heads or 0
-    if "kv_heads" in params and not re.search(r"\b(shared by|per|for every|for each|serves?|serving)\s+\w+\s+(query|q)"
+    one_each = re.search(r"\b(one|1|a|its own|their own)\s+(kv|key[/ -]value|key)\s+heads?\s+(per|for (each|every))\s+"
+                         r"(query|q)\s+head\b", text)  # "one kv head per query head": full multi-head attention
+    if "kv_heads" in params and not one_each and not re.search(r"\b(shared by|per|for every|for each|serves?|serving)\s+\w+\s+(query|q)"
                                               r"\s+heads\b", text):
         m = params["kv_heads"]
         value = m.value[1]
@@ -661,7 +675,9 @@ def _kv(w: Wants, f, params: dict) -> None:
         return
     kv_words = [m for m in ms if m.kind == "method" and m.value == "kv"]
     said = " ".join(_words(w.clause, m).lower() for m in kv_words)
-    shared = re.search(r"\b(shared by|per|for every|for each|serves?|serving)\s+(\w+)\s+(query|q)\s+heads\b", text)
+    shared = re.search(r"\b(shared by|per|for every|for each|serves?|serving)\s+(\w+)\s+(query|q)\s+heads\b", text) or \
+        re.search(r"\b()(\w+)\s+(query|q)\s+heads\s+(share|sharing|per|on|for)\s+(each|every|one|a|the same)\s+"
+                  r"(kv|key)", text)  # "4 query heads sharing each kv head"
     fraction = re.search(r"\b(half|a third|a quarter|a fourth|an eighth)\s+(as many|of the (query )?heads)\b", text)
     if heads and (shared or fraction):
         from number_parser import parse_number
@@ -677,9 +693,9 @@ def _kv(w: Wants, f, params: dict) -> None:
     if re.search(r"\b(halve|half)\b", text) and f.kv_heads and not arrow:
         w.put(0, "kv_heads", f.kv_heads // 2, *kv_words)
         return
-    mqa = re.search(r"mqa|multi-?\s?query|single (kv|key)|one (kv|key)|1 (kv|key)", text)
+    mqa = not one_each and re.search(r"mqa|multi-?\s?query|single (kv|key)|one (kv|key)|1 (kv|key)", text)
     mha = re.search(r"\bmha\b|multi-?\s?head attention|full attention|own (kv|key)|its own|every query head|"
-                    r"no (grouping|gqa|sharing)|ungroup|undo (the )?gqa|back to", text)
+                    r"no (grouping|gqa|sharing)|ungroup|undo (the )?gqa|back to", text) or one_each
     if mqa and not re.search(r"\bfrom mqa\b|instead of mqa", text):
         w.put(0, "kv_heads", 1, *kv_words)
     elif mha and heads:
@@ -761,12 +777,20 @@ def _activation(w: Wants, f) -> None:
 
 def _norm(w: Wants, f) -> None:
     ms = w.clause.mentions
-    target = _swap(w, "norm", "Which norm should it use: RMSNorm or LayerNorm?")
+    eps = next((m for m in ms if m.kind == "param" and m.value[0] == "eps"), None)
+    if eps and f.norm and not any(m.kind == "norm" for m in ms):
+        # "layer_norm_epsilon=1e-6": the model's own norm kept, its eps changed
+        w.ops = ["replace_norm"]
+        w.used += [m for m in ms if m.kind == "method" and m.value == "norm"]
+        w.put(0, "to", "rmsnorm" if f.norm == "RMSNorm" else "layernorm", eps)
+        target = eps
+    else:
+        target = _swap(w, "norm", "Which norm should it use: RMSNorm or LayerNorm?")
     if target is None:
         return
-    w.put(0, "to", target.value, target)
+    if target is not eps:
+        w.put(0, "to", target.value, target)
     w.used += [m for m in ms if m.kind == "norm"]
-    eps = next((m for m in ms if m.kind == "param" and m.value[0] == "eps"), None)
     if eps:
         w.put(0, "eps", eps.value[1], eps)
     kinds = ("norm.attn", "norm.mlp", "norm.final")
@@ -1076,6 +1100,9 @@ def statement(program: dict, wants: list[Wants] | None = None, depth: int | None
         elif op == "replace_norm":
             add("norms → ")
             add(NORMS.get(e.get("to", "rmsnorm"), e.get("to", "rmsnorm")), src.get("to", ()))
+            if "eps" in e:
+                add(", ")
+                add(f"eps {e['eps']:g}", src.get("eps", ()))
         elif op == "set_kv_heads":
             kv = e.get("kv_heads", 1)
             add(f"{kv} key/value head{'s' if kv != 1 else ''}", src.get("kv_heads", ()))
