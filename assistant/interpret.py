@@ -350,7 +350,7 @@ class Assistant:
         if at is None or not (original or reading._NEW_BLOCK.search(w.clause.text)):
             return
         blocks = _new_block_indices(edits[at:], reading.depth_of(f))
-        if original:  # "the original four": every block but the inserted ones
+        if original or w.others:  # "the original four", "all layers except the new ones": the other blocks
             blocks = [b for b in range(reading.depth_of(f)) if b not in blocks]
         if blocks:
             w.fields[(k, "target.layers")] = (blocks, [])

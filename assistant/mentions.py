@@ -352,6 +352,8 @@ def _noun(words: list[str], i: int) -> int | None:
     if i < len(words) and words[i] in _BLOCK:
         while i < len(words) and words[i] in _BLOCK:
             i += 1
+        if i < len(words) and words[i] in ("norm", "norms", "normalization", "normalisation", "normalizations"):
+            return None  # "all the layer norms": the norms, not every layer
         return i
     return None
 
@@ -455,6 +457,12 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
     if w in _ALL:
         if words[i + 1:i + 3] in (["remaining", "one"], ["remaining", "ones"]):
             return "layers", tuple(range(depth)), i + 3  # "after each remaining one"
+        k = i + 1
+        while k < len(words) and words[k] in ("of", "the"):
+            k += 1
+        j, n = _count(words, k)
+        if n == depth and j > k and _noun(words, j) is not None:  # "after each of the four layers"
+            return "layers", tuple(range(depth)), _noun(words, j)
         end = _noun(words, i + 1)
         if end is not None:  # "after each of layers 1 and 2": the list, not every layer
             indices, j = _index_list(words, end, depth)
@@ -583,6 +591,9 @@ def _phrase(words: list[str], i: int) -> tuple[str, str, int] | None:
                 n = len(name)
                 if tuple(words[i:i + n]) == name and (best is None or n > best[2] - i):
                     best = (kind, value, i + n)
+    if best and best[0] == "method" and words[i] == "new" and words[i + 1:i + 2] and (
+            words[i + 1] in _LAST or words[i + 1] in _FIRST):
+        return None  # "the new last layer": a position on the graph as it is now, not an insertion
     if best and best[0] == "role" and best[2] == i + 1 and words[i] in _AMBIGUOUS and not _beside_part(
             words, i, _QKV if words[i] in ("output", "out") else None):
         return None

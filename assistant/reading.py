@@ -48,12 +48,14 @@ _ALL_BUT = re.compile(r"\b(except|but|excluding|other than|apart from|besides|sa
                       r"(the\s+)?(very\s+)?$", re.IGNORECASE)
 _EXCEPT = re.compile(r"\b(except|but|other than|apart from|besides|excluding|save for|only|keep)\b", re.IGNORECASE)
 _NEW_BLOCK = re.compile(r"\b(new|inserted|added|fresh|copied)\s+(?!(last|first|final|top|bottom)\b)(\w+\s+)?(layer|layers|block|blocks|ones?|copy|copies)\b|"
-                        r"\b(the|its|their) (copy|copies)\b|\bthe (block|layer|one)s? (you|we|i) (inserted|added)\b|"
+                        r"\b(the|its|their) (copy|copies)\b|\bthe (block|layer|one)s? (that )?(you|we|i) (just )?(inserted|added)\b|"
                         r"\b(those|these) (two|three|four|2|3|4)( new)?( ones| blocks| layers)?\b", re.IGNORECASE)
 # the blocks that were there before an insertion ("then freeze the original four")
 _ORIGINAL = re.compile(r"\b(original|old|pre-existing|previous)\s+(\w+\s+)?(ones|layers|blocks)\b|"
                        r"\bthe (original|old) (one|two|three|four|five|six|seven|eight|\d+)\b", re.IGNORECASE)
-_SAME_BLOCKS = re.compile(r"\b(that|this|the same|those|these)\s+(layer|layers|block|blocks)\b", re.IGNORECASE)
+_SAME_BLOCKS = re.compile(r"\b(that|this|the same|those|these)\s+(same\s+)?(layer|layers|block|blocks)\b|"
+                          r"\b(that|this|those|these|the) same\s+(attention|mlp|ffn|feed-forward|place|spot|part|"
+                          r"position|module|norm|sublayer)s?\b", re.IGNORECASE)
 # a piece that says more about the edit before it rather than naming one of its own
 _REFERS_BACK = re.compile(r"\s*[,;]?\s*(which|i\.?e\.?|that is|namely|meaning|so that|so it|leave|keep|don't touch|do not "
                           r"touch|but leave|but keep|without touching|as in|like in|one copy|a copy|each (one )?right|so the|so we|so there|"
@@ -108,6 +110,7 @@ class Wants:
     refers: int = 0  # the edit whose blocks "the new block" / "that layer" name, where the words give no index
     depth: int = 0  # the blocks of the graph the clause is read on
     confirm: str | None = None  # the words fix a program but leave a real choice to the reader: offered, not made
+    others: bool = False  # the blocks ``refers`` names are the ones left out ("every block except the new ones")
 
     def put(self, i: int, name: str, value, *spans: Mention) -> None:
         self.fields[(i, name)] = (value, list(spans))
@@ -499,11 +502,11 @@ def _lora(w: Wants, f, params: dict) -> None:
         if anchor is not None and not roles:
             roles = [("attn", anchor), ("mlp", anchor)]
     projections = [(r, m) for r, m in roles if r in _PROJECTIONS or r == "lm_head"]
-    if not f.fused_qkv:  # "qkv" of a model with separate projections: the three of them ("c_attn" is a module
-        # name this model lacks, left to be refused)
+    if not f.fused_qkv:  # "qkv" of a model with separate projections: the three of them ("c_attn", "the fused
+        # qkv" name what this model lacks, left to be refused)
         projections = [p for r, m in projections for p in ([(x, m) for x in ("attn.q", "attn.k", "attn.v")]
                                                             if r == "attn.qkv" and _words(w.clause, m).lower()
-                                                            != "c_attn" else [(r, m)])]
+                                                            in ("qkv", "qkv_proj") else [(r, m)])]
     wide = [(r, m) for r, m in roles if r in ("attn", "mlp")]
     if f.fused_qkv:
         qkv = [(r, m) for r, m in projections if r in ("attn.q", "attn.k", "attn.v")]
@@ -569,9 +572,14 @@ def _dropout(w: Wants, params: dict) -> None:
 def _freeze(w: Wants, strong: set) -> None:
     text = w.clause.text
     ms = w.clause.mentions
+    norms = [m for m in ms if m.kind == "norm" or (m.kind == "method" and m.value == "norm")]
+    in_blocks = re.search(r"\bboth\b", text, re.IGNORECASE) or any(
+        m.kind == "layers" and not any(m.start < n.end and n.start < m.end for n in norms) for m in ms)
     for m in [m for m in ms if m.kind == "norm" or (m.kind == "method" and m.value == "norm")]:
-        at = ms.index(m)  # "freeze all the layer norms", "unfreeze the norms": every norm module
-        ms[at:at + 1] = [dataclasses.replace(m, kind="role", value=r) for r in ("norm.attn", "norm.mlp", "norm.final")]
+        at = ms.index(m)  # "freeze all the layer norms", "unfreeze the norms": every norm module (the blocks' two
+        # when blocks are named: "both layer norms in every block")
+        ms[at:at + 1] = [dataclasses.replace(m, kind="role", value=r)
+                         for r in ("norm.attn", "norm.mlp") + (() if in_blocks else ("norm.final",))]
     w.used += [m for m in ms if m.kind == "method" and m.value in ("freeze", "unfreeze")]
     cut = _EXCEPT.search(text)
     spans = [(m.start - w.clause.start, m.end - w.clause.start) for m in ms if m.kind == "layers"]
@@ -587,6 +595,21 @@ def _freeze(w: Wants, strong: set) -> None:
     if ("freeze" in strong and cut) or only_train or ("freeze" in strong and "unfreeze" in strong):
         # freeze (what the words before the exception name, else everything), then unfreeze what they keep
         at = (cut.start() if cut else 0) + w.clause.start
+        place = lambda m: m.kind in ("role", "layers") and m.value != "block"
+        thaw = next((m for m in ms if m.kind == "method" and m.value == "unfreeze"), None)
+        chill = next((m for m in ms if m.kind == "method" and m.value == "freeze"), None)
+        if thaw and chill and thaw.start < chill.start and not cut and not only_train:
+            # "first unfreeze everything, then freeze only the position embeddings": in the order said
+            before = [m for m in ms if m.start < chill.start and place(m)]
+            after = [m for m in ms if m.start > chill.start and place(m)]
+            if not after:
+                w.ask = "Freeze what, after unfreezing? Name the layers or parts."
+                return
+            w.ops = ["unfreeze", "freeze"]
+            if before:
+                _put_place(w, 0, before)
+            _put_place(w, 1, after)
+            return
         if "unfreeze" in strong and "freeze" in strong and not cut:
             # the unfreezing part starts at the last break between the two words ("Freeze it all. Afterwards make
             # the last two blocks trainable again")
@@ -602,6 +625,11 @@ def _freeze(w: Wants, strong: set) -> None:
         if only_train and not cut:
             kept, before = [m for m in ms if place(m)], []
         if not kept and (_NEW_BLOCK.search(text[at - w.clause.start:]) or only_train and _NEW_BLOCK.search(text)):
+            if not only_train and any(m.kind == "layers" for m in before) and not re.search(
+                    r"\b(everything|whole|entire|model|all of it)\b", text[:at - w.clause.start], re.IGNORECASE):
+                w.ops, w.others = ["freeze"], True  # "freeze all layers except the two new ones": the other blocks
+                w.used += before
+                return
             w.ops = ["freeze", "unfreeze"]  # "freeze everything except the new block": its place comes from the
             w.refers = 1                    # insertion before (assistant.interpret fills it)
             return
