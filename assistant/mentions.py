@@ -397,7 +397,8 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         if end is None and words[j:j + 1] in (["and"], ["&"], [","]) and k < len(words) and (
                 words[k] in _LAST or words[k] in _FIRST) and words[k] != w:
             other = _position(words, k, depth)  # "the first and the last layer": one noun for both
-            if other and other[0] == "layers" and _noun(words, _count(words, k + 1)[0]) is not None:
+            if other and other[0] == "layers" and (_noun(words, _count(words, k + 1)[0]) is not None or
+                                                   words[k + 1:k + 2] in (["one"], ["ones"])):  # "... the last one"
                 n = n or 1
                 mine = range(depth - n, depth) if w in _LAST else range(n)
                 return "layers", tuple(sorted(set(mine) | set(other[1]))), other[2]

@@ -861,6 +861,19 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
         else:
             w.refuse = f"The model already has {depth} layers; nothing to change."
         return
+    keep = _KEEP_ONLY.search(w.clause.text) or _KEEPING.search(w.clause.text)
+    if keep and layers and any(m.value == "remove" for m in verbs):
+        # "remove the middle blocks, keep only the first and the last one": the two halves must agree
+        cut = {x for m in layers if m.start - w.clause.start < keep.start() for x in m.value}
+        kept = {x for m in layers if m.start - w.clause.start >= keep.start() for x in m.value}
+        if cut and kept:
+            if cut | kept != set(range(depth)) or cut & kept:
+                w.ask = (f"Removing {_listed(sorted(cut))} and keeping {_listed(sorted(kept))} do not "
+                         f"add up to the model's {depth} layers: which should go?")
+                return
+            w.ops = ["remove_layers"]
+            w.put(0, "target.layers", sorted(cut), *layers)
+            return
     if (keeping or _KEEP_ONLY.search(w.clause.text)) and layers:  # "keep only the first two blocks", "h = h[:3]"
         kept = {x for m in layers for x in m.value}
         w.ops = ["remove_layers"]
@@ -886,6 +899,11 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
             w.open.add((0, "target.layers"))
         return
     w.ops = ["insert_layers"]
+    if "count" not in params and not layers and re.search(r"\b(layers|blocks)\b", w.clause.text, re.IGNORECASE) \
+            and not re.search(r"\b(a|one|another|an extra|a new)\b", w.clause.text, re.IGNORECASE):
+        w.ask = (f"How many blocks, and after which layer? (the model has {depth} layers, 0..{depth - 1}; for "
+                 f"example 'insert 2 blocks after layer 1')")  # "insert layers": a count and a place, not a guess
+        return
     if "count" in params:
         w.put(0, "count", params["count"].value[1], params["count"])
     if layers:
@@ -898,6 +916,10 @@ def _depth(w: Wants, f, params: dict, depth: int) -> None:
                 return
             picked = [picked[0] - 1]
         w.put(0, "target.layers", picked, *layers)
+
+
+def _listed(xs: list[int]) -> str:
+    return "layers " + ", ".join(map(str, xs[:-1])) + " and " + str(xs[-1]) if len(xs) > 1 else f"layer {xs[0]}"
 
 
 def _place_numbers(w: Wants, f) -> None:
