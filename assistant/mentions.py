@@ -78,6 +78,7 @@ ACTIVATION_NAMES: dict[str, list[tuple[str, ...]]] = {
     "relu2": [("relu2",), ("squared", "relu"), ("relu", "squared"), ("relu", "^", "2"), ("relu", "²"),
               ("relu-squared",)],
     "mish": [("mish",)],
+    "linear": [("identity",), ("identity", "function"), ("no", "activation"), ("nn", ".", "identity")],
     "quick_gelu": [("quick_gelu",), ("quick", "gelu"), ("quickgelu",)],
     "leaky_relu": [("leaky_relu",), ("leaky", "relu"), ("leakyrelu",), ("leaky-relu",)],
     "gelu_fast": [("gelu_fast",), ("fast", "gelu")],

@@ -143,8 +143,21 @@ def similarity(a: str, b: str, floor: float = 0.0) -> float:
     return best
 
 
-def _too_close(text: str, held: tuple[str, ...]) -> bool:
-    return any(similarity(text, h, floor=SIMILAR) >= SIMILAR for h in held)
+def too_close(text: str, held: tuple[str, ...]) -> bool:
+    """Whether :func:`similarity` of ``text`` and any of ``held`` reaches :data:`SIMILAR`.  The same comparisons,
+    but each string's difflib index (``set_seq2``, the costly part) is built once, not once per pair."""
+    as_second = difflib.SequenceMatcher(None, "", text.lower())
+    for h in held:
+        for m, first in ((_matcher(h.lower()), text.lower()), (as_second, h.lower())):
+            m.set_seq1(first)
+            if m.real_quick_ratio() >= SIMILAR and m.quick_ratio() >= SIMILAR and m.ratio() >= SIMILAR:
+                return True
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _matcher(second: str) -> difflib.SequenceMatcher:
+    return difflib.SequenceMatcher(None, "", second)
 
 
 @functools.cache
@@ -155,7 +168,7 @@ def train_patterns(intent: str) -> tuple[tuple[str, ...], ...]:
     held = held_out_phrasings(intent) + fresh_phrasings(intent)
     out = []
     for p in patterns:
-        texts = tuple(t for t in dict.fromkeys(expand(p)) if not _too_close(t, held))
+        texts = tuple(t for t in dict.fromkeys(expand(p)) if not too_close(t, held))
         if texts:
             out.append(texts)
     return tuple(out)
@@ -200,7 +213,7 @@ def _draw(intent: str, rng: random.Random) -> str:
     text = rng.choice(rng.choice(train_patterns(intent)))
     if rng.random() < WRAPPED:
         wrapped = wrap(text, rng)
-        if not _too_close(wrapped, held_out_phrasings(intent) + fresh_phrasings(intent)):
+        if not too_close(wrapped, held_out_phrasings(intent) + fresh_phrasings(intent)):
             return wrapped
     return text
 
