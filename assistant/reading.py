@@ -598,7 +598,8 @@ def _freeze(w: Wants, strong: set) -> None:
         place = lambda m: m.kind in ("role", "layers") and m.value != "block"
         thaw = next((m for m in ms if m.kind == "method" and m.value == "unfreeze"), None)
         chill = next((m for m in ms if m.kind == "method" and m.value == "freeze"), None)
-        if thaw and chill and thaw.start < chill.start and not cut and not only_train:
+        if thaw and chill and thaw.start < chill.start and not cut and not only_train and not re.search(
+                r"\b(after|once|following)\s+(\w+\s+)?$", text[:chill.start - w.clause.start], re.IGNORECASE):
             # "first unfreeze everything, then freeze only the position embeddings": in the order said
             before = [m for m in ms if m.start < chill.start and place(m)]
             after = [m for m in ms if m.start > chill.start and place(m)]

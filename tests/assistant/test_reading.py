@@ -217,6 +217,8 @@ EDITS = [
     ("positions", "gpt2", "delete blocks 0 and 1, I want to keep the top two",
      [{"op": "remove_layers", "target": {"layers": [0, 1]}}]),
     ("names", "llama", "swap silu for the identity function", [{"op": "replace_activation", "to": "linear"}]),
+    ("compound", "llama", "unfreeze the lm head after freezing everything",
+     [{"op": "freeze"}, {"op": "unfreeze", "target": {"roles": ["lm_head"]}}]),
     ("roles", "llama", "lora on qkv", [{"op": "add_lora", "target": {"roles": ["attn.q", "attn.k", "attn.v"]}}]),
     ("numbers", "gpt2", "lora rank 4 on c_fc, dropout 0.05", [{"op": "add_lora", "r": 4, "dropout": 0.05,
                                                               "target": {"roles": ["mlp.up"]}}]),
