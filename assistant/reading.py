@@ -620,7 +620,6 @@ def _freeze(w: Wants, strong: set) -> None:
             breaks = list(re.finditer(r"[.;,]|\band\b|\bthen\b|\bafter(wards)?\b", gap, re.IGNORECASE))
             if breaks and at > first.end:
                 at = first.end + breaks[-1].end()
-        place = lambda m: m.kind in ("role", "layers") and m.value != "block"
         kept = [m for m in ms if m.start >= at and place(m)]
         before = [m for m in ms if m.start < at and place(m)]
         if only_train and not cut:
