@@ -560,6 +560,18 @@ def _index_list(words: list[str], i: int, depth: int) -> tuple[list[int], int]:
 # module names two parts share (GPT-2's attn.c_proj and mlp.c_proj): a target by name, as peft's target_modules
 MODULE_NAMES = {"c_proj", "dense"}
 # "token and position embeddings": the first part shares the second's noun
+_IN_PARENS = {"token": "embed.tokens", "tokens": "embed.tokens", "word": "embed.tokens", "words": "embed.tokens",
+              "position": "embed.positions", "positions": "embed.positions", "positional": "embed.positions"}
+
+
+def _after_embeddings(words: list[str], i: int) -> bool:
+    """Whether ``words[i]`` sits in a parenthesis right after "embedding(s)": "(tokens and positions)"."""
+    k = i - 1
+    while k >= 0 and (words[k] in _IN_PARENS or words[k] in ("and", ",", "+", "&", "/", "both")):
+        k -= 1
+    return k >= 1 and words[k] == "(" and words[k - 1] in ("embedding", "embeddings")
+
+
 _SHARED_NOUN = {("token",): "embed.tokens", ("word",): "embed.tokens", ("position",): "embed.positions",
                 ("positional",): "embed.positions"}
 
@@ -601,6 +613,8 @@ def _phrase(words: list[str], i: int) -> tuple[str, str, int] | None:
         return None
     if best is None and words[i] in MODULE_NAMES:
         return "module", words[i], i + 1
+    if best is None and words[i] in _IN_PARENS and _after_embeddings(words, i):
+        return "role", _IN_PARENS[words[i]], i + 1  # "the embeddings (tokens and positions)"
     if best is None and (words[i],) in _SHARED_NOUN and words[i + 1:i + 2] in (["and"], [","], ["/"], ["&"]):
         rest = _phrase(words, i + 2)
         if rest and rest[0] == "role" and rest[1].startswith("embed."):

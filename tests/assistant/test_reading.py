@@ -219,6 +219,8 @@ EDITS = [
     ("names", "llama", "swap silu for the identity function", [{"op": "replace_activation", "to": "linear"}]),
     ("compound", "llama", "unfreeze the lm head after freezing everything",
      [{"op": "freeze"}, {"op": "unfreeze", "target": {"roles": ["lm_head"]}}]),
+    ("roles", "gpt2", "please freeze the embeddings (both token and positional)",
+     [{"op": "freeze", "target": {"roles": ["embed.tokens", "embed.positions"]}}]),
     ("roles", "llama", "lora on qkv", [{"op": "add_lora", "target": {"roles": ["attn.q", "attn.k", "attn.v"]}}]),
     ("numbers", "gpt2", "lora rank 4 on c_fc, dropout 0.05", [{"op": "add_lora", "r": 4, "dropout": 0.05,
                                                               "target": {"roles": ["mlp.up"]}}]),
