@@ -450,9 +450,9 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
                     end = end + at + 1 + tail[at + 1:].index(rest[0]) + 1
                 break
         return "layers", tuple(range(start, depth, 2)), end
-    if w in ("odd", "even", "odd-numbered", "even-numbered") and _noun(words, i + 1 + (words[i + 1:i + 2] in (
-            ["-"], ["numbered"]))) is not None:
-        end = _noun(words, i + 1 + (words[i + 1:i + 2] in (["-"], ["numbered"])))
+    end = _noun(words, i + 1 + (words[i + 1:i + 2] in (["-"], ["numbered"]))) \
+        if w in ("odd", "even", "odd-numbered", "even-numbered") else None
+    if end is not None:
         end = _noun(words, end) or end
         return "layers", tuple(range(1 if w.startswith("odd") else 0, depth, 2)), end
     # "every layer", "all blocks", "all but the last", "every layer except the first two"
@@ -463,8 +463,9 @@ def _position(words: list[str], i: int, depth: int) -> tuple[str, Any, int] | No
         while k < len(words) and words[k] in ("of", "the"):
             k += 1
         j, n = _count(words, k)
-        if n == depth and j > k and _noun(words, j) is not None:  # "after each of the four layers"
-            return "layers", tuple(range(depth)), _noun(words, j)
+        noun = _noun(words, j) if n == depth and j > k else None
+        if noun is not None:  # "after each of the four layers"
+            return "layers", tuple(range(depth)), noun
         end = _noun(words, i + 1)
         if end is not None:  # "after each of layers 1 and 2": the list, not every layer
             indices, j = _index_list(words, end, depth)
@@ -560,8 +561,6 @@ def _index_list(words: list[str], i: int, depth: int) -> tuple[list[int], int]:
 # module names two parts share (GPT-2's attn.c_proj and mlp.c_proj): a target by name, as peft's target_modules
 MODULE_NAMES = {"c_proj", "dense"}
 # "token and position embeddings": the first part shares the second's noun
-_IN_PARENS = {"token": "embed.tokens", "tokens": "embed.tokens", "word": "embed.tokens", "words": "embed.tokens",
-              "position": "embed.positions", "positions": "embed.positions", "positional": "embed.positions"}
 
 
 def _after_embeddings(words: list[str], i: int) -> bool:
@@ -574,6 +573,8 @@ def _after_embeddings(words: list[str], i: int) -> bool:
 
 _SHARED_NOUN = {("token",): "embed.tokens", ("word",): "embed.tokens", ("position",): "embed.positions",
                 ("positional",): "embed.positions"}
+# the same words, singular or plural, inside "the embeddings (tokens and positions)"
+_IN_PARENS = {w: role for (word,), role in _SHARED_NOUN.items() for w in (word, word + "s")}
 
 
 # everyday words that name a part only beside a projection word or another part ("gate, up and down
