@@ -30,9 +30,9 @@ import pathlib
 import statistics
 import sys
 import time
-from collections import Counter
 
 from gnn.fileio import write_text
+from gnn.ir.graph import graph_key
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # the graphs the sets are written for: tiny configs of two real families
@@ -54,26 +54,6 @@ def graphs() -> dict:
 
     return {name: import_hf(source, HFOptions(overrides=overrides, seq_len=8))
             for name, (source, overrides) in MODELS.items()}
-
-
-def graph_key(graph) -> tuple:
-    """What two graphs must share to be the same edit: parameters (name, shape, trainable) and every op with its
-    non-tensor arguments (value names read as tensors)."""
-    values = graph.values
-
-    def plain(a):
-        if isinstance(a, str) and a in values:
-            return "<tensor>"
-        if isinstance(a, (list, tuple)):
-            return tuple(plain(x) for x in a)
-        if isinstance(a, dict):
-            return tuple(sorted((k, plain(v)) for k, v in a.items()))
-        return a
-
-    params = tuple(sorted((v.target or v.name, tuple(v.shape), bool(v.meta.get("trainable", True)))
-                          for v in graph.parameters))
-    ops = Counter((n.op, plain(n.args), plain(n.kwargs)) for n in graph.nodes)
-    return params, tuple(sorted(ops.items(), key=repr))
 
 
 class WordsOnly:

@@ -22,10 +22,12 @@ def import_module(
     args: tuple = (),
     kwargs: dict[str, Any] | None = None,
     name: str | None = None,
-    train: bool = False,
+    train: bool | None = False,
 ) -> Graph:
-    """Trace ``module(*args, **kwargs)`` into a graph, in eval mode unless ``train`` (dropout then stays)."""
-    module.train(train)
+    """Trace ``module(*args, **kwargs)`` into a graph, in eval mode unless ``train`` (dropout then stays; ``None``:
+    each submodule in the mode it is in).  A parameter that does not require grad is marked not trainable."""
+    if train is not None:
+        module.train(train)
     kwargs = kwargs or {}
     # A module built on the meta device (a stray CPU parameter or two aside) gets meta tensors
     # from its forward too: a torch.tensor(...) without a device would otherwise land on the
@@ -46,6 +48,10 @@ def import_module(
     for key, value in list(enumerate(args)) + list(kwargs.items()):
         if isinstance(value, torch.Tensor):
             shapes[str(key)] = list(value.shape)
+    frozen = {name for name, p in module.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    for v in graph.parameters:
+        if v.target in frozen:
+            v.meta["trainable"] = False
     graph.meta.update(source=f"torch:{type(module).__name__}", example_inputs=shapes,
                       module_parameters=sum(p.numel() for p in module.parameters()))
     return graph

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterator
@@ -242,3 +243,23 @@ class Graph:
         if not isinstance(other, Graph):
             return NotImplemented
         return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self) if f.compare)
+
+
+def graph_key(graph) -> tuple:
+    """What two graphs must share to be the same edit: parameters (name, shape, trainable) and every op with its
+    non-tensor arguments (value names read as tensors)."""
+    values = graph.values
+
+    def plain(a):
+        if isinstance(a, str) and a in values:
+            return "<tensor>"
+        if isinstance(a, (list, tuple)):
+            return tuple(plain(x) for x in a)
+        if isinstance(a, dict):
+            return tuple(sorted((k, plain(v)) for k, v in a.items()))
+        return a
+
+    params = tuple(sorted((v.target or v.name, tuple(v.shape), bool(v.meta.get("trainable", True)))
+                          for v in graph.parameters))
+    ops = Counter((n.op, plain(n.args), plain(n.kwargs)) for n in graph.nodes)
+    return params, tuple(sorted(ops.items(), key=repr))

@@ -17,7 +17,7 @@ import json
 
 import pytest
 
-from assistant.training.evaluate_requests import graph_key
+from gnn.ir.graph import graph_key
 
 # what a model that reads nothing would answer for each edit the schema allows: every field set, and wrong
 WRONG = {

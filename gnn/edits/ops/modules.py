@@ -11,7 +11,9 @@ from typing import ClassVar
 
 import torch
 
-from gnn.edits.ops.activation import activation_names, make_activation
+from transformers.activations import ACT2FN
+
+from gnn.edits.ops.activation import ALIASES, activation_names
 from gnn.edits.ops.base import Edit, register
 from gnn.edits.surgery import boundaries, insert_after, outside_readers, replace_composite
 from gnn.edits.target import Target, select
@@ -51,11 +53,16 @@ class ReplaceNorm(Edit):
         if self.eps is not None and not (isinstance(self.eps, (int, float)) and self.eps > 0):
             raise EditError(f"`eps` must be a positive number, got {self.eps!r}")
 
-    def apply(self, graph, roles):
+    def paths(self, graph, roles) -> list[str]:
+        """The normalisation modules the target selects."""
         paths = _selected(graph, roles, self.target, ["norm.attn", "norm.mlp", "norm.final"])
         paths = [p for p in paths if any(r.startswith("norm.") for r in roles.composites.get(p, []))]
         if not paths:
             raise EditError("the target holds no normalisation (roles norm.attn, norm.mlp, norm.final)")
+        return paths
+
+    def apply(self, graph, roles):
+        paths = self.paths(graph, roles)
         name = NORMS[self.to]
         if self.eps is None and all(norm_kind([graph.node_by_id[n].op for n in graph.hierarchy[p].nodes]) == name
                                     for p in paths):
@@ -78,13 +85,13 @@ class Adapter(torch.nn.Module):
     Args:
         width: the hidden size it reads and writes.
         bottleneck: the inner size (``down``: width -> bottleneck, ``up``: bottleneck -> width).
-        activation: a transformers activation name (``relu``, ``gelu``, ``silu``, ...).
+        activation: a name in transformers' ``ACT2FN`` (``relu``, ``gelu``, ``silu``, ...).
     """
 
     def __init__(self, width: int, bottleneck: int, activation: str = "relu"):
         super().__init__()
         self.down = torch.nn.Linear(width, bottleneck)
-        self.act = make_activation(activation)
+        self.act = ACT2FN[activation]
         self.up = torch.nn.Linear(bottleneck, width)
 
     def forward(self, x):  # (B, T, C) -> (B, T, C)
@@ -111,7 +118,8 @@ class InsertAdapter(Edit):
         sites = boundaries(graph, paths)
         for path in paths:
             width = _width(graph, sites[path])
-            insert_after(graph, path, Adapter(width, self.bottleneck, self.activation), f"{path}.adapter", sites[path])
+            adapter = Adapter(width, self.bottleneck, ALIASES.get(self.activation, self.activation))
+            insert_after(graph, path, adapter, f"{path}.adapter", sites[path])
         return {}
 
 
