@@ -561,6 +561,10 @@ def _index_list(words: list[str], i: int, depth: int) -> tuple[list[int], int]:
 # module names two parts share (GPT-2's attn.c_proj and mlp.c_proj): a target by name, as peft's target_modules
 MODULE_NAMES = {"c_proj", "dense"}
 # "token and position embeddings": the first part shares the second's noun
+_SHARED_NOUN = {("token",): "embed.tokens", ("word",): "embed.tokens", ("position",): "embed.positions",
+                ("positional",): "embed.positions"}
+# the same words, singular or plural, inside "the embeddings (tokens and positions)"
+_IN_PARENS = {w: role for (word,), role in _SHARED_NOUN.items() for w in (word, word + "s")}
 
 
 def _after_embeddings(words: list[str], i: int) -> bool:
@@ -569,12 +573,6 @@ def _after_embeddings(words: list[str], i: int) -> bool:
     while k >= 0 and (words[k] in _IN_PARENS or words[k] in ("and", ",", "+", "&", "/", "both")):
         k -= 1
     return k >= 1 and words[k] == "(" and words[k - 1] in ("embedding", "embeddings")
-
-
-_SHARED_NOUN = {("token",): "embed.tokens", ("word",): "embed.tokens", ("position",): "embed.positions",
-                ("positional",): "embed.positions"}
-# the same words, singular or plural, inside "the embeddings (tokens and positions)"
-_IN_PARENS = {w: role for (word,), role in _SHARED_NOUN.items() for w in (word, word + "s")}
 
 
 # everyday words that name a part only beside a projection word or another part ("gate, up and down

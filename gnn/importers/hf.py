@@ -226,18 +226,23 @@ def build_meta_model(cls: type, config) -> torch.nn.Module:
     return model.eval()
 
 
-def import_hf(spec: str, opts: HFOptions | None = None):
-    """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces."""
-    opts = opts or HFOptions()
-    config = load_config(spec, opts.overrides)
+def traced_config(spec: str, overrides: dict[str, Any]):
+    """The config of ``spec`` with ``overrides``, set up for tracing: no cache, and mixture-of-experts as batched
+    matmuls (static shapes and plain ATen ops, where the default grouped_mm kernel is a custom op and "eager"
+    loops over experts with data-dependent shapes)."""
+    config = load_config(spec, overrides)
     for cfg in all_configs(config):
         if hasattr(cfg, "use_cache"):
             cfg.use_cache = False
-    if "experts_implementation" not in opts.overrides:
-        # Mixture-of-experts as batched matmuls: static shapes and plain ATen ops,
-        # where the default grouped_mm kernel is a custom op and "eager" loops over
-        # experts with data-dependent shapes.
+    if "experts_implementation" not in overrides:
         config._experts_implementation = "batched_mm"
+    return config
+
+
+def import_hf(spec: str, opts: HFOptions | None = None):
+    """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces."""
+    opts = opts or HFOptions()
+    config = traced_config(spec, opts.overrides)
     errors: list[str] = []
     for cls in candidate_classes(config, opts.head):
         try:

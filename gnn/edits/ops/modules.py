@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-
 from transformers.activations import ACT2FN
 
 from gnn.edits.ops.activation import ALIASES, activation_names
@@ -113,8 +112,12 @@ class InsertAdapter(Edit):
         if self.activation not in activation_names():
             raise EditError(f"unknown activation `{self.activation}`; choose one of {', '.join(activation_names())}")
 
+    def paths(self, graph, roles) -> list[str]:
+        """The modules an adapter follows."""
+        return _selected(graph, roles, self.target, ["mlp"])
+
     def apply(self, graph, roles):
-        paths = _selected(graph, roles, self.target, ["mlp"])
+        paths = self.paths(graph, roles)
         sites = boundaries(graph, paths)
         for path in paths:
             width = _width(graph, sites[path])
@@ -135,10 +138,14 @@ class AddDropout(Edit):
         if not isinstance(self.p, (int, float)) or not 0 < self.p < 1:
             raise EditError(f"`p` must be in (0, 1), got {self.p!r}")
 
-    def apply(self, graph, roles):
+    def paths(self, graph, roles) -> list[str]:
+        """The modules a dropout follows."""
         if not self.target.to_dict():
             raise EditError("`add_dropout` needs a target, e.g. {'roles': ['attn']}")
-        paths = _selected(graph, roles, self.target, ["mlp"])
+        return _selected(graph, roles, self.target, ["mlp"])
+
+    def apply(self, graph, roles):
+        paths = self.paths(graph, roles)
         sites = boundaries(graph, paths)
         for path in paths:
             insert_after(graph, path, torch.nn.Dropout(self.p), f"{path}.dropout_added", sites[path], train=True)

@@ -3,7 +3,7 @@
 import pytest
 
 from gnn.errors import EditError
-from gnn.exporters.recipe import check, recipe
+from gnn.edits.recipe import check, recipe
 from gnn.ir.graph import graph_key
 
 PROGRAMS = [

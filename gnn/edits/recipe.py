@@ -123,9 +123,6 @@ class Recipe:
     code: str
     config_changes: dict = field(default_factory=dict)  # the settings ``config`` changes, for the reader
 
-    def config_json(self) -> str:
-        return json.dumps(self.config, indent=2, sort_keys=True) + "\n"
-
 
 _ACT_KEYS = ("hidden_act", "activation_function", "hidden_activation")
 
@@ -134,12 +131,9 @@ def _config_of(graph: Graph):
     from gnn.importers.hf import load_config
 
     meta = graph.meta
-    if not str(meta.get("source", "")).startswith("hf:") and "model_type" not in meta:
-        return None
-    try:
-        return load_config(meta["source"], dict(meta.get("overrides") or {}))
-    except Exception:  # noqa: BLE001 - a graph from a file or module: no config to give back
-        return None
+    if not str(meta.get("source", "")).startswith("hf:"):
+        return None  # a graph from a file or a module: no config to give back
+    return load_config(meta["source"], dict(meta.get("overrides") or {}))
 
 
 def recipe(graph: Graph, program) -> Recipe:
@@ -276,7 +270,7 @@ def _activation(edit, graph, roles, config):
                         "another module); the edited graph and its ONNX export carry the change")
     name = ALIASES.get(edit.to, edit.to)
     lines = [f"_put(model, {p!r}, ACT2FN[{name!r}])" for p in paths]
-    every = len(paths) == len([p for p in roles.paths("act")])
+    every = len(paths) == len(roles.paths("act"))
     key = next((k for k in _ACT_KEYS if config is not None and isinstance(getattr(config, k, None), str)), None)
     return lines, [_put], {key: name} if every and key else None
 
@@ -294,10 +288,10 @@ def _norm(edit, graph, roles, config):
 
 def _adapter(edit, graph, roles, config):
     from gnn.edits.ops.activation import ALIASES
-    from gnn.edits.ops.modules import Adapter, _selected, _width
+    from gnn.edits.ops.modules import Adapter, _width
     from gnn.edits.surgery import boundaries
 
-    paths = _selected(graph, roles, edit.target, ["mlp"])
+    paths = edit.paths(graph, roles)
     sites = boundaries(graph, paths)
     act = ALIASES.get(edit.activation, edit.activation)
     return [f"_follow(model, {p!r}, 'adapter', Adapter({_width(graph, sites[p])}, {edit.bottleneck}, {act!r}))"
@@ -305,11 +299,7 @@ def _adapter(edit, graph, roles, config):
 
 
 def _dropout(edit, graph, roles, config):
-    from gnn.edits.ops.modules import _selected
-
-    if not edit.target.to_dict():
-        raise EditError("`add_dropout` needs a target, e.g. {'roles': ['attn']}")
-    paths = _selected(graph, roles, edit.target, ["mlp"])
+    paths = edit.paths(graph, roles)
     return [f"_follow(model, {p!r}, 'dropout_added', nn.Dropout({edit.p}))" for p in paths], [_follow], None
 
 
@@ -340,23 +330,19 @@ def _rebuild(graph: Graph, overrides: dict | None = None):
     the example inputs it was traced with."""
     import transformers
 
-    from gnn.importers.hf import HFOptions, all_configs, build_meta_model, dummy_inputs, load_config
+    from gnn.importers.hf import HFOptions, build_meta_model, dummy_inputs, traced_config
 
     meta = graph.meta
     if not str(meta.get("source", "")).startswith("hf:") or not meta.get("model_class"):
         raise EditError("only a graph imported from a Hugging Face config can be checked (it is built again)")
-    config = load_config(meta["source"], {**(meta.get("overrides") or {}), **(overrides or {})})
-    for cfg in all_configs(config):
-        if hasattr(cfg, "use_cache"):
-            cfg.use_cache = False
-    if "experts_implementation" not in (meta.get("overrides") or {}):
-        config._experts_implementation = "batched_mm"
+    config = traced_config(meta["source"], {**(meta.get("overrides") or {}), **(overrides or {})})
     model = build_meta_model(getattr(transformers, meta["model_class"]), config)
     shapes = [s for s in (meta.get("example_inputs") or {}).values() if len(s) == 2] or [[1, 16]]
     opts = HFOptions(seq_len=max(s[1] for s in shapes), batch_size=shapes[0][0])  # the text's length
-    return model, [v for v in dummy_inputs(model, config, opts)
-                   if {k: list(t.shape) for k, t in v.items() if isinstance(t, torch.Tensor)} == meta.get(
-                       "example_inputs")] or dummy_inputs(model, config, opts)
+    variants = dummy_inputs(model, config, opts)
+    same = [v for v in variants
+            if {k: list(t.shape) for k, t in v.items() if isinstance(t, torch.Tensor)} == meta.get("example_inputs")]
+    return model, same or variants
 
 
 def _imported(model, variants) -> Graph:
