@@ -30,6 +30,12 @@ def check_size(path: pathlib.Path) -> None:
         )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def staged(paths: list[str | os.PathLike]):
     """Yield temp paths beside each target; rename them all into place only if the block succeeds."""
@@ -40,6 +46,7 @@ def staged(paths: list[str | os.PathLike]):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(fd)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 would outlive the rename
             temps.append(pathlib.Path(tmp))
         yield temps
         for tmp, target in zip(temps, targets):

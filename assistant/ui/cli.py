@@ -5,7 +5,7 @@
     mad validate SOURCE
     mad export GRAPH.json [--onnx OUT.onnx] [--explorer OUT.json] [--weights W.safetensors]
     mad edit SOURCE [--set K=V]... (--program JSON_OR_FILE | --request TEXT) -o OUT.json [--onnx OUT.onnx]
-             [--peft-config OUT.json] [--llm PATH_OR_ID]
+             [--peft-config OUT.json] [--emit-code OUT.py] [--emit-config OUT.json] [--no-check] [--llm PATH_OR_ID]
     mad roles SOURCE [--json]
     mad describe SOURCE [--set K=V]... [--json]
     mad ask SOURCE [--set K=V]... "QUESTION"
@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm", metavar="PATH_OR_ID", help="the language model for --request (default: SmolLM2-135M-Instruct)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="edited graph JSON to write")
     p.add_argument("--peft-config", metavar="OUT.json", help="also write the equivalent peft LoraConfig (add_lora)")
+    p.add_argument("--emit-code", metavar="OUT.py", help="also write a snippet, `def edit(model)` on transformers/peft/"
+                                                         "torch, that makes the same change on your loaded model")
+    p.add_argument("--emit-config", metavar="OUT.json", help="also write the edited config.json (edits a config "
+                                                             "expresses: depth, key/value heads, activation)")
+    p.add_argument("--no-check", action="store_true", help="skip proving --emit-code/--emit-config (by default they "
+                                                           "are run on the rebuilt model and must give MAD's graph)")
     _add_exports(p)
 
     p = sub.add_parser("roles", help="list the structural roles found in a graph (attn.q, mlp.down, ...)")
@@ -277,16 +283,34 @@ def _dispatch(args) -> int:
             if outcome.reading is not None:
                 print(f"reading: {outcome.reading.text}")
             print("program: " + json.dumps(outcome.program))
-            result = outcome.result
+            program, result = outcome.program, outcome.result
         else:
             result = apply_program(graph, program)
         outputs = _exports(args, {"json": args.output})
+        extras = dict(result.extras)
         if args.peft_config:
             if "peft_config" not in result.extras:
                 raise MadError("--peft-config: this program makes no peft config (add_lora does)")
             outputs["peft_config"] = args.peft_config
-        written = sources.export(result.graph, outputs, weights=_weights(args.weights), extras=result.extras)
+        proved = ""
+        if args.emit_code or args.emit_config:
+            from gnn.edits.recipe import check, recipe
+
+            made = recipe(graph, program)
+            if args.emit_config and made.config is None:
+                raise MadError(f"--emit-config: no config.json for this program: {made.no_config}; --emit-code "
+                               "gives a snippet")
+            if not args.no_check:
+                check(graph, program, made)
+                proved = " (checked: run on the rebuilt model, it gives MAD's graph)"
+            if args.emit_code:
+                outputs["code"], extras["code"] = args.emit_code, made.code
+            if args.emit_config:
+                outputs["config"], extras["config"] = args.emit_config, made.config
+        written = sources.export(result.graph, outputs, weights=_weights(args.weights), extras=extras)
         print(result.diff)
+        if proved:
+            print("code/config" + proved)
         print("wrote " + ", ".join(map(str, written)))
         return 0
     raise AssertionError(args.command)

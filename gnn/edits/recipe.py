@@ -122,6 +122,7 @@ class Recipe:
     lora: dict | None
     code: str
     config_changes: dict = field(default_factory=dict)  # the settings ``config`` changes, for the reader
+    no_config: str = ""  # why ``config`` is None: which edit the config cannot express
 
 
 _ACT_KEYS = ("hidden_act", "activation_function", "hidden_activation")
@@ -144,6 +145,7 @@ def recipe(graph: Graph, program) -> Recipe:
     edits = parse_program(program)
     config = _config_of(graph)
     changes: dict | None = {} if config is not None else None
+    why = "" if config is not None else "the graph was not imported from a Hugging Face config"
     lines: list[str] = []
     helpers: list = []
     lora = None
@@ -162,6 +164,8 @@ def recipe(graph: Graph, program) -> Recipe:
         said = {k: v for k, v in edit.to_dict().items() if v != {}}
         lines += [f"# {i + 1}. {json.dumps(said)}"] + body
         helpers += [h for h in used if h not in helpers]
+        if changes is not None and change is None:
+            why = f"edit {i} (`{edit.op}`) is not a config setting"
         if changes is not None:
             changes = None if change is None else {**changes, **change}
         current = result.graph
@@ -171,7 +175,9 @@ def recipe(graph: Graph, program) -> Recipe:
         from gnn.importers.hf_config import apply_overrides
 
         edited = json.loads(apply_overrides(copy.deepcopy(config), changes).to_json_string(use_diff=False))
-    return Recipe(edited, lora, code, changes or {})
+    elif changes == {}:
+        why = "the program changes no config setting"
+    return Recipe(edited, lora, code, changes or {}, why)
 
 
 def _snippet(lines: list[str], helpers: list, peft: bool) -> str:

@@ -41,3 +41,13 @@ def _write_explorer(graph: Graph, tmp: pathlib.Path, target: pathlib.Path, **_) 
 @register("peft_config")
 def _write_peft_config(graph: Graph, tmp: pathlib.Path, target: pathlib.Path, extras=None, **_) -> None:
     tmp.write_text(json.dumps((extras or {})["peft_config"], indent=2, sort_keys=True) + "\n")
+
+
+@register("code")
+def _write_code(graph: Graph, tmp: pathlib.Path, target: pathlib.Path, extras=None, **_) -> None:
+    tmp.write_text((extras or {})["code"])  # the recipe's snippet (gnn.edits.recipe), made by the caller
+
+
+@register("config")
+def _write_config(graph: Graph, tmp: pathlib.Path, target: pathlib.Path, extras=None, **_) -> None:
+    tmp.write_text(json.dumps((extras or {})["config"], indent=2, sort_keys=True) + "\n")  # the edited config.json

@@ -241,6 +241,62 @@ def test_peft_config_without_lora_is_refused(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_edit_emits_the_code_and_the_config_that_make_the_same_graph(tmp_path, capsys):
+    from transformers import AutoConfig
+
+    from gnn.edits import apply_program
+    from gnn.edits.recipe import _difference, _imported, _rebuild
+    from gnn.sources import load
+
+    program = '{"edits": [{"op": "set_kv_heads", "kv_heads": 1}, {"op": "remove_layers", "target": {"layers": [-1]}}]}'
+    out, py, cfg = tmp_path / "e.json", tmp_path / "edit.py", tmp_path / "config.json"
+    code, stdout, err = mad(capsys, "edit", "hf:llama", *LLAMA_SET, "--program", program, "-o", out,
+                            "--emit-code", py, "--emit-config", cfg)
+    assert code == 0, err
+    assert "checked: run on the rebuilt model, it gives MAD's graph" in stdout
+    config = AutoConfig.for_model(**{k: v for k, v in json.loads(cfg.read_text()).items() if k != "model_type"},
+                                  model_type="llama")
+    assert (config.num_key_value_heads, config.num_hidden_layers) == (1, TINY["llama"]["num_hidden_layers"] - 1)
+    assert oct(cfg.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # an ordinary file, not a private temp file
+    # the written snippet, run by the user on their own model, gives the written graph
+    graph = load("hf:llama", TINY["llama"])
+    want = apply_program(graph, program).graph
+    model, variants = _rebuild(graph)
+    namespace: dict = {}
+    exec(py.read_text(), namespace)
+    assert _difference(want, _imported(namespace["edit"](model), variants)) is None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("program, flag, fragments", [
+    ('{"edits": [{"op": "insert_adapter", "target": {"layers": [-1], "roles": ["mlp"]}, "bottleneck": 8}]}',
+     "--emit-config", ["--emit-config: no config.json for this program: edit 0 (`insert_adapter`) is not a config "
+                       "setting; --emit-code gives a snippet"]),
+    ('{"edits": [{"op": "set_kv_heads", "kv_heads": 3}]}', "--emit-code", ["kv_heads"]),
+])
+def test_emit_refusals_write_nothing(tmp_path, capsys, program, flag, fragments):
+    code, _, err = mad(capsys, "edit", "hf:llama", *LLAMA_SET, "--program", program, "-o", tmp_path / "e.json",
+                       flag, tmp_path / "out")
+    assert_refused(code, err, *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_emit_code_for_a_graph_of_no_config_says_it_cannot_be_checked(tmp_path, capsys, graphs):
+    src = tmp_path / "g.json"
+    data = to_dict(graphs["llama"])
+    data["meta"].pop("source")  # as a graph from an ONNX file or a torch module: nothing to rebuild
+    src.write_text(json.dumps(data))
+    code, _, err = mad(capsys, "edit", src, "--program", '{"edits": [{"op": "freeze"}]}', "-o", tmp_path / "e.json",
+                       "--emit-code", tmp_path / "edit.py")
+    assert_refused(code, err, "only a graph imported from a Hugging Face config can be checked")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]
+
+
 def test_roles_lists_what_the_labeler_found(capsys):
     code, out, _ = mad(capsys, "roles", "hf:llama", *LLAMA_SET, "--json")
     assert code == 0
