@@ -17,9 +17,9 @@ import sys
 
 import gradio as gr
 
-from assistant.ui.chat import MAX_UPLOAD_MB, READING_CSS, Session
+from assistant.ui.chat import MAX_UPLOAD_MB, READING_CSS, Session, toggle
 from assistant.ui.cli import _quiet
-from assistant.ui.graph_view import CSS
+from assistant.ui.graph_view import CSS, DRAWING_CSS, DRAWING_JS
 
 EXAMPLES = [  # small configs, so each imports in a second or two
     ["hf:llama", "num_hidden_layers=2 hidden_size=256 intermediate_size=512 num_attention_heads=8 "
@@ -66,7 +66,7 @@ def load(state, source, overrides, upload, chat, progress=gr.Progress()):
         text = _error(e)
     chat = (chat or []) + [gr.ChatMessage(role="assistant", content=text)]
     s.conversation.append({"role": "assistant", "content": text})
-    return s, chat, s.view(), _status(s), None
+    return s, chat, s.view(), _status(s), gr.update(open=s.graph is None)  # examples fold once a model is in
 
 
 def send(state, message, chat, progress=gr.Progress()):
@@ -109,46 +109,84 @@ def download(what: str):
     return run
 
 
+def compare(state, other, chat, progress=gr.Progress()):
+    s = _session(state)
+    progress(0.2, desc="importing and comparing")
+    try:
+        text = s.compare(other)
+    except Exception as e:  # noqa: BLE001
+        text = _error(e)
+    s.conversation.append({"role": "assistant", "content": text})
+    return s, (chat or []) + [gr.ChatMessage(role="assistant", content=text)], s.view()
+
+
+def open_explorer(state, chat, progress=gr.Progress()):
+    s = _session(state)
+    progress(0.3, desc="starting Model Explorer")
+    try:
+        link = s.explorer()
+    except Exception as e:  # noqa: BLE001
+        text = _error(e)
+        return s, "", (chat or []) + [gr.ChatMessage(role="assistant", content=text)]
+    html = (f'<a id="explorer-open" href="{link}" target="_blank" rel="noopener">Open {s.graph.name} in Model '
+            "Explorer (a new tab, served on this machine)</a>")
+    return s, html, chat
+
+
 def build() -> gr.Blocks:
+    from gnn.importers.hf import model_types
+
     with gr.Blocks(title="MAD: model architecture design") as demo:
         state = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)  # its temp folder
-        gr.Markdown("## MAD: model architecture design\nPick a model, then ask for changes in words. Every result "
-                    "is a validated graph you can download as JSON or ONNX.")
-        with gr.Row():
-            with gr.Column(scale=2, min_width=380):
-                with gr.Group():
-                    source = gr.Textbox(label="Model", placeholder="hf:llama, hf:<org>/<name>, or a config folder",
-                                        elem_id="source")
-                    overrides = gr.Textbox(label="Config overrides", placeholder="num_hidden_layers=2 hidden_size=256",
-                                           elem_id="overrides")
-                    upload = gr.File(label=f"...or upload .onnx, graph .json or config.json (≤ {MAX_UPLOAD_MB} MB)",
-                                     file_types=[".onnx", ".json"], type="filepath", elem_id="upload", height=90)
-                    load_btn = gr.Button("Load model", variant="primary", elem_id="load")
-                gr.Examples(EXAMPLES, inputs=[source, overrides], label="Examples")
-                chat = gr.Chatbot(label="Conversation", height=460, elem_id="chat")
+        with gr.Row(equal_height=True, elem_id="bar"):  # the model picker: one compact bar
+            gr.Markdown("**MAD** · model architecture design", elem_id="brand")
+            source = gr.Dropdown([f"hf:{t}" for t in model_types()], value=None, allow_custom_value=True,
+                                 filterable=True, show_label=False, container=False, scale=3, elem_id="source",
+                                 info=None, label="Model")
+            overrides = gr.Textbox(show_label=False, container=False, scale=4, elem_id="overrides", label="Overrides",
+                                   placeholder="config overrides: num_hidden_layers=2 hidden_size=256")
+            upload = gr.UploadButton(f"Upload (≤ {MAX_UPLOAD_MB} MB)", file_types=[".onnx", ".json"],
+                                     type="filepath", size="sm", scale=1, elem_id="upload")
+            load_btn = gr.Button("Load", variant="primary", size="sm", scale=1, elem_id="load")
+        with gr.Accordion("Examples", open=True, elem_id="examples") as examples:
+            gr.Examples(EXAMPLES, inputs=[source, overrides], label=None)
+        with gr.Row(elem_id="main"):
+            with gr.Column(scale=2, min_width=400):
+                chat = gr.Chatbot(label="Conversation", height="62vh", elem_id="chat")
                 reading = gr.HTML("", elem_id="reading")
-                message = gr.Textbox(label="Message", placeholder='"add LoRA to the last layer", "describe this model", '
-                                     '"how many KV heads?"', elem_id="message", submit_btn=True)
+                message = gr.Textbox(show_label=False, placeholder='"add LoRA to the last layer", "describe this '
+                                     'model", "how many KV heads?"', elem_id="message", submit_btn=True, lines=1)
                 with gr.Row():
                     undo = gr.Button("Undo", elem_id="undo", size="sm")
                     redo = gr.Button("Redo", elem_id="redo", size="sm")
                     reset = gr.Button("Reset", elem_id="reset", size="sm")
+                with gr.Row(equal_height=True):
+                    other = gr.Textbox(show_label=False, container=False, scale=3, elem_id="compare-with",
+                                       placeholder="compare with: hf:mistral, or blank for the graph as loaded")
+                    compare_btn = gr.Button("Compare", size="sm", scale=1, elem_id="compare")
                 with gr.Accordion("Downloads", open=False, elem_id="downloads"):
                     with gr.Row():
                         buttons = {what: gr.Button(label, size="sm", elem_id=f"dl-{what}") for what, label in
                                    (("graph", "Graph JSON"), ("onnx", "ONNX"), ("lora", "LoraConfig"),
-                                    ("conversation", "Conversation"))}
+                                    ("code", "Snippet (edit.py)"), ("config", "config.json"),
+                                    ("explorer", "Model Explorer JSON"), ("conversation", "Conversation"))}
                     file = gr.File(label="File", visible=False, interactive=False, elem_id="file")
-            with gr.Column(scale=3):
+                explorer_btn = gr.Button("Open in Model Explorer", size="sm", elem_id="explorer")
+                explorer_link = gr.HTML("", elem_id="explorer-link")
+            with gr.Column(scale=3, min_width=480):
                 status = gr.Markdown("No model loaded.", elem_id="status")
-                view = gr.HTML('<div class="madg">No model loaded.</div>', elem_id="graph")
-        load_btn.click(load, [state, source, overrides, upload, chat], [state, chat, view, status, upload],
-                       api_name="load")
+                view = gr.HTML('<div class="madg">No model loaded.</div>', elem_id="graph", js_on_load=DRAWING_JS,
+                               server_functions=[toggle])
+        load_btn.click(load, [state, source, overrides, gr.State(None), chat],
+                       [state, chat, view, status, examples], api_name="load")
+        upload.upload(load, [state, gr.State(""), overrides, upload, chat], [state, chat, view, status, examples])
         message.submit(send, [state, message, chat], [state, message, chat, reading, view, status], api_name="send")
         for what, button in (("undo", undo), ("redo", redo), ("reset", reset)):
             button.click(step(what), [state, chat], [state, chat, view, status], api_name=what)
         for what, button in buttons.items():
             button.click(download(what), [state, chat], [state, file, chat], api_name=f"download_{what}")
+        compare_btn.click(compare, [state, other, chat], [state, chat, view], api_name="compare")
+        explorer_btn.click(open_explorer, [state, chat], [state, explorer_link, chat], api_name="explorer")
     return demo
 
 
@@ -173,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr)
     build().queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, max_file_size=f"{MAX_UPLOAD_MB}mb", css=CSS.replace(
-            "<style>", "").replace("</style>", "") + READING_CSS, show_error=False)
+            "<style>", "").replace("</style>", "") + READING_CSS + DRAWING_CSS, show_error=False)
     return 0
 
 

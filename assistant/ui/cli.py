@@ -10,6 +10,7 @@
     mad describe SOURCE [--set K=V]... [--json]
     mad ask SOURCE [--set K=V]... "QUESTION"
     mad train llm|gnn [OPTIONS]    (python -m assistant.training.train_llm / python -m gnn.training.train; --help lists OPTIONS)
+    mad diff A [B] [--set K=V]... [--set-a K=V]... [--set-b K=V]... [--program JSON_OR_FILE] [--json]
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -115,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["llm", "gnn"])
     p.add_argument("options", nargs=argparse.REMAINDER, help="passed on; `mad train llm --help` lists them")
 
+    p = sub.add_parser("diff", help="compare two architectures block by block (two sources, or a source and its edit)")
+    p.add_argument("source", help="A: any SOURCE")
+    p.add_argument("other", nargs="?", help="B: any SOURCE (leave out with --program: B is A edited)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
+                   help="a config setting for both (repeatable; values parsed as JSON)")
+    p.add_argument("--set-a", action="append", metavar="KEY=VALUE", default=[], help="a config setting for A only")
+    p.add_argument("--set-b", action="append", metavar="KEY=VALUE", default=[], help="a config setting for B only")
+    p.add_argument("--program", metavar="JSON_OR_FILE", help="B is A (or B) after this edit program")
+    p.add_argument("--seq-len", type=int, default=16, help="dummy text length for tracing (default 16)")
+    p.add_argument("--batch-size", type=int, default=1, help="dummy batch size for tracing (default 1)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
     return parser
 
@@ -170,6 +183,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     from gnn import sources
+    from gnn.errors import MadError
     from gnn.analysis.summary import format_summary, outline, summarize
     from gnn.validate import validate
 
@@ -266,6 +280,25 @@ def _dispatch(args) -> int:
         text, key = ask(facts(_load(args)), args.question)
         print(text)
         return 0 if key else 1
+    if args.command == "diff":
+        from assistant.compare import compare
+        from gnn.edits import apply_program
+
+        if args.other is None and args.program is None:
+            raise MadError("mad diff needs B: a second SOURCE, or --program (B is A after the edit)")
+        program = _read_program(args.program) if args.program is not None else None
+        a = _load(argparse.Namespace(**{**vars(args), "overrides": args.overrides + args.set_a}))
+        if args.other is None:
+            b, b_name = a, f"{args.source} edited"
+        else:
+            b = _load(argparse.Namespace(**{**vars(args), "source": args.other,
+                                            "overrides": args.overrides + args.set_b}))
+            b_name = args.other
+        if program is not None:
+            b, b_name = apply_program(b, program).graph, b_name if args.other is None else f"{args.other} edited"
+        found = compare(a, b, args.source, b_name)
+        print(json.dumps(found.to_dict(), indent=2, default=str) if args.json else found.text())
+        return 0
     if args.command == "edit":
         from gnn.edits import apply_program
         from gnn.errors import MadError

@@ -120,3 +120,88 @@ def render(graph: Graph, diff: Diff | None = None, report: Report | None = None)
     comp("")
     out.append("</div>")
     return "\n".join(out)
+
+
+# -- the drawing ----------------------------------------------------------------------------------------------------
+
+DRAWING_CSS = """
+.madd{font-family:ui-sans-serif,system-ui,sans-serif;font-size:12px}
+.madd .bar{display:flex;gap:12px;align-items:center;flex-wrap:wrap;padding:4px 2px;color:#57606a}
+.madd .key{display:inline-block;width:10px;height:10px;border:1px solid #57606a;border-radius:2px;margin-right:3px;vertical-align:-1px}
+.madd .canvas{max-height:80vh;overflow:auto;border:1px solid #d0d7de;border-radius:6px;background:#fff;padding:4px}
+.madd .canvas svg{max-width:100%;height:auto}
+.madd svg a,.madd svg text{text-decoration:none!important}
+.madd g.node,.madd g.cluster{cursor:pointer}
+.madd g.node:hover polygon,.madd g.node:hover path{stroke-width:2.2}
+.madd.busy .canvas{opacity:.55}
+.madd .status{padding:4px 8px;border-radius:4px}.madd .ok{background:#dafbe1}.madd .bad{background:#ffebe9}
+"""
+
+# the click: the box's SVG id goes to the session's drawing (server function ``toggle``), which answers the new HTML
+DRAWING_JS = """
+element.addEventListener('click', async (e) => {
+  const box = e.target.closest('g.node, g.cluster');
+  const root = element.querySelector('.madd');
+  if (!box || !root || !/^[cofg]:/.test(box.id)) return;
+  root.classList.add('busy');
+  try { props.value = await server.toggle(root.dataset.token, box.id); }
+  finally { root.classList.remove('busy'); }
+});
+"""
+
+
+def marks(diff: Diff | None = None, report: Report | None = None):
+    """The last edit's changes and the validation errors as the drawing's marks."""
+    from gnn.exporters.drawing import Marks
+
+    m = Marks()
+    if diff:
+        m.nodes.update({n: "changed" for n in diff.changed_nodes})
+        m.nodes.update({n: "added" for n in diff.added_nodes})
+        m.composites.update({p: "added" for p in diff.added_composites})
+        m.removed = list(diff.removed_composites)
+    for issue in report.errors if report else []:
+        if issue.node:
+            m.nodes[issue.node] = "error"
+            m.messages.setdefault(issue.node, []).append(issue.detail)
+    return m
+
+
+def toggled(opened: set[str], box_id: str) -> set[str]:
+    """The open set after a click on ``box_id``: a box (``c:``), a fold (``f:``) or a frame's own ops (``g:``) open;
+    a frame (``o:``) closes, with everything opened inside it."""
+    kind, _, path = box_id.partition(":")
+    if kind == "o":
+        return {p for p in opened if p != path and not p.startswith(path + ".") and p != f"ops:{path}"
+                and not p.startswith(f"ops:{path}.")}
+    if kind == "g":
+        return opened | {f"ops:{path}"}
+    return opened | {path}
+
+
+def drawing(graph: Graph, opened: set[str], diff: Diff | None = None, report: Report | None = None,
+            token: str = "", marks_=None, title: str = "") -> str:
+    """``graph`` drawn (Graphviz SVG) with ``opened`` composites open, the last edit coloured (or ``marks_``, a
+    comparison's), errors in red."""
+    from gnn.exporters.drawing import to_dot, to_svg
+
+    m = marks_ if marks_ is not None else marks(diff, report)
+    by_id = graph.node_by_id
+    opened = set(opened) | {p for n in m.messages if n in by_id for p in ancestors(by_id[n].module)}  # errors shown
+    svg = to_svg(to_dot(graph, opened, m))
+    out = [f'<div class="madd" data-token="{html.escape(token)}">']
+    if title:
+        out.append(f'<div class="bar"><b>{html.escape(title)}</b></div>')
+    if report is not None:
+        if report.ok:
+            out.append(f'<div class="status ok">valid: {report.checked_nodes} ops checked (structure, arity, shapes, '
+                       'dtypes)</div>')
+        else:
+            out.append(f'<div class="status bad">invalid: {len(report.errors)} error(s); first: '
+                       f'{html.escape(str(report.errors[0]))}</div>')
+    keys = [("#dafbe1", "added"), ("#fff8c5", "changed"), ("#ffebe9", "error")]
+    out.append('<div class="bar">' + "".join(f'<span><i class="key" style="background:{c}"></i>{k}</span>'
+                                             for c, k in keys)
+               + "<span>click a box to open it, a frame to close it; a double box is a folded stack</span></div>")
+    out.append(f'<div class="canvas">{svg}</div></div>')
+    return "\n".join(out)

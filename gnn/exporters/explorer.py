@@ -97,5 +97,6 @@ def to_explorer(graph: Graph) -> dict:
         for path, comp in h.composites.items()
         if path
     }
-    # The shape of an adapter's response ({"graphs": [...]}), which Model Explorer's JSON loader reads.
-    return {"graphs": [{"id": graph.name, "nodes": nodes, "groupNodeAttributes": groups}]}
+    # A graph collection ({"label", "graphs"}): what Model Explorer's JSON loader (builtin_json) reads from a file,
+    # and an adapter's response too
+    return {"label": graph.name, "graphs": [{"id": graph.name, "nodes": nodes, "groupNodeAttributes": groups}]}

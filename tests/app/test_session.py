@@ -93,13 +93,45 @@ def test_questions_and_descriptions_come_from_the_graph(session):
     assert "decoder-only transformer with 2 repeated blocks, width 64" in session.send("describe this model")["text"]
 
 
-def test_the_view_marks_the_last_edit_and_validation(session):
+def test_the_view_draws_the_graph_and_marks_the_last_edit(session):
+    import re
+
+    from assistant.ui.chat import toggle
+
     view = session.view()
-    assert "valid: " in view and 'class="added"' not in view
+    assert "valid: " in view and "<svg" in view and f'data-token="{session.token}"' in view
+    assert re.search(r'<g id="f:model.layers" class="node madbox ?"', view)  # the stack folded, unmarked
     session.send(LORA_LAST)
     view = session.view()
-    assert 'class="added" data-path="model.layers.1.self_attn.q_proj.lora_A"' in view
-    assert 'data-path="model.layers.0.self_attn"' in view and 'class="changed" data-path="model.layers.0' not in view
+    assert re.search(r'<g id="f:model.layers" class="node madbox added"', view)  # the fold holds the new LoRA
+    view = toggle([session.token, "f:model.layers"])  # a click on the fold, as the browser sends it
+    assert re.search(r'<g id="c:model.layers.1" class="node madbox added"', view)
+    assert re.search(r'<g id="c:model.layers.0" class="node madbox ?"', view)  # the block the edit left alone
+    view = toggle([session.token, "o:model.layers"])  # a click on the open frame folds the stack again
+    assert '<g id="f:model.layers"' in view
+    assert "session has ended" in toggle(["not-a-session", "f:model.layers"])
+
+
+def test_compare_with_another_model_and_with_the_graph_as_loaded(session):
+    with pytest.raises(Exception, match="nothing to compare: no edits yet"):
+        session.compare("")
+    text = session.compare("hf:mistral")  # the loaded model's overrides apply to it too
+    assert text.startswith("**Comparison**") and "No difference in the facts describe reads." in text
+    assert "hf:llama vs hf:mistral" in text and "MistralDecoderLayer" in session.view()
+    session.send(json.dumps({"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}]}))
+    assert "MistralDecoderLayer" not in session.view()  # an edit shows the session's own graph again
+    text = session.compare("")
+    assert "- layers: 2 vs 1" in text and "hf:llama as loaded vs now" in text
+    assert "model.layers.1" in session.view()  # the removed block listed in the drawing
+
+
+def test_config_download_of_a_depth_edit(session):
+    with pytest.raises(Exception, match="no edits yet"):
+        session.download("code")
+    session.send(json.dumps({"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}]}))
+    session.send(json.dumps({"edits": [{"op": "set_kv_heads", "kv_heads": 1}]}))
+    config = json.loads(session.download("config").read_text())  # both edits, in one config
+    assert (config["num_hidden_layers"], config["num_key_value_heads"], config["model_type"]) == (1, 1, "llama")
 
 
 def test_downloads(session, tmp_path):
@@ -113,6 +145,11 @@ def test_downloads(session, tmp_path):
     onnx.checker.check_model(onnx.load(str(session.download("onnx"))), full_check=True)
     graph = json.loads(session.download("graph").read_text())
     assert graph["name"] == "LlamaForCausalLM"
+    with pytest.raises(Exception, match="no config.json for these edits: edit 0 .`add_lora`. is not a config setting"):
+        session.download("config")
+    snippet = session.download("code").read_text()  # proved on the rebuilt model before it is written
+    assert "get_peft_model(model, lora)" in snippet and snippet.startswith("import copy")
+    assert json.loads(session.download("explorer").read_text())["label"] == "LlamaForCausalLM"
     talk = json.loads(session.download("conversation").read_text())
     assert [m["role"] for m in talk["messages"]] == ["user", "assistant"] and talk["messages"][1]["program"]
 
@@ -196,9 +233,8 @@ def test_an_invalid_upload_shows_its_shape_error_at_the_node(session):
     assert "**It fails validation**" in reply and "[shape]" in reply
     view = s.view()
     assert 'class="status bad"' in view
-    row = view[view.index(f'<div class="op err" data-node="{mm["id"]}"'):]
-    assert "[shape] output 0" in row[:row.index("</div>")]
-    assert f'data-path="{mm["module"].rsplit(".", 1)[0]}" open' in view  # the composites around it are opened
+    box = view[view.index(f'<g id="n:{mm["id"]}" class="node madbox error"'):]  # drawn red, the frames around it open
+    assert "[shape] output 0" in box[:box.index("</g>\n</g>")]
     s.close()
 
 

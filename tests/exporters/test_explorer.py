@@ -5,6 +5,7 @@ def test_namespaces_are_module_paths(graphs):
     graph = graphs["llama"]
     data = to_explorer(graph)
     (g,) = data["graphs"]
+    assert data["label"] == graph.name  # a graph collection: what Model Explorer's JSON loader opens from a file
     nodes = {n["id"]: n for n in g["nodes"]}
     for node in graph.nodes:
         assert nodes[node.id]["namespace"] == node.module.replace(".", "/")
