@@ -102,9 +102,9 @@ class Comparison:
             if parts:
                 shown = ", ".join(f"{p.path} ({p.key[2]})" for p in parts[:6]) + (" ..." if len(parts) > 6 else "")
                 lines.append(f"- only in {who}: {shown}")
-        for what, paths in (("added", self.added), ("removed", self.removed)):
+        for who, paths in ((self.b, self.added), (self.a, self.removed)):
             if paths:
-                lines.append(f"Modules {what} (same paths otherwise): " + ", ".join(paths[:6])
+                lines.append(f"Module paths only in {who}: " + ", ".join(paths[:6])
                              + (f" ... ({len(paths)})" if len(paths) > 6 else ""))
         return "\n".join(lines)
 
@@ -126,6 +126,7 @@ class Comparison:
         for path in self.added:
             m.composites[path] = "added"
         m.removed = list(dict.fromkeys([f"{p.path} ({p.key[2]})" for p in self.only_a] + self.removed))
+        m.removed_label = f"only in {self.a}"
         return m
 
 
@@ -194,9 +195,11 @@ def _parts(graph: Graph, roles: RoleMap) -> dict[tuple, Part]:
     return parts
 
 
-def _block_flops(graph: Graph, path: str) -> int:
+def _block(graph: Graph, path: str) -> tuple[int, int, str]:
+    """A block's parameters, FLOPs (for the traced inputs) and class."""
     by_id = graph.node_by_id
-    return sum(node_flops(graph, by_id[n]) for n in graph.hierarchy[path].nodes)
+    flops = sum(node_flops(graph, by_id[n]) for n in graph.hierarchy[path].nodes)
+    return graph.hierarchy[path].num_parameters, flops, graph.modules.get(path, "")
 
 
 def compare(a: Graph, b: Graph, a_name: str | None = None, b_name: str | None = None) -> Comparison:
@@ -229,9 +232,9 @@ def compare(a: Graph, b: Graph, a_name: str | None = None, b_name: str | None = 
             bb = xb[1][i] if i < len(xb[1]) else None
             p = BlockPair(s, i, ba, bb)
             if ba:
-                p.a_params, p.a_flops, p.a_class = a.hierarchy[ba].num_parameters, _block_flops(a, ba), a.modules.get(ba, "")
+                p.a_params, p.a_flops, p.a_class = _block(a, ba)
             if bb:
-                p.b_params, p.b_flops, p.b_class = b.hierarchy[bb].num_parameters, _block_flops(b, bb), b.modules.get(bb, "")
+                p.b_params, p.b_flops, p.b_class = _block(b, bb)
             if ba and bb:
                 roles_here = {k[2:] for k in list(pa) + list(pb) if k[:2] == (s, i)}
                 for role, n in sorted(roles_here):

@@ -48,6 +48,7 @@ class Marks:
     composites: dict[str, str] = field(default_factory=dict)
     messages: dict[str, list[str]] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    removed_label: str = "removed"  # what the note of ``removed`` says they are (a comparison: "only in A")
 
 
 def _count(n: int) -> str:
@@ -243,8 +244,9 @@ def to_dot(graph: Graph, open_paths=(), marks: Marks | None = None, max_drawn: i
                      'style="filled", fillcolor="#f6f8fa", color="#8c959f"];')
     if marks.removed:
         shown = "\n".join(marks.removed[:8]) + (f"\n... {len(marks.removed) - 8} more" if len(marks.removed) > 8 else "")
-        lines.append(f'  "removed" [id="removed", label={_q("removed:" + chr(10) + shown)}, shape=note, '
-                     'style="filled,dashed", fillcolor="#f6f8fa", color="#afb8c1", fontcolor="#8c959f"];')
+        note = _q(marks.removed_label + ":\n" + shown)
+        lines.append(f'  "removed" [id="removed", label={note}, shape=note, style="filled,dashed", '
+                     'fillcolor="#f6f8fa", color="#afb8c1", fontcolor="#8c959f"];')
 
     # arrows: one per pair of drawn things a value crosses between, labelled with its shape
     crossing: dict[tuple[str, str], list[str]] = {}
