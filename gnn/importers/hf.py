@@ -239,6 +239,41 @@ def traced_config(spec: str, overrides: dict[str, Any]):
     return config
 
 
+# Settings that change what the model computes but that a short trace on the meta device does not show (a
+# window longer than the dummy text, the rope scaling folded into a constant), or shows only as ops; recorded
+# in ``graph.meta["config"]`` so that descriptions can state them, marked as coming from the config.
+CONFIG_ONLY = (
+    "sliding_window", "use_sliding_window", "layer_types",  # Mistral's window; Qwen2's switch; Gemma-2/3 alternation
+    "rope_parameters", "rope_scaling",  # transformers 5 calls the rope settings rope_parameters, 4 rope_scaling
+    "attn_logit_softcapping", "final_logit_softcapping",  # Gemma-2: cap * tanh(x / cap)
+    "num_experts_per_tok", "num_local_experts", "num_experts", "n_routed_experts",  # routing top-k, expert count
+    "n_shared_experts", "shared_expert_intermediate_size",  # DeepSeek's / Qwen2-MoE's always-on experts
+)
+
+
+def config_only(config) -> dict[str, Any]:
+    """The :data:`CONFIG_ONLY` settings the config (its text config, for a vision-language model) sets: not
+    None and JSON-serialisable, so the graph's JSON keeps them."""
+    import json
+
+    try:
+        text = config.get_text_config() or config
+    except (NotImplementedError, ValueError, AttributeError):
+        text = config
+    out: dict[str, Any] = {}
+    for key in CONFIG_ONLY:
+        value = safe_getattr(text, key)
+        if key == "rope_scaling" and "rope_parameters" in out:
+            continue  # transformers 5 aliases one to the other
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            continue
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def import_hf(spec: str, opts: HFOptions | None = None):
     """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces."""
     opts = opts or HFOptions()
@@ -268,6 +303,7 @@ def import_hf(spec: str, opts: HFOptions | None = None):
             model_type=config.model_type,
             model_class=cls.__name__,
             overrides={k: v for k, v in sorted(opts.overrides.items())},
+            config=config_only(config),
         )
         return graph
     if not errors:
