@@ -10,7 +10,10 @@ be the whole block (BERT, Whisper), the block's children that hold them.
 Normalisations are placed by data flow: one that feeds the query/key/value
 projections (pre-norm) or is fed by the attention output (post-norm) is
 ``norm.attn``, likewise for the feed-forward; one after a stack's last block is
-``norm.final``.
+``norm.final``.  A feed-forward's up projection whose output is split in two
+halves, one through the activation and then multiplied by the other (Phi-3's
+fused ``gate_up_proj``: ``act(gate) * up``), is its gate projection too, as
+GPT-2's ``c_attn`` is one ``attn.qkv``: it holds both, so it has both roles.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ def label_by_rules(graph: Graph) -> RoleMap:
                 projections[path] = "mlp.down"
     for path, role in projections.items():
         roles.add(path, role)
+        if role == "mlp.up" and _gates_half_of_itself(graph, path):
+            roles.add(path, "mlp.gate")  # after mlp.up: a node's label is its module's first role
     # experts that hold their weights as batched parameters rather than Linear modules
     for path, comp in h.composites.items():
         if "expert" in _leaf(path) or "experts" in comp.module_class.lower():
@@ -206,6 +211,39 @@ def label_by_rules(graph: Graph) -> RoleMap:
                 if vocab in graph.values[src.outputs[0]].shape:
                     roles.add(src.module, "lm_head")
     return roles
+
+
+_SPLIT_OPS = frozenset({"aten.split_with_sizes.default", "aten.split.Tensor", "aten.chunk.default",
+                        "aten.unbind.int", "onnx::Split"})
+_SLICE_OPS = frozenset({"aten.slice.Tensor", "onnx::Slice"})
+_MUL_OPS = frozenset({"aten.mul.Tensor", "onnx::Mul"})
+
+
+def _gates_half_of_itself(graph: Graph, path: str, depth: int = 6) -> bool:
+    """Is the projection at ``path`` a fused gate and up projection: its output split in two equal halves along
+    the last dim, ``a`` and ``b``, and ``f(a) * b`` computed within ``depth`` ops of ``a`` (the activation)?"""
+    h = graph.hierarchy
+    for out in h[path].outputs:
+        width = graph.values[out].shape[-1] if graph.values[out].shape else None
+        splits = [c for c in graph.consumers.get(out, []) if c.op in _SPLIT_OPS]
+        halves = [[o for o in c.outputs if o] for c in splits]
+        slices = [o for c in graph.consumers.get(out, []) if c.op in _SLICE_OPS for o in c.outputs if o]
+        if len(slices) == 2:
+            halves.append(slices)
+        for pair in halves:
+            shapes = [graph.values[v].shape for v in pair]
+            if len(pair) != 2 or shapes[0] != shapes[1] or not shapes[0] or \
+                    (isinstance(width, int) and shapes[0][-1] * 2 != width):
+                continue
+            for a, b in (pair, pair[::-1]):
+                seen, frontier = {a}, [a]
+                for _ in range(depth):  # the values computed from a alone: the activation of the gate half
+                    frontier = [o for v in frontier for c in graph.consumers.get(v, []) if b not in c.inputs
+                                for o in c.outputs if o and o not in seen]
+                    seen.update(frontier)
+                if any(c.op in _MUL_OPS and set(c.inputs) & (seen - {a}) for c in graph.consumers.get(b, [])):
+                    return True
+    return False
 
 
 def _from_input(graph: Graph, value: str, depth: int = 6) -> bool:

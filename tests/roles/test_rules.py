@@ -15,7 +15,7 @@ FOUND = {
     "llama": GATED, "mistral": GATED, "qwen2": GATED, "qwen3": GATED, "gemma": GATED, "gemma2": GATED,
     "olmo": GATED, "granite": GATED, "cohere": GATED, "stablelm": GATED,
     "mixtral": DECODER, "qwen3_moe": DECODER,  # experts: fused gate_up and down weights
-    "phi3": FUSED_QKV, "gpt_neox": FUSED_QKV, "bloom": FUSED_QKV, "falcon": FUSED_QKV,
+    "phi3": FUSED_QKV | {"mlp.gate"}, "gpt_neox": FUSED_QKV, "bloom": FUSED_QKV, "falcon": FUSED_QKV,
     "gpt2": FUSED_QKV | {"embed.positions"}, "gptj": DECODER, "phi": DECODER, "starcoder2": DECODER,
     "opt": DECODER | {"embed.positions"},
     "bert": POST_NORM_ENCODER, "roberta": POST_NORM_ENCODER, "electra": POST_NORM_ENCODER,
@@ -70,6 +70,35 @@ def test_expert_weights_and_router():
     assert roles.parameters == {"model.layers.0.mlp.experts.gate_up_proj": "mlp.up",
                                 "model.layers.0.mlp.experts.down_proj": "mlp.down"}
     assert not roles.paths("mlp.gate")  # the router is not a gated MLP's gate
+
+
+def test_a_fused_gate_up_projection_is_the_gate_and_the_up_projection():
+    """Phi-3's one ``gate_up_proj`` is split in halves, ``act(gate) * up``: it has both roles, as GPT-2's c_attn
+    is attn.qkv, so LoRA on the gate (or the up) projection goes to it, as peft's target_modules would; its
+    ops keep the label mlp.up."""
+    from gnn.edits import apply_program
+    from gnn.roles.labels import node_roles
+
+    graph = import_hf("hf:phi3", HFOptions(overrides=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                                          num_attention_heads=4, num_key_value_heads=2,
+                                                          vocab_size=100, pad_token_id=0), seq_len=8))
+    roles = label(graph)
+    fused = ["model.layers.0.mlp.gate_up_proj", "model.layers.1.mlp.gate_up_proj"]
+    assert roles.paths("mlp.gate") == roles.paths("mlp.up") == fused
+    assert roles.composites[fused[0]] == ["mlp.up", "mlp.gate"]
+    labels = dict(zip((n.id for n in graph.nodes), node_roles(graph, roles)))
+    assert {labels[n] for n in graph.hierarchy[fused[0]].nodes} == {"mlp.up"}
+    result = apply_program(graph, [{"op": "add_lora", "target": {"roles": ["mlp.gate"], "layers": [-1]}}])
+    assert result.extras["peft_config"]["target_modules"] == ["gate_up_proj"]
+    assert result.extras["peft_config"]["layers_to_transform"] == [1]
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gemma", "gpt2", "bert"])
+def test_separate_or_ungated_projections_keep_one_role(family):
+    """Only a projection whose halves gate each other is both: Llama's up_proj is not its gate_proj, and GPT-2's
+    c_fc or BERT's intermediate (no gate) are up projections only."""
+    roles = label(_graph(family))
+    assert not set(roles.paths("mlp.gate")) & set(roles.paths("mlp.up"))
 
 
 def test_functional_activation_is_labelled_on_the_op():
