@@ -6,6 +6,11 @@ the number of repeated blocks, the width is the token embedding's output size, h
 and KV heads are where queries and keys are split into heads (the same analysis
 ``set_kv_heads`` uses), the norm and the activation are the ops their modules run.
 A fact the graph does not show is ``None`` and is said to be unknown.
+
+A Hugging Face graph also keeps the few settings of its config that a short trace cannot show
+(``graph.meta["config"]``, recorded by the importer): the sliding window, the rope scaling, and
+where the graph lacks them soft-capping and the experts' routing.  Facts taken from there are
+named in ``from_config``, and descriptions say so.
 """
 
 from __future__ import annotations
@@ -45,11 +50,20 @@ class Facts:
     head_dim: int | None = None
     attention: str | None = None  # multi-head, grouped-query, multi-query
     fused_qkv: bool = False
+    sliding_window: int | None = None  # tokens a query attends back over, in the layers that use a window (config)
+    sliding_window_layers: list[int] | None = None  # the config's layers with the window; None: every layer
+    config_layers: int | None = None  # how many layers the config's layer_types covers
+    rope_scaling: dict | None = None  # rope scaling other than none: type, factor, layers (the attention kind)
+    softcapping: dict | None = None  # cap * tanh(x / cap): attention (on the scores), final (on the logits)
     norm: str | None = None  # RMSNorm, LayerNorm
     norm_position: str | None = None  # pre-norm, post-norm
     activation: str | None = None
     gated_mlp: bool = False
+    fused_gate_up: bool = False  # one projection computes gate and up, split in halves (Phi-3's gate_up_proj)
     mlp_hidden: int | None = None
+    experts: int | None = None  # a mixture of experts' routed experts per layer
+    experts_per_token: int | None = None  # the router's top-k
+    shared_experts: int | None = None  # experts every token goes through (DeepSeek, Qwen2-MoE)
     positions: str | None = None  # rotary, learned absolute, relative bias, alibi, sinusoidal
     tied_embeddings: bool = False
     params: int = 0
@@ -57,6 +71,7 @@ class Facts:
     lora: bool = False
     adapters: bool = False
     methods: list[dict] = field(default_factory=list)  # corpus entries the graph shows: id, name, paper, arxiv, year
+    from_config: list[str] = field(default_factory=list)  # the fields above read from the config, not the graph
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -302,7 +317,13 @@ def facts(graph: Graph, roles: RoleMap | None = None) -> Facts:
     f.activation = _activation(graph, roles)
     f.gated_mlp = bool(roles.paths("mlp.gate"))
     ups = _first_block_paths(roles, "mlp.up")
+    f.fused_gate_up = any("mlp.gate" in roles.composites[p] for p in ups)
     f.mlp_hidden = _out_dim(graph, ups[0]) if ups else None
+    if f.fused_gate_up and f.mlp_hidden:
+        f.mlp_hidden //= 2  # gate and up halves
+    f.softcapping = _softcapping(graph, roles)
+    f.experts, f.experts_per_token = _experts(graph, roles)
+    _read_config(f, graph.meta.get("config") or {})
     f.positions = _positions(graph, roles)
     tied = graph.meta.get("tied_parameters") or {}
     heads = roles.paths("lm_head")
@@ -313,6 +334,99 @@ def facts(graph: Graph, roles: RoleMap | None = None) -> Facts:
     f.adapters = any(e.get("op") == "insert_adapter" for e in graph.meta.get("edits", []))
     f.methods = _methods(f)
     return f
+
+
+def _softcapping(graph: Graph, roles: RoleMap) -> dict | None:
+    """Gemma-2's soft-capping, ``cap * tanh(x / cap)``: a tanh between a division and a multiplication by the
+    same number, on the attention scores (inside attention) or on the logits (outside every block)."""
+    attn = roles.paths("attn")
+    found = {}
+    for node in graph.nodes:
+        if node.op != "aten.tanh.default" or not node.inputs or node.inputs[0] not in graph.producers:
+            continue
+        div = graph.producers[node.inputs[0]]
+        cap = div.args[1] if div.op == "aten.div.Tensor" and len(div.args) > 1 else None
+        if not isinstance(cap, (int, float)) or isinstance(cap, bool) or not node.outputs[0]:
+            continue
+        if not any(c.op == "aten.mul.Tensor" and cap in c.args for c in graph.consumers.get(node.outputs[0], [])):
+            continue
+        module = node.module or ""
+        if any(module == a or module.startswith(a + ".") for a in attn):
+            found.setdefault("attention", float(cap))
+        elif roles.block_of(module) is None:
+            found.setdefault("final", float(cap))
+    return found or None
+
+
+def _experts(graph: Graph, roles: RoleMap) -> tuple[int | None, int | None]:
+    """Routed experts per layer (the leading dim of the experts' batched weights) and the router's top-k (the
+    ``topk`` over that many scores in the same feed-forward)."""
+    weights = [p for p, r in roles.parameters.items() if r in ("mlp.up", "mlp.down")]
+    if not weights:
+        return None, None
+    first = roles.block_of(weights[0])
+    shape = graph.values[weights[0]].concrete_shape(graph.dim_hints) if weights[0] in graph.values else None
+    experts = int(shape[0]) if shape and len(shape) == 3 else None
+    top_k = None
+    for node in graph.nodes:
+        if node.op == "aten.topk.default" and experts and node.module and roles.block_of(node.module) == first:
+            scores = graph.values[node.inputs[0]].concrete_shape(graph.dim_hints)
+            if scores and int(scores[-1]) == experts and len(node.args) > 1 and isinstance(node.args[1], int):
+                top_k = node.args[1]
+                break
+    return experts, top_k
+
+
+def _read_config(f: Facts, config: dict) -> None:
+    """The facts a short trace cannot show, from the settings the importer kept (``graph.meta["config"]``); facts
+    the graph showed stay."""
+    def take(name, value):
+        if value is not None and getattr(f, name) is None:
+            setattr(f, name, value)
+            f.from_config.append(name)
+
+    def whole(v):
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    kinds = config.get("layer_types")
+    window = whole(config.get("sliding_window"))
+    if window and config.get("use_sliding_window") is not False:
+        if isinstance(kinds, list) and kinds:
+            layers = [i for i, k in enumerate(kinds) if k == "sliding_attention"]
+            if layers:
+                take("sliding_window", window)
+                if len(layers) < len(kinds):
+                    take("sliding_window_layers", layers)
+                    take("config_layers", len(kinds))
+        else:
+            take("sliding_window", window)
+    rope = config.get("rope_parameters", config.get("rope_scaling"))
+    if isinstance(rope, dict):
+        # Gemma 3 keeps one rope setting per attention kind: {"full_attention": {...}, "sliding_attention": {...}}
+        per_kind = {k: v for k, v in rope.items() if isinstance(v, dict)} or {None: rope}
+        for kind, params in per_kind.items():
+            name = params.get("rope_type", params.get("type"))
+            if name and name != "default":
+                scaling = {"type": name}
+                if isinstance(params.get("factor"), (int, float)):
+                    scaling["factor"] = params["factor"]
+                if kind:
+                    scaling["layers"] = kind
+                take("rope_scaling", scaling)
+                break
+    caps = {k: float(config[c]) for k, c in (("attention", "attn_logit_softcapping"),
+                                             ("final", "final_logit_softcapping"))
+            if isinstance(config.get(c), (int, float)) and config[c]}
+    if caps and f.softcapping is None:
+        take("softcapping", caps)
+    experts = next((whole(config.get(k)) for k in ("num_local_experts", "num_experts", "n_routed_experts")
+                    if whole(config.get(k))), None)
+    if experts and experts > 1:
+        take("experts", experts)
+        take("experts_per_token", whole(config.get("num_experts_per_tok")))
+        shared = whole(config.get("n_shared_experts")) or (1 if whole(config.get("shared_expert_intermediate_size"))
+                                                            else None)
+        take("shared_experts", shared)
 
 
 def _methods(f: Facts) -> list[dict]:
@@ -331,9 +445,18 @@ def _methods(f: Facts) -> list[dict]:
         ids.append("geglu")
     elif f.gated_mlp:
         ids.append("glu")
+    if f.sliding_window:
+        ids.append("sliding_window_attention")
+    if f.softcapping:
+        ids.append("logit_soft_capping")
+    if f.experts:
+        ids.append("deepseekmoe" if f.shared_experts else "sparsely_gated_moe")
     ids.append({"rotary": "rope", "learned absolute": "learned_position_embedding", "alibi": "alibi",
                 "relative bias": "t5_relative_position_bias", "sinusoidal": "sinusoidal_position_encoding",
                 None: None}[f.positions])
+    if f.rope_scaling:
+        ids.append({"linear": "position_interpolation", "yarn": "yarn_rope_scaling",
+                    "dynamic": "yarn_rope_scaling"}.get(f.rope_scaling["type"]))
     if f.tied_embeddings:
         ids.append("tied_embeddings")
     if f.lora:

@@ -164,3 +164,117 @@ def test_vocabulary_is_what_the_head_predicts_and_stage_widths_are_both_stated(g
     assert (f.hidden, f.hidden_last) == (16, 32) and "width 16 in the first stage to 32 in the last" in text, text
     c = check_description("swin", f.to_dict(), text, tiny)
     assert "width" in c["right"] and not c["wrong"], c
+
+
+# -- what the config sets that a short trace cannot show (issue 21) -------------------------------------------------
+
+def _tiny(model_type, seq_len=8, **overrides):
+    from gnn.importers.hf import HFOptions, import_hf
+
+    shape = dict(TINY["llama"], pad_token_id=0) if model_type == "phi3" else TINY.get(model_type, TINY["llama"])
+    return import_hf(f"hf:{model_type}", HFOptions(overrides={**shape, **overrides}, seq_len=seq_len))
+
+
+def test_a_sliding_window_is_said_from_the_config_and_only_where_it_is_set(graphs):
+    """Mistral's window (4096 by default) is longer than the 8 tokens traced, so only the config shows it;
+    Llama has none, and a Mistral config without one says nothing of it."""
+    f = facts(graphs["mistral"])
+    assert (f.sliding_window, f.sliding_window_layers, f.from_config) == (4096, None, ["sliding_window"])
+    assert "Sliding-window attention: in every layer, each query attends to the last 4,096 tokens only " \
+           "(from the config)." in describe(f)
+    assert "Longformer" in describe(f)  # the method's paper
+    assert facts(_tiny("mistral", sliding_window=32)).sliding_window == 32
+    for graph in (graphs["llama"], _tiny("mistral", sliding_window=None)):
+        f = facts(graph)
+        assert f.sliding_window is None and "Sliding-window" not in describe(f) and not f.from_config
+
+
+def test_alternating_sliding_and_full_attention_layers_are_said(graphs):
+    """Gemma 3: five sliding-window layers to one full one (its layer_types); Qwen2 with the window switched
+    off says none, whatever its sliding_window."""
+    f = facts(_tiny("gemma3_text", num_hidden_layers=12, head_dim=16, sliding_window=64))
+    assert (f.sliding_window, f.sliding_window_layers, f.config_layers) == (64, [0, 1, 2, 3, 4, 6, 7, 8, 9, 10], 12)
+    assert "Sliding-window attention: in 5 of every 6 layers, each query attends to the last 64 tokens only, in " \
+           "the others to the whole context (from the config)." in describe(f)
+    f = facts(_tiny("qwen2", use_sliding_window=False, sliding_window=32))
+    assert f.sliding_window is None and "Sliding-window" not in describe(f)
+
+
+@pytest.mark.parametrize("key", ["rope_parameters", "rope_scaling"])
+def test_rope_scaling_says_its_type_and_factor(key):
+    """transformers 5 names the rope settings rope_parameters and still takes rope_scaling; the default
+    (unscaled) rope says nothing."""
+    f = facts(_tiny("llama", **{key: {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
+                                      "rope_theta": 10000.0}}))
+    assert f.rope_scaling == {"type": "yarn", "factor": 4.0} and "rope_scaling" in f.from_config
+    text = describe(f)
+    assert "RoPE scaling: yarn, factor 4 (from the config)." in text and "YaRN" in text
+    f = facts(_tiny("llama", rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}))
+    assert "RoPE scaling: linear, factor 2 (from the config)." in describe(f)
+
+
+def test_no_rope_scaling_no_window_no_experts_on_plain_llama(graphs):
+    f = facts(graphs["llama"])
+    assert (f.rope_scaling, f.sliding_window, f.softcapping, f.experts, f.experts_per_token) == (None,) * 5
+    assert not any(w in describe(f) for w in ("RoPE scaling", "Soft-capping", "Mixture of experts", "config"))
+
+
+def test_gemma2_says_its_soft_capping_read_off_the_graph():
+    """cap * tanh(x / cap) is in the traced ops (on the scores, and on the logits): said unmarked, with the
+    values the config has; where only the config has them, they are marked."""
+    graph = _tiny("gemma2", head_dim=16)
+    f = facts(graph)
+    assert f.softcapping == {"attention": 50.0, "final": 30.0} and "softcapping" not in f.from_config
+    assert graph.meta["config"]["attn_logit_softcapping"] == 50.0
+    assert graph.meta["config"]["final_logit_softcapping"] == 30.0
+    text = describe(f)
+    assert "Soft-capping (cap * tanh(x / cap)): attention scores at 50 and final logits at 30." in text
+    assert "in layer 0 of 2, each query attends to the last 4,096 tokens only" in text  # layer_types
+    plain = _tiny("llama")
+    plain.meta["config"] = {"attn_logit_softcapping": 20.0}  # a config setting the graph does not show
+    assert "Soft-capping (cap * tanh(x / cap)): attention scores at 20 (from the config)." in describe(facts(plain))
+
+
+def test_mixture_of_experts_says_experts_and_top_k():
+    """Mixtral's expert count is its batched expert weights' first dim and its top-k the router's topk, both
+    in the graph; Qwen2-MoE's shared expert comes from the config."""
+    f = facts(_tiny("mixtral", num_local_experts=4, num_experts_per_tok=2))
+    assert (f.experts, f.experts_per_token, f.shared_experts, f.from_config) == (4, 2, None, [])
+    assert "Mixture of experts: 4 experts, each token routed to 2 of them." in describe(f)
+    f = facts(_tiny("qwen2_moe", num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                    shared_expert_intermediate_size=64))
+    assert (f.experts, f.experts_per_token, f.shared_experts, f.from_config) == (4, 2, 1, ["shared_experts"])
+    assert "Mixture of experts: 4 experts, each token routed to 2 of them, 1 shared expert " \
+           "every token goes through (from the config)." in describe(f)
+
+
+def test_phi3_fused_gate_up_is_a_gated_feed_forward():
+    """One gate_up_proj of width 2 x 128, split in halves: a gated feed-forward of inner width 128."""
+    from gnn.roles import label
+
+    graph = _tiny("phi3")
+    f = facts(graph)
+    assert (f.gated_mlp, f.fused_gate_up, f.mlp_hidden, f.activation) == (True, True, 128, "SiLU")
+    got = _parse(describe(f))
+    assert (got["gated"], got["inner"], got["activation"]) == (True, 128, "SiLU")
+    assert "both halves of one fused projection" in describe(f)
+    assert "model.layers.0.mlp.gate_up_proj" in label(graph).paths("mlp.gate")
+    assert any(m["id"] == "swiglu" for m in f.methods)
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gemma"])
+def test_separate_gate_and_up_projections_read_as_before(family):
+    f = facts(_tiny(family, **({"head_dim": 16} if family == "gemma" else {})))
+    assert (f.gated_mlp, f.fused_gate_up, f.mlp_hidden) == (True, False, 128)
+    assert "a gated feed-forward (the activation of a gate projection times an up projection) with" in describe(f)
+
+
+def test_config_facts_survive_the_graph_json_and_edits(graphs):
+    from gnn.edits import apply_program
+    from gnn.ir.serialize import from_json, to_json
+
+    graph = graphs["mistral"]
+    again = from_json(to_json(graph))
+    assert again.meta["config"] == graph.meta["config"] and describe(facts(again)) == describe(facts(graph))
+    edited = apply_program(graph, [{"op": "add_lora"}, {"op": "remove_layers", "target": {"layers": [0]}}]).graph
+    assert "last 4,096 tokens only (from the config)" in describe(facts(edited))
