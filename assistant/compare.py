@@ -20,8 +20,7 @@ from gnn.analysis.summary import human, node_flops
 from gnn.ir.graph import Graph
 from gnn.roles import RoleMap, label
 
-_SKIP = {"name", "methods", "stacks"}  # said another way (the blocks) or not a fact of the architecture
-_CONFIG = {"sliding_window", "rope_scaling", "softcapping", "experts", "experts_per_token"}
+_SKIP = {"name", "methods", "stacks", "from_config", "config_layers"}  # said another way, or bookkeeping
 
 
 @dataclass
@@ -59,6 +58,7 @@ class Comparison:
     a: str
     b: str
     facts: list[tuple[str, object, object]]  # facts that differ: name, a, b
+    config: set[str]  # the facts either side read from its config, not its graph
     same: list[tuple[str, object]]  # facts alike
     stacks: list[tuple[str | None, str | None]]  # the paired stacks' prefixes
     blocks: list[BlockPair]
@@ -70,7 +70,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         part = lambda p: {"path": p.path, "role": p.key[2], "class": p.module_class, "params": p.params}  # noqa: E731
-        return {"a": self.a, "b": self.b,
+        return {"a": self.a, "b": self.b, "from_config": sorted(self.config),
                 "facts": [{"fact": k, "a": x, "b": y} for k, x, y in self.facts],
                 "same": {k: v for k, v in self.same},
                 "stacks": [list(s) for s in self.stacks],
@@ -84,11 +84,11 @@ class Comparison:
         if self.facts:
             lines.append("Differences (read off the graphs; (config) where only the config says it):")
             for k, x, y in self.facts:
-                lines.append(f"- {_fact_name(k)}: {_said(k, x)} vs {_said(k, y)}")
+                lines.append(f"- {_fact_name(k, self.config)}: {_said(k, x)} vs {_said(k, y)}")
         else:
             lines.append("No difference in the facts describe reads.")
         if self.same:
-            lines.append("Same: " + ", ".join(f"{_fact_name(k)} {_said(k, v)}" for k, v in self.same))
+            lines.append("Same: " + ", ".join(f"{_fact_name(k, self.config)} {_said(k, v)}" for k, v in self.same))
         for (pa, pb), stack in zip(self.stacks, range(len(self.stacks))):
             pairs = [p for p in self.blocks if p.stack == stack]
             differ = [p for p in pairs if not p.same]
@@ -130,8 +130,8 @@ class Comparison:
         return m
 
 
-def _fact_name(k: str) -> str:
-    return k.replace("_", " ") + (" (config)" if k in _CONFIG else "")
+def _fact_name(k: str, config: set[str] = frozenset()) -> str:
+    return k.replace("_", " ") + (" (config)" if k in config else "")
 
 
 def _said(k: str, v) -> str:
@@ -246,7 +246,8 @@ def compare(a: Graph, b: Graph, a_name: str | None = None, b_name: str | None = 
     shared = set(a.modules) & set(b.modules)
     if len(shared) >= 0.5 * max(1, len(a.modules)):  # b is a's edit (or a near relative): say which modules by path
         added, removed = _new(b, set(a.modules)), _new(a, set(b.modules))
-    return Comparison(a_name or a.name, b_name or b.name, diff, same, stacks, blocks, matched, only_a, only_b,
+    config = set(getattr(fa, "from_config", None) or []) | set(getattr(fb, "from_config", None) or [])
+    return Comparison(a_name or a.name, b_name or b.name, diff, config, same, stacks, blocks, matched, only_a, only_b,
                       added, removed)
 
 

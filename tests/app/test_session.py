@@ -116,7 +116,7 @@ def test_compare_with_another_model_and_with_the_graph_as_loaded(session):
     with pytest.raises(Exception, match="nothing to compare: no edits yet"):
         session.compare("")
     text = session.compare("hf:mistral")  # the loaded model's overrides apply to it too
-    assert text.startswith("**Comparison**") and "No difference in the facts describe reads." in text
+    assert text.startswith("**Comparison**") and "- sliding window (config): none vs 4096" in text
     assert "hf:llama vs hf:mistral" in text and "MistralDecoderLayer" in session.view()
     session.send(json.dumps({"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}]}))
     assert "MistralDecoderLayer" not in session.view()  # an edit shows the session's own graph again

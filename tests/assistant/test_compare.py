@@ -18,11 +18,18 @@ def _g(model_type, **overrides):
     return import_hf(f"hf:{model_type}", HFOptions(overrides=overrides, seq_len=8))
 
 
-def test_llama_vs_mistral_of_one_size_differ_in_nothing_the_graph_shows():
+def test_llama_vs_mistral_of_one_size_differ_in_the_sliding_window_only():
     c = compare(_g("llama", **LLAMA), _g("mistral", **LLAMA), "hf:llama", "hf:mistral")
-    assert c.facts == [] and all(p.same for p in c.blocks) and not c.only_a and not c.only_b
+    assert c.facts == [("sliding_window", None, 4096)]  # mistral's default config sets it; the graphs are alike
+    assert all(p.same for p in c.blocks) and not c.only_a and not c.only_b
     assert ("attention", "grouped-query") in c.same and len(c.matched) > 20
-    assert "No difference in the facts describe reads." in c.text()
+    assert "- sliding window (config): none vs 4096" in c.text()
+
+
+def test_mistral_with_a_sliding_window_differs_in_it_from_the_config():
+    c = compare(_g("llama", **LLAMA), _g("mistral", **LLAMA, sliding_window=4), "hf:llama", "hf:mistral")
+    assert [(k, a, b) for k, a, b in c.facts] == [("sliding_window", None, 4)]
+    assert "- sliding window (config): none vs 4" in c.text()
 
 
 def test_gpt2_vs_gpt_neox_matches_fused_projections_by_role():
@@ -78,7 +85,8 @@ def test_mad_diff(capsys, tmp_path):
     sets = [a for k, v in LLAMA.items() for a in ("--set", f"{k}={v}")]
     assert run(["diff", "hf:llama", "hf:mistral", *sets, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["facts"] == [] and out["a"] == "hf:llama" and all(b["same"] for b in out["blocks"])
+    assert out["facts"] == [{"fact": "sliding_window", "a": None, "b": 4096}] and out["a"] == "hf:llama"
+    assert all(b["same"] for b in out["blocks"]) and out["from_config"] == ["sliding_window"]
     program = '{"edits": [{"op": "remove_layers", "target": {"layers": [-1]}}]}'
     assert run(["diff", "hf:llama", *sets, "--program", program]) == 0
     text = capsys.readouterr().out
