@@ -39,6 +39,17 @@ CSS = """
 """
 
 
+def _status(report: Report | None) -> str:
+    """The validation line above a view (empty without a report)."""
+    if report is None:
+        return ""
+    if report.ok:
+        return (f'<div class="status ok">valid: {report.checked_nodes} ops checked (structure, arity, shapes, '
+                'dtypes)</div>')
+    return (f'<div class="status bad">invalid: {len(report.errors)} error(s); first: '
+            f'{html.escape(str(report.errors[0]))}</div>')
+
+
 def _count(n: int) -> str:
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= size:
@@ -76,14 +87,7 @@ def render(graph: Graph, diff: Diff | None = None, report: Report | None = None)
     for node in graph.nodes:
         own.setdefault(node.module, []).append(node)
 
-    out = [CSS, '<div class="madg">']
-    if report is not None:
-        if report.ok:
-            out.append(f'<div class="status ok">valid: {report.checked_nodes} ops checked (structure, arity, '
-                       'shapes, dtypes)</div>')
-        else:
-            out.append(f'<div class="status bad">invalid: {len(report.errors)} error(s); first: '
-                       f'{html.escape(str(report.errors[0]))}</div>')
+    out = [CSS, '<div class="madg">', _status(report)]
     if diff and diff.removed_composites:
         shown = ", ".join(diff.removed_composites[:12]) + (" ..." if len(diff.removed_composites) > 12 else "")
         out.append(f'<div class="removed">removed: {html.escape(shown)}</div>')
@@ -183,7 +187,7 @@ def drawing(graph: Graph, opened: set[str], diff: Diff | None = None, report: Re
             token: str = "", marks_=None, title: str = "") -> str:
     """``graph`` drawn (Graphviz SVG) with ``opened`` composites open, the last edit coloured (or ``marks_``, a
     comparison's), errors in red."""
-    from gnn.exporters.drawing import to_dot, to_svg
+    from gnn.exporters.drawing import STYLE, to_dot, to_svg
 
     m = marks_ if marks_ is not None else marks(diff, report)
     by_id = graph.node_by_id
@@ -192,16 +196,9 @@ def drawing(graph: Graph, opened: set[str], diff: Diff | None = None, report: Re
     out = [f'<div class="madd" data-token="{html.escape(token)}">']
     if title:
         out.append(f'<div class="bar"><b>{html.escape(title)}</b></div>')
-    if report is not None:
-        if report.ok:
-            out.append(f'<div class="status ok">valid: {report.checked_nodes} ops checked (structure, arity, shapes, '
-                       'dtypes)</div>')
-        else:
-            out.append(f'<div class="status bad">invalid: {len(report.errors)} error(s); first: '
-                       f'{html.escape(str(report.errors[0]))}</div>')
-    keys = [("#dafbe1", "added"), ("#fff8c5", "changed"), ("#ffebe9", "error")]
-    out.append('<div class="bar">' + "".join(f'<span><i class="key" style="background:{c}"></i>{k}</span>'
-                                             for c, k in keys)
+    out.append(_status(report))
+    out.append('<div class="bar">' + "".join(f'<span><i class="key" style="background:{STYLE[k][0]}"></i>{k}</span>'
+                                             for k in ("added", "changed", "error"))
                + "<span>click a box to open it, a frame to close it; a double box is a folded stack</span></div>")
     out.append(f'<div class="canvas">{svg}</div></div>')
     return "\n".join(out)

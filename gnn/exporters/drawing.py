@@ -30,7 +30,7 @@ from gnn.ir.hierarchy import ancestors
 MAX_DRAWN = 600  # ops drawn one by one in the open frames; the rest are counted in a note
 MAX_OWN = 12  # a frame with more ops of its own (a mask built op by op) draws them as one box until opened
 _CONTAINERS = {"ModuleList", "ModuleDict", "Sequential"}
-_STYLE = {  # mark -> (fill, border)
+STYLE = {  # mark -> (fill, border)
     "added": ("#dafbe1", "#1a7f37"),
     "changed": ("#fff8c5", "#9a6700"),
     "error": ("#ffebe9", "#cf222e"),
@@ -168,7 +168,7 @@ def to_dot(graph: Graph, open_paths=(), marks: Marks | None = None, max_drawn: i
              'fontcolor="#57606a", arrowsize=0.6];']
 
     def box(unit: str) -> str:
-        fill, border = _STYLE[unit_mark.get(unit)]
+        fill, border = STYLE[unit_mark.get(unit)]
         extra, tip = "", ""
         if unit.startswith("n:"):
             node = by_id[unit[2:]]
@@ -220,7 +220,7 @@ def to_dot(graph: Graph, open_paths=(), marks: Marks | None = None, max_drawn: i
         for inner in sub.get(frame, []):
             c = h[inner] if inner in h else None
             mark = marks.composites.get(inner)
-            fill, border = _STYLE[mark]
+            fill, border = STYLE[mark]
             label = f"{c.name} · {c.module_class} · {_count(c.num_parameters)} params" if c else inner
             lines.append(f"{pad}subgraph {_q('cluster_' + inner)} {{ id={_q('o:' + inner)}; label={_q(label)}; "
                          f"tooltip={_q(inner + ': click to close')}; style=\"rounded,filled\"; fillcolor={_q(fill)}; "
