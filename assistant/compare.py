@@ -182,7 +182,8 @@ def _parts(graph: Graph, roles: RoleMap) -> dict[tuple, Part]:
     where: dict[str, tuple[int, int]] = {b: (stacks.index(prefix), i) for b, (prefix, i) in roles.blocks.items()}
     parts: dict[tuple, Part] = {}
     seen: dict[tuple, int] = {}
-    for path in sorted(roles.composites, key=lambda p: list(graph.modules).index(p) if p in graph.modules else 0):
+    order = {p: i for i, p in enumerate(graph.modules)}
+    for path in sorted(roles.composites, key=lambda p: order.get(p, 0)):
         block = next((b for b in where if path == b or path.startswith(b + ".")), None)
         stack, index = where[block] if block else (None, None)
         for role in roles.composites[path]:
