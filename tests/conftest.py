@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 
@@ -36,6 +37,7 @@ def tiny_graph(model_type: str, seq_len: int = 8):
 
 
 _CACHE: dict[str, object] = {}
+_META: dict[str, dict] = {}  # each cached graph's meta as imported, to name the test that changes it
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +48,21 @@ def graphs():
         def __getitem__(self, model_type):
             if model_type not in _CACHE:
                 _CACHE[model_type] = tiny_graph(model_type)
+                _META[model_type] = copy.deepcopy(_CACHE[model_type].meta)
             return _CACHE[model_type]
 
     return Graphs()
+
+
+@pytest.fixture(autouse=True)
+def _shared_graphs_unchanged():
+    """A test that changes a shared graph fails itself, rather than a later test on the same worker."""
+    yield
+    changed = sorted(t for t, meta in _META.items() if _CACHE[t].meta != meta)
+    for t in changed:
+        _CACHE.pop(t)  # the next test imports it again
+        _META.pop(t)
+    assert not changed, f"this test changed the shared graphs' meta: {changed}"
 
 
 def real_model(model_type: str):

@@ -30,7 +30,7 @@ LAYERS = [
     ("assistant",),  # facts, prompts, graph tokens, the language model, interpretation
     ("assistant.ui",),  # the chat session and its graph view
 ]
-PIPELINES = ("gnn.training", "assistant.training", "bench")
+PIPELINES = ("gnn.training", "assistant.training", "assistant.search", "bench")
 ENTRY_POINTS = ("assistant.ui.cli", "assistant.__main__", "app")
 
 

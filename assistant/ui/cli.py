@@ -11,6 +11,8 @@
     mad ask SOURCE [--set K=V]... "QUESTION"
     mad train llm|gnn [OPTIONS]    (python -m assistant.training.train_llm / python -m gnn.training.train; --help lists OPTIONS)
     mad diff A [B] [--set K=V]... [--set-a K=V]... [--set-b K=V]... [--program JSON_OR_FILE] [--json]
+    mad search [--space nas-bench-graph:DATASET] [--strategy mad|tpe|evolution|random] [--queries N]
+               [--storage DB] [--executor local|ray --workers N] [--status] [--plot PNG]   (--help lists all)
     mad types
 
 Bad input ends with one line on stderr (what was wrong, what is accepted) and
@@ -116,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["llm", "gnn"])
     p.add_argument("options", nargs=argparse.REMAINDER, help="passed on; `mad train llm --help` lists them")
 
+    p = sub.add_parser("search", help="architecture search as an Optuna study: run, resume, --status, --plot",
+                       add_help=False)
+    p.add_argument("options", nargs=argparse.REMAINDER, help="passed on; `mad search --help` lists them")
+
     p = sub.add_parser("diff", help="compare two architectures block by block (two sources, or a source and its edit)")
     p.add_argument("source", help="A: any SOURCE")
     p.add_argument("other", nargs="?", help="B: any SOURCE (leave out with --program: B is A edited)")
@@ -171,6 +177,11 @@ def _exports(args, out: dict) -> dict:
 
 
 def run(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["search"]:  # its options are its own (argparse's REMAINDER would not take a leading --flag)
+        from assistant.search.cli import main as search
+
+        return search(argv[1:])
     args = build_parser().parse_args(argv)
     from gnn.errors import MadError
 

@@ -1,0 +1,149 @@
+"""Who proposes the next architecture: every strategy is an Optuna sampler, so every search is an Optuna study
+(its storage, resume and dashboard) and the baselines run through the same code as the agent.
+
+* ``random``: Optuna's ``RandomSampler``;
+* ``tpe``: Optuna's ``TPESampler`` (its defaults);
+* ``evolution``: regularized evolution (Real et al., 2019): a population of the last ``population`` results,
+  tournaments of ``sample``, the winner mutated once, the oldest dropped;
+* ``mad``: the MAD agent: proposals from mutation and crossover of the best results so far (and, where a space
+  gives them, from the language model), ranked by the predictor (:class:`~assistant.search.predictor.Online`,
+  refitted after every result) before any is evaluated; the best-ranked new one is evaluated.
+
+A space (:class:`Space`) says what a candidate is: its Optuna parameters, its key (two candidates with one key are
+one architecture: never evaluated twice by evolution or the agent), its moves (mutation, crossover).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Protocol
+
+import numpy as np
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import TrialState
+
+
+class Space(Protocol):
+    def distributions(self) -> dict: ...
+
+    def key(self, params: dict): ...
+
+    def random(self, rng: random.Random) -> dict: ...
+
+    def mutate(self, params: dict, rng: random.Random) -> dict: ...
+
+    def crossover(self, a: dict, b: dict, rng: random.Random) -> dict: ...
+
+
+STRATEGIES = ("random", "tpe", "evolution", "mad")
+
+
+def sampler(name: str, space: Space, seed: int, predictor=None) -> BaseSampler:
+    """The sampler called ``name`` (one of :data:`STRATEGIES`)."""
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "evolution":
+        return Evolution(space, seed)
+    if name == "mad":
+        return Agent(space, seed, predictor)
+    from gnn.errors import MadError
+
+    raise MadError(f"unknown search strategy `{name}`; strategies are: {', '.join(STRATEGIES)}")
+
+
+def _done(study) -> list:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+
+
+class _Proposer(BaseSampler):
+    """A sampler that proposes a whole candidate at once (relative sampling over the space's distributions),
+    from the completed trials; its random stream is seeded by the study's seed and the trial's number, so a
+    resumed search proposes what the uninterrupted one would have."""
+
+    def __init__(self, space: Space, seed: int):
+        self.space, self.seed = space, seed
+
+    def infer_relative_search_space(self, study, trial):
+        return self.space.distributions()
+
+    def sample_relative(self, study, trial, search_space):
+        if not search_space:
+            return {}
+        rng = random.Random(self.seed * 1_000_003 + trial.number)
+        done = _done(study)
+        seen = {self.space.key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
+        return self.propose(done, seen, rng)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        rng = random.Random(self.seed * 7_919 + trial.number)
+        return param_distribution.to_external_repr(rng.randrange(len(param_distribution.choices)))
+
+    def propose(self, done: list, seen: set, rng: random.Random) -> dict:
+        raise NotImplementedError
+
+    def _new(self, make, seen: set, rng: random.Random, tries: int = 200) -> dict:
+        """``make()`` until it gives a candidate not yet seen (a random one if it keeps failing)."""
+        for _ in range(tries):
+            params = make()
+            if self.space.key(params) not in seen:
+                return params
+        while True:
+            params = self.space.random(rng)
+            if self.space.key(params) not in seen:
+                return params
+
+
+class Evolution(_Proposer):
+    def __init__(self, space: Space, seed: int, population: int = 20, sample: int = 5):
+        super().__init__(space, seed)
+        self.population, self.sample = population, sample
+
+    def propose(self, done, seen, rng):
+        if len(done) < self.population:
+            return self._new(lambda: self.space.random(rng), seen, rng)
+        alive = sorted(done, key=lambda t: t.number)[-self.population:]
+
+        def child():
+            parent = max(rng.sample(alive, self.sample), key=lambda t: t.value)
+            return self.space.mutate(dict(parent.params), rng)
+
+        return self._new(child, seen, rng)
+
+
+class Agent(_Proposer):
+    """The MAD agent's proposer: a pool of mutants and crossovers of the ``top`` best results (random cells
+    before there are any), the language model's proposals where the space has them, ranked by the predictor."""
+
+    def __init__(self, space: Space, seed: int, predictor, pool: int = 600, top: int = 10, explore: float = 0.1):
+        super().__init__(space, seed)
+        self.predictor, self.pool, self.top, self.explore = predictor, pool, top, explore
+
+    def propose(self, done, seen, rng):
+        best = sorted(done, key=lambda t: -t.value)[: self.top]
+        pool: dict = {}
+        proposals = getattr(self.space, "proposals", None)
+        for params in (proposals(best, rng) if proposals and best else []):
+            pool.setdefault(self.space.key(params), params)
+        while len(pool) < self.pool:
+            if not best or rng.random() < self.explore:
+                params = self.space.random(rng)
+            elif len(best) > 1 and rng.random() < 0.3:
+                a, b = rng.sample(best, 2)
+                params = self.space.crossover(dict(a.params), dict(b.params), rng)
+            else:
+                params = dict(rng.choice(best).params)
+                for _ in range(1 + (rng.random() < 0.3)):
+                    params = self.space.mutate(params, rng)
+            key = self.space.key(params)
+            if key not in seen:
+                pool.setdefault(key, params)
+            elif len(seen) > 0.9 * getattr(self.space, "size", float("inf")):
+                break
+        if not pool:
+            return self._new(lambda: self.space.random(rng), seen, rng)
+        keys = list(pool)
+        scores = self.predictor.scores([self.space.key(t.params) for t in done], [t.value for t in done], keys)
+        return pool[keys[int(np.argmax(scores))]]
