@@ -146,7 +146,7 @@ DRAWING_JS = """
 element.addEventListener('click', async (e) => {
   const box = e.target.closest('g.node, g.cluster');
   const root = element.querySelector('.madd');
-  if (!box || !root || !/^[cofg]:/.test(box.id)) return;
+  if (!box || !root || !/^[cofgr]:/.test(box.id)) return;
   root.classList.add('busy');
   try { props.value = await server.toggle(root.dataset.token, box.id); }
   finally { root.classList.remove('busy'); }
@@ -172,7 +172,8 @@ def marks(diff: Diff | None = None, report: Report | None = None):
 
 
 def toggled(opened: set[str], box_id: str) -> set[str]:
-    """The open set after a click on ``box_id``: a box (``c:``), a fold (``f:``) or a frame's own ops (``g:``) open;
+    """The open set after a click on ``box_id``: a box (``c:``), a fold (``f:``), a run of a long stack's blocks
+    (``r:``, its first block) or a frame's own ops (``g:``) open;
     a frame (``o:``) closes, with everything opened inside it."""
     kind, _, path = box_id.partition(":")
     if kind == "o":
@@ -180,6 +181,9 @@ def toggled(opened: set[str], box_id: str) -> set[str]:
                 and not p.startswith(f"ops:{path}.")}
     if kind == "g":
         return opened | {f"ops:{path}"}
+    if kind == "r":  # the middle of a long stack: open its first block (the run shrinks by one)
+        prefix, _, span = path.rpartition(".")
+        return opened | {f"{prefix}.{span.split('-')[0]}"}
     return opened | {path}
 
 

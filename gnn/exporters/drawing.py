@@ -13,7 +13,7 @@ drawn as their own nodes; parameters are not drawn but counted on their boxes.
 ``removed`` lists module paths gone since the last graph, drawn faded in a note.
 
 Every drawn box carries an SVG ``id``: ``c:<path>`` for a composite, ``f:<prefix>`` for a fold,
-``n:<node id>`` for an op, so a viewer can open and close them by clicking (assistant.ui.graph_view).
+``n:<node id>`` for an op, ``r:<prefix>.<lo>-<hi>`` for the middle of a long unfolded stack, so a viewer can open and close them by clicking (assistant.ui.graph_view).
 The layout is Graphviz's ``dot`` (Debian's ``graphviz``, through PyPI's ``graphviz``); :func:`to_dot`
 alone needs neither.
 """
@@ -28,6 +28,7 @@ from gnn.ir.graph import Graph
 from gnn.ir.hierarchy import ancestors
 
 MAX_DRAWN = 600  # ops drawn one by one in the open frames; the rest are counted in a note
+MAX_UNFOLDED = 16  # an unfolded stack of more blocks shows its first and last two (and any opened); the rest fold
 MAX_OWN = 12  # a frame with more ops of its own (a mask built op by op) draws them as one box until opened
 _CONTAINERS = {"ModuleList", "ModuleDict", "Sequential"}
 STYLE = {  # mark -> (fill, border)
@@ -74,11 +75,33 @@ class _Cut:
         self.graph, self.h = graph, graph.hierarchy
         self.open = set(open_paths) | {""}
         self.folds = {}  # block path -> the Repeat folding it (stacks not opened)
+        self.runs: dict[str, tuple] = {}  # r:<prefix>.<lo>-<hi> -> (Repeat, indices) of a long unfolded stack
+        self.folds_in_run: dict[str, str] = {}  # block path -> its run
         for rep in self.h.repeats:
             if len(rep.indices) > 1 and rep.prefix not in self.open and all(p in self.h for p in rep.paths):
                 for p in rep.paths:
                     self.folds[p] = rep
+            elif rep.prefix in self.open and len(rep.indices) > MAX_UNFOLDED:
+                self._runs(rep)
         self._unit: dict[str, str | None] = {}
+
+    def _runs(self, rep) -> None:
+        """A long unfolded stack: the blocks between its first and last two, none of them opened, fold into runs
+        (``r:<prefix>.<lo>-<hi>``), so a 480-layer stack unfolds into a few boxes, not 480."""
+        wanted = {int(p[len(rep.prefix) + 1:].split(".")[0]) for p in self.open
+                  if p.startswith(rep.prefix + ".") and p[len(rep.prefix) + 1:].split(".")[0].isdigit()}
+        keep = set(rep.indices[:2] + rep.indices[-2:]) | wanted
+        run: list[int] = []
+        for i in rep.indices + [None]:
+            if i is not None and i not in keep:
+                run.append(i)
+                continue
+            if run:
+                unit = f"r:{rep.prefix}.{run[0]}-{run[-1]}"
+                self.runs[unit] = (rep, run)
+                for j in run:
+                    self.folds_in_run[f"{rep.prefix}.{j}"] = unit
+            run = []
 
     def unit(self, module: str) -> str | None:
         """``c:<path>`` / ``f:<prefix>`` of the box ``module`` is drawn in, or None: it lies in open frames only."""
@@ -87,6 +110,9 @@ class _Cut:
             for path in ancestors(module)[1:]:
                 if path in self.folds:
                     found = f"f:{self.folds[path].prefix}"
+                    break
+                if path in self.folds_in_run:
+                    found = self.folds_in_run[path]
                     break
                 if path not in self.open and not self._transparent(path):
                     found = f"c:{path}"
@@ -184,6 +210,14 @@ def to_dot(graph: Graph, open_paths=(), marks: Marks | None = None, max_drawn: i
                      + ", ".join(f"{k} ×{n}" for k, n in kinds.most_common(3)))
             extra = ', style="filled,dashed"'
             tip = f"the ops {frame or 'the top level'} runs itself: click to draw them one by one"
+        elif unit.startswith("r:"):
+            rep, run = cut.runs[unit]
+            c = h[f"{rep.prefix}.{run[0]}"]
+            name = rep.prefix.rpartition(".")[2] or rep.prefix
+            label = (f"{name} {run[0]}-{run[-1]} × {rep.module_class}\n"
+                     f"{len(run)} blocks · {_count(c.num_parameters)} params each")
+            extra = ", peripheries=2"
+            tip = f"{rep.prefix}.{run[0]}-{run[-1]}: {len(run)} blocks folded; click to open block {run[0]}"
         elif unit.startswith("f:"):
             rep = next(r for r in h.repeats if r.prefix == unit[2:])
             c = h[rep.paths[0]]

@@ -74,3 +74,21 @@ def test_svg_has_the_ids_a_click_needs(graphs, family):
     folds = re.findall(r'<g id="(f:[^"]+)" class="node', svg)
     assert folds, svg[:500]  # every family's stack is one folded box at first
     assert re.search(r'<g id="o:[^"]*" class="cluster', svg)  # open frames close on a click
+
+
+def test_a_long_unfolded_stack_shows_its_ends_and_folds_the_middle():
+    """50k-op graphs stay drawable: 40 blocks unfold into the first and last two, any opened one, and runs."""
+    from assistant.ui.graph_view import toggled
+    from tests.conftest import TINY
+    from gnn.importers.hf import HFOptions, import_hf
+
+    g = import_hf("hf:llama", HFOptions(overrides={**TINY["llama"], "num_hidden_layers": 40}, seq_len=8))
+    opened = default_open(g) | {"model.layers", "model.layers.20"}
+    boxes = _boxes(to_dot(g, opened))
+    blocks = {b for b in boxes if re.fullmatch(r"c:model\.layers\.\d+", b)}
+    assert blocks == {"c:model.layers.0", "c:model.layers.1", "c:model.layers.38", "c:model.layers.39"}
+    assert {"r:model.layers.2-19", "r:model.layers.21-37", "c:model.layers.20.self_attn"} <= boxes
+    assert "layers 2-19 × LlamaDecoderLayer" in to_dot(g, opened)
+    # a click on a run opens its first block, and the run starts one later
+    boxes = _boxes(to_dot(g, toggled(opened, "r:model.layers.2-19")))
+    assert "r:model.layers.3-19" in boxes and "c:model.layers.2.mlp" in boxes
