@@ -129,7 +129,16 @@ class Space:
         return rng.choice(space()).params
 
     def mutate(self, params: dict, rng) -> dict:
-        return rng.choice(neighbours(Arch.from_params(params))).params
+        """One of :func:`neighbours`, uniformly (drawn without listing them)."""
+        while True:
+            slot = rng.randrange(NODES + 1)  # the link pattern, or one node's operation: 8 alternatives each
+            out = dict(params)
+            if slot == NODES:
+                out["link"] = rng.choice([i for i in range(len(LINKS)) if i != params["link"]])
+            else:
+                out[f"op{slot}"] = rng.choice([op for op in OPS if op != params[f"op{slot}"]])
+            if not all(out[f"op{i}"] == "skip" for i in range(NODES)):
+                return out
 
     def crossover(self, a: dict, b: dict, rng) -> dict:
         child = {k: (a if rng.random() < 0.5 else b)[k] for k in a}

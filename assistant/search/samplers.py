@@ -127,7 +127,9 @@ class Agent(_Proposer):
         proposals = getattr(self.space, "proposals", None)
         for params in (proposals(best, rng) if proposals and best else []):
             pool.setdefault(self.space.key(params), params)
-        while len(pool) < self.pool:
+        for _ in range(4 * self.pool):  # near a few parents, distinct mutants run out: the pool stays smaller
+            if len(pool) >= self.pool:
+                break
             if not best or rng.random() < self.explore:
                 params = self.space.random(rng)
             elif len(best) > 1 and rng.random() < 0.3:
@@ -140,8 +142,6 @@ class Agent(_Proposer):
             key = self.space.key(params)
             if key not in seen:
                 pool.setdefault(key, params)
-            elif len(seen) > 0.9 * getattr(self.space, "size", float("inf")):
-                break
         if not pool:
             return self._new(lambda: self.space.random(rng), seen, rng)
         keys = list(pool)
