@@ -1,37 +1,17 @@
 """The performance predictor: MAD's graph transformer with a regression head, over the graph tokens of
 :mod:`gnn.nn.tokens`.
 
-:class:`Regressor` is the shipped graph model's backbone (``gnn/checkpoint``: self-supervised on real
-architectures), its node embeddings pooled (mean and max) per graph, and a linear head with one output per
-task (a dataset's accuracy).  It is trained on standardised scores (:func:`fit`), pretrained where a benchmark has
-other datasets' results (transfer: the prior that makes the first proposals good), and read two ways:
-:func:`embed` gives each graph's pooled embedding and the head's outputs, which :class:`Online` (a ridge
-regression, refitted after every result in milliseconds) turns into the score the search ranks proposals by.
+The backbone is the shipped graph model (``gnn/checkpoint``: self-supervised on real architectures), frozen:
+:func:`features` reads each candidate's node embeddings pooled per graph (mean and max) and the graph token of
+each of its parts.  The head is :class:`Online`, a ridge regression on those features refitted after every result
+(milliseconds), with a prior a space may give (NAS-Bench-Graph's: a head fitted to the other datasets' results).
+Fine-tuning the backbone on results is not done yet (on 2 CPU cores it costs seconds per step).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
-
-from gnn.nn.model import GraphModel
-
-
-class Regressor(nn.Module):
-    def __init__(self, backbone: GraphModel, outputs: int):
-        super().__init__()
-        self.backbone = backbone
-        d = 2 * backbone.config.hidden
-        self.head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, outputs))
-
-    def pooled(self, batch) -> torch.Tensor:
-        x = self.backbone.encode(batch)
-        return self.backbone.pooled(x, batch.batch, batch.num_graphs)
-
-    def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.pooled(batch)
-        return z, self.head(z)
 
 
 def tokens(graphs, parts: list[str] | None = None) -> list:
@@ -78,69 +58,11 @@ def features(data: list, parts: int = 0, batch_size: int = 256, progress: str | 
     return torch.cat(out)
 
 
-def new(outputs: int, pretrained: bool = True, seed: int = 0) -> Regressor:
-    """A regressor on the shipped backbone (its weights unless ``pretrained`` is False)."""
-    from gnn.nn.checkpoint import _cached, checkpoint_path
-
-    torch.manual_seed(seed)
-    base, _ = _cached(str(checkpoint_path()))
-    backbone = GraphModel(base.config)
-    if pretrained:
-        backbone.load_state_dict(base.state_dict())
-    return Regressor(backbone, outputs)
-
-
 def _batches(data: list, order, size: int):
     from torch_geometric.data import Batch
 
     for i in range(0, len(order), size):
         yield order[i:i + size], Batch.from_data_list([data[j] for j in order[i:i + size]])
-
-
-def fit(model: Regressor, data: list, y: torch.Tensor, steps: int, batch_size: int = 128, lr: float = 1e-3,
-        seed: int = 0, progress: str | None = None) -> Regressor:
-    """Train on ``y`` (graphs x outputs, NaN where a graph has no score for an output): mean squared error on
-    each output standardised, plus a pairwise ranking loss (what search needs is the order)."""
-    from tqdm import tqdm
-
-    y = y.float()
-    mean, std = torch.nanmean(y, 0), torch.from_numpy(np.nanstd(y.numpy(), 0)).clamp(min=1e-6)
-    z = (y - mean) / std
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in tqdm(range(steps), desc=progress, disable=progress is None, leave=False):
-        idx = torch.randperm(len(data), generator=gen)[:batch_size].tolist()
-        _, batch = next(_batches(data, idx, batch_size))
-        _, out = model(batch)
-        target = z[idx]
-        known = ~torch.isnan(target)
-        loss = ((out - target.nan_to_num()) ** 2)[known].mean()
-        # pairwise: for each output, a logistic loss on the sign of every pair's difference
-        d_out = out.unsqueeze(0) - out.unsqueeze(1)
-        d_y = target.unsqueeze(0) - target.unsqueeze(1)
-        pair = known.unsqueeze(0) & known.unsqueeze(1) & (d_y.abs() > 1e-6)
-        if pair.any():
-            loss = loss + nn.functional.softplus(-d_out[pair] * torch.sign(d_y[pair])).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    return model
-
-
-@torch.no_grad()
-def embed(model: Regressor, data: list, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled embeddings (graphs x 2 hidden) and head outputs (graphs x outputs), in ``data``'s order."""
-    model.eval()
-    zs, outs = [], []
-    for _, batch in _batches(data, list(range(len(data))), batch_size):
-        z, out = model(batch)
-        zs.append(z)
-        outs.append(out)
-    return torch.cat(zs), torch.cat(outs)
 
 
 class Online:

@@ -60,3 +60,17 @@ def test_unknown_dataset_says_which_exist():
 
     with pytest.raises(MadError, match="unknown NAS-Bench-Graph dataset `mnist`; datasets are: cora, citeseer"):
         nbg.table("mnist")
+
+
+def test_the_predictor_reads_each_cell_node_as_a_graph_token():
+    import torch
+
+    from assistant.search import predictor
+
+    archs = [nbg.Arch((0, 1, 2, 3), ("gcn", "skip", "gat", "fc")), nbg.Arch((0, 0, 0, 0), ("sage",) * 4)]
+    f = predictor.features(predictor.tokens([nbg.to_graph(a) for a in archs], nbg.PARTS), len(nbg.PARTS))
+    hidden = (f.shape[1]) // 6  # pooled mean and max, then one token per cell node
+    assert f.shape == (2, 6 * hidden)
+    tokens = f[0, 2 * hidden:].view(4, hidden)
+    assert torch.all(tokens[1] == 0) and tokens[0].abs().sum() > 0  # a skip node computes nothing
+    assert not torch.allclose(f[0], f[1])
