@@ -140,6 +140,9 @@ class Space:
             if not all(out[f"op{i}"] == "skip" for i in range(NODES)):
                 return out
 
+    def neighbours(self, params: dict) -> list[dict]:
+        return [a.params for a in neighbours(Arch.from_params(params))]
+
     def crossover(self, a: dict, b: dict, rng) -> dict:
         child = {k: (a if rng.random() < 0.5 else b)[k] for k in a}
         return child if not all(child[f"op{i}"] == "skip" for i in range(NODES)) else dict(a)

@@ -5,9 +5,10 @@
 * ``tpe``: Optuna's ``TPESampler`` (its defaults);
 * ``evolution``: regularized evolution (Real et al., 2019): a population of the last ``population`` results,
   tournaments of ``sample``, the winner mutated once, the oldest dropped;
-* ``mad``: the MAD agent: proposals from mutation and crossover of the best results so far (and, where a space
-  gives them, from the language model), ranked by the predictor (:class:`~assistant.search.predictor.Online`,
-  refitted after every result) before any is evaluated; the best-ranked new one is evaluated.
+* ``mad``: the MAD agent: proposals from mutation of the best results so far (every one-change neighbour of the
+  best, where the space lists them; else mutants, crossovers and, where a space gives them, the language
+  model's), ranked by the predictor (:class:`~assistant.search.predictor.Online`, refitted after every result)
+  before any is evaluated; the best-ranked new one is evaluated.
 
 A space (:class:`Space`) says what a candidate is: its Optuna parameters, its key (two candidates with one key are
 one architecture: never evaluated twice by evolution or the agent), its moves (mutation, crossover).
@@ -114,14 +115,38 @@ class Evolution(_Proposer):
 
 
 class Agent(_Proposer):
-    """The MAD agent's proposer: a pool of mutants and crossovers of the ``top`` best results (random cells
-    before there are any), the language model's proposals where the space has them, ranked by the predictor."""
+    """The MAD agent's proposer.  Its first ``init`` proposals are the best, by the predictor's prior, of a pool
+    of random cells.  Then it climbs: where the space lists a candidate's neighbours (every one-change mutant),
+    the pool is the unevaluated neighbours of the best result that has any left, ranked by the predictor
+    refitted on every result; otherwise a pool of mutants and crossovers of the ``top`` best results (and the
+    language model's proposals where the space has them), ranked the same way."""
 
-    def __init__(self, space: Space, seed: int, predictor, pool: int = 600, top: int = 10, explore: float = 0.1):
+    def __init__(self, space: Space, seed: int, predictor, pool: int = 600, top: int = 10, explore: float = 0.1,
+                 init: int = 10):
         super().__init__(space, seed)
-        self.predictor, self.pool, self.top, self.explore = predictor, pool, top, explore
+        self.predictor, self.pool, self.top, self.explore, self.init = predictor, pool, top, explore, init
 
     def propose(self, done, seen, rng):
+        if len(done) < self.init:
+            return self._pooled([], seen, rng)
+        neighbours = getattr(self.space, "neighbours", None)
+        if neighbours is not None:
+            for parent in sorted(done, key=lambda t: (-t.value, t.number)):
+                pool = {}
+                for params in neighbours(dict(parent.params)):
+                    key = self.space.key(params)
+                    if key not in seen:
+                        pool.setdefault(key, params)
+                if pool:
+                    return self._ranked(pool, done)
+        return self._pooled(done, seen, rng)
+
+    def _ranked(self, pool: dict, done: list) -> dict:
+        keys = list(pool)
+        scores = self.predictor.scores([self.space.key(t.params) for t in done], [t.value for t in done], keys)
+        return pool[keys[int(np.argmax(scores))]]
+
+    def _pooled(self, done, seen, rng):
         best = sorted(done, key=lambda t: -t.value)[: self.top]
         pool: dict = {}
         proposals = getattr(self.space, "proposals", None)
@@ -144,6 +169,4 @@ class Agent(_Proposer):
                 pool.setdefault(key, params)
         if not pool:
             return self._new(lambda: self.space.random(rng), seen, rng)
-        keys = list(pool)
-        scores = self.predictor.scores([self.space.key(t.params) for t in done], [t.value for t in done], keys)
-        return pool[keys[int(np.argmax(scores))]]
+        return self._ranked(pool, done)
