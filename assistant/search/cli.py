@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 
 from gnn.errors import MadError
 
@@ -48,16 +47,8 @@ def _space(spec: str):
     raise MadError(f"unknown search space `{spec}`; spaces are: nas-bench-graph:<dataset>")
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        return _run(args)
-    except MadError as e:
-        print(f"mad: error: {e}", file=sys.stderr)
-        return 2
-
-
-def _run(args) -> int:
+def run(args) -> int:
+    """``mad search`` with ``parser()``'s arguments (the ``mad`` command line reports a MadError raised here)."""
     from assistant.search import study as st
 
     if (args.status or args.plot) and "://" not in args.storage and not pathlib.Path(args.storage).exists():

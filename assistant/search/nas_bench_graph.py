@@ -58,6 +58,11 @@ class Arch:
         return " ".join(f"{op}<{src}" for op, src in zip(self.ops, self.link))
 
 
+def _computes(ops) -> bool:
+    """Whether a cell computes anything: a cell of skips only is not in the space."""
+    return not all(op == "skip" for op in ops)
+
+
 def distributions() -> dict:
     """Optuna's distributions of :attr:`Arch.params`."""
     from optuna.distributions import CategoricalDistribution
@@ -93,7 +98,7 @@ def space() -> tuple[Arch, ...]:
     seen: dict[int, Arch] = {}
     for link in LINKS:
         for ops in itertools.product(OPS, repeat=NODES):
-            if all(op == "skip" for op in ops):
+            if not _computes(ops):
                 continue
             arch = Arch(link, ops)
             seen.setdefault(arch.key, arch)
@@ -106,15 +111,13 @@ def neighbours(arch: Arch) -> list[Arch]:
     out = [Arch(arch.link, arch.ops[:i] + (op,) + arch.ops[i + 1:])
            for i in range(NODES) for op in OPS if op != arch.ops[i]]
     out += [Arch(link, arch.ops) for link in LINKS if link != arch.link]
-    return [a for a in out if not all(op == "skip" for op in a.ops)]
+    return [a for a in out if _computes(a.ops)]
 
 
 class Space:
     """The space for the search loop (:class:`assistant.search.samplers.Space`) on one dataset: a candidate is
     :attr:`Arch.params`; evaluating it reads the benchmark's table (validation accuracy is the score, test
     accuracy and latency are recorded)."""
-
-    size = 26206
 
     def __init__(self, dataset: str):
         self.dataset, self.results = dataset, table(dataset)
@@ -137,7 +140,7 @@ class Space:
                 out["link"] = rng.choice([i for i in range(len(LINKS)) if i != params["link"]])
             else:
                 out[f"op{slot}"] = rng.choice([op for op in OPS if op != params[f"op{slot}"]])
-            if not all(out[f"op{i}"] == "skip" for i in range(NODES)):
+            if _computes(out[f"op{i}"] for i in range(NODES)):
                 return out
 
     def neighbours(self, params: dict) -> list[dict]:
@@ -145,7 +148,7 @@ class Space:
 
     def crossover(self, a: dict, b: dict, rng) -> dict:
         child = {k: (a if rng.random() < 0.5 else b)[k] for k in a}
-        return child if not all(child[f"op{i}"] == "skip" for i in range(NODES)) else dict(a)
+        return child if _computes(child[f"op{i}"] for i in range(NODES)) else dict(a)
 
     def graph(self, params: dict) -> Graph:
         return to_graph(Arch.from_params(params))
@@ -154,7 +157,7 @@ class Space:
         """``score`` (validation accuracy), ``test``, ``cost`` (the benchmark's latency, s); None for a cell that
         is not in the space (every node a skip)."""
         arch = Arch.from_params(params)
-        if all(op == "skip" for op in arch.ops):
+        if not _computes(arch.ops):
             return None
         r = self.results[arch.key]
         return {"score": r["valid"], "test": r["test"], "cost": r["latency"], "params_m": r["params"],

@@ -66,9 +66,9 @@ def _batches(data: list, order, size: int):
 
 
 class Online:
-    """The predictor as the search uses it: ridge regression on fixed features of every candidate (the pooled
-    embedding, and the pretrained head's outputs), refitted on the results so far.  Before there are enough
-    results it ranks by ``prior`` (the mean of the pretrained outputs; zeros without one)."""
+    """The predictor as the search uses it: ridge regression on fixed features of every candidate (the graph
+    transformer's, :func:`features`) and its ``prior`` (zeros without one), refitted on the results so far.  Before
+    there are enough results it ranks by the prior alone."""
 
     def __init__(self, keys: list, features: np.ndarray, prior: np.ndarray | None = None, alpha: float = 10.0):
         self.row = {k: i for i, k in enumerate(keys)}

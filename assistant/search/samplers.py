@@ -22,7 +22,6 @@ from typing import Protocol
 import numpy as np
 import optuna
 from optuna.samplers import BaseSampler
-from optuna.trial import TrialState
 
 
 class Space(Protocol):
@@ -55,10 +54,6 @@ def sampler(name: str, space: Space, seed: int, predictor=None) -> BaseSampler:
     raise MadError(f"unknown search strategy `{name}`; strategies are: {', '.join(STRATEGIES)}")
 
 
-def _done(study) -> list:
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-
-
 class _Proposer(BaseSampler):
     """A sampler that proposes a whole candidate at once (relative sampling over the space's distributions),
     from the completed trials; its random stream is seeded by the study's seed and the trial's number, so a
@@ -74,7 +69,9 @@ class _Proposer(BaseSampler):
         if not search_space:
             return {}
         rng = random.Random(self.seed * 1_000_003 + trial.number)
-        done = _done(study)
+        from assistant.search.study import complete
+
+        done = complete(study)
         seen = {self.space.key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
         return self.propose(done, seen, rng)
 

@@ -178,15 +178,17 @@ def _exports(args, out: dict) -> dict:
 
 def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    dispatch = _dispatch
     if argv[:1] == ["search"]:  # its options are its own (argparse's REMAINDER would not take a leading --flag)
-        from assistant.search.cli import main as search
+        from assistant.search.cli import parser, run as dispatch
 
-        return search(argv[1:])
-    args = build_parser().parse_args(argv)
+        args = parser().parse_args(argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     from gnn.errors import MadError
 
     try:
-        return _dispatch(args)
+        return dispatch(args)
     except MadError as e:
         print(f"mad: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
