@@ -1,11 +1,12 @@
 """``mad search``: run, resume and inspect architecture searches.
 
     mad search --space nas-bench-graph:cora --strategy mad --queries 100 --storage search.db
+    mad search --space mnist1d --strategy mad --queries 60 --workers 2
     mad search --storage search.db --status
     mad search --storage search.db --study cora-mad-0 --plot curve.png
 
 A search is an Optuna study in ``--storage`` (a SQLite file, or any SQLAlchemy URL), named ``--study`` (default
-``<dataset>-<strategy>-<seed>``); running the same command again after a crash resumes it.
+``<dataset>-<strategy>-<seed>``, ``mnist1d-<strategy>-<seed>``); running the same command again after a crash resumes it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="mad search", description="architecture search (an Optuna study)")
     p.add_argument("--space", default="nas-bench-graph:cora",
-                   help="nas-bench-graph:<dataset> (cora, citeseer, pubmed, cs, physics, photo, computers, arxiv)")
+                   help="nas-bench-graph:<dataset> (cora, citeseer, pubmed, cs, physics, photo, computers, arxiv), "
+                   "or mnist1d[:<steps>] (real trainings on MNIST-1D, <steps> per candidate, default 2000)")
     p.add_argument("--strategy", default="mad", choices=STRATEGIES)
     p.add_argument("--queries", type=int, default=100, help="architectures to evaluate (default 100)")
     p.add_argument("--seed", type=int, default=0)
@@ -37,14 +39,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _space(spec: str):
+    """The space ``spec`` names, a function giving the agent's predictor (with or without transfer), and the
+    label of its studies."""
     kind, _, arg = spec.partition(":")
     if kind == "nas-bench-graph":
         from assistant.search import nas_bench_graph as nbg
 
         if arg not in nbg.DATASETS:
             raise MadError(f"unknown NAS-Bench-Graph dataset `{arg}`; datasets are: {', '.join(nbg.DATASETS)}")
-        return nbg.Space(arg), (lambda transfer: nbg.predictor_for(arg, transfer))
-    raise MadError(f"unknown search space `{spec}`; spaces are: nas-bench-graph:<dataset>")
+        return nbg.Space(arg), (lambda transfer: nbg.predictor_for(arg, transfer)), arg
+    if kind == "mnist1d":
+        from assistant.search import mnist1d
+
+        if arg and not (arg.isdigit() and int(arg) > 0):
+            raise MadError(f"`{spec}`: mnist1d's argument is the training steps per candidate, a positive whole "
+                           f"number (default {mnist1d.STEPS})")
+        space = mnist1d.Space(int(arg) if arg else mnist1d.STEPS)
+        return space, (lambda transfer: space.predictor()), "mnist1d"
+    raise MadError(f"unknown search space `{spec}`; spaces are: nas-bench-graph:<dataset>, mnist1d[:<steps>]")
 
 
 def run(args) -> int:
@@ -62,8 +74,8 @@ def run(args) -> int:
         return _plot(args)
     from assistant.search import executors, samplers
 
-    space, make_predictor = _space(args.space)
-    name = args.study or f"{args.space.partition(':')[2]}-{args.strategy}-{args.seed}"
+    space, make_predictor, label = _space(args.space)
+    name = args.study or f"{label}-{args.strategy}-{args.seed}"
     predictor = make_predictor(not args.no_transfer) if args.strategy == "mad" else None
     study = st.open_study(name, args.storage, samplers.sampler(args.strategy, space, args.seed, predictor),
                           {"space": args.space, "strategy": args.strategy, "seed": args.seed, "queries": args.queries})

@@ -92,6 +92,29 @@ class Online:
         return self.x[rows] @ w
 
 
+class OnDemand:
+    """:class:`Online` for a space too large to list: ``featurize(keys)`` gives the features of candidates as they
+    are first ranked (kept, so each is read once); standardised over every candidate read so far."""
+
+    def __init__(self, featurize, alpha: float = 10.0, least: int = 5):
+        self.featurize, self.alpha, self.least, self.rows = featurize, alpha, least, {}
+
+    def scores(self, seen: list, y: list[float], candidates: list) -> np.ndarray:
+        if len(seen) < self.least:  # no prior: nothing to rank by yet
+            return np.zeros(len(candidates))
+        new = [k for k in dict.fromkeys([*seen, *candidates]) if k not in self.rows]
+        if new:
+            self.rows.update(zip(new, np.asarray(self.featurize(new), dtype=np.float64)))
+        every = np.stack(list(self.rows.values()))
+        mean, std = every.mean(0), every.std(0) + 1e-6
+        xs = (np.stack([self.rows[k] for k in seen]) - mean) / std
+        xc = (np.stack([self.rows[k] for k in candidates]) - mean) / std
+        y = np.asarray(y, dtype=np.float64)
+        y = (y - y.mean()) / (y.std() + 1e-9)
+        w = np.linalg.solve(xs.T @ xs + self.alpha * np.eye(xs.shape[1]), xs.T @ y)
+        return xc @ w
+
+
 def kendall_tau(a, b) -> float:
     from scipy.stats import kendalltau
 

@@ -48,7 +48,7 @@ def sampler(name: str, space: Space, seed: int, predictor=None) -> BaseSampler:
     if name == "evolution":
         return Evolution(space, seed)
     if name == "mad":
-        return Agent(space, seed, predictor)
+        return Agent(space, seed, predictor, **getattr(space, "agent", {}))
     from gnn.errors import MadError
 
     raise MadError(f"unknown search strategy `{name}`; strategies are: {', '.join(STRATEGIES)}")
@@ -112,19 +112,23 @@ class Evolution(_Proposer):
 
 
 class Agent(_Proposer):
-    """The MAD agent's proposer.  Its first ``init`` proposals are the best, by the predictor's prior, of a pool
-    of random cells.  Then it climbs: where the space lists a candidate's neighbours (every one-change mutant),
+    """The MAD agent's proposer.  Its first ``init`` proposals are the space's seed architecture (``start``, where
+    it has one) and then the best, by the predictor's prior, of a pool of random cells.  Then it climbs: where the space lists a candidate's neighbours (every one-change mutant),
     the pool is the unevaluated neighbours of the best result that has any left, ranked by the predictor
     refitted on every result; otherwise a pool of mutants and crossovers of the ``top`` best results (and the
     language model's proposals where the space has them), ranked the same way."""
 
     def __init__(self, space: Space, seed: int, predictor, pool: int = 600, top: int = 10, explore: float = 0.1,
-                 init: int = 10):
+                 init: int = 10, rank: int | None = None):
         super().__init__(space, seed)
         self.predictor, self.pool, self.top, self.explore, self.init = predictor, pool, top, explore, init
+        self.rank = rank  # rank at most this many of a pool (a random sample): where reading a candidate costs
 
     def propose(self, done, seen, rng):
         if len(done) < self.init:
+            start = getattr(self.space, "start", None)  # a seed architecture the space starts from
+            if start is not None and self.space.key(start()) not in seen:
+                return start()
             return self._pooled([], seen, rng)
         neighbours = getattr(self.space, "neighbours", None)
         if neighbours is not None:
@@ -135,11 +139,14 @@ class Agent(_Proposer):
                     if key not in seen:
                         pool.setdefault(key, params)
                 if pool:
-                    return self._ranked(pool, done)
+                    return self._ranked(pool, done, rng)
         return self._pooled(done, seen, rng)
 
-    def _ranked(self, pool: dict, done: list) -> dict:
+    def _ranked(self, pool: dict, done: list, rng: random.Random) -> dict:
         keys = list(pool)
+        rng.shuffle(keys)  # ties (a predictor with nothing to go on yet) are broken at random
+        if self.rank is not None:
+            keys = keys[: self.rank]
         scores = self.predictor.scores([self.space.key(t.params) for t in done], [t.value for t in done], keys)
         return pool[keys[int(np.argmax(scores))]]
 
@@ -166,4 +173,4 @@ class Agent(_Proposer):
                 pool.setdefault(key, params)
         if not pool:
             return self._new(lambda: self.space.random(rng), seen, rng)
-        return self._ranked(pool, done)
+        return self._ranked(pool, done, rng)
