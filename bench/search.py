@@ -70,22 +70,26 @@ def search(dataset: str, strategies, seeds: int, queries: int) -> dict:
 
 
 def taus(dataset: str, seeds: int = 5, n: int = 262) -> dict:
-    """Kendall tau on the unseen architectures, trained on ``n`` of them: one-hot ridge (the baseline), the graph
-    transformer's features with a ridge head (no transfer), and with the prior pretrained on the other datasets."""
+    """Kendall tau on the unseen architectures, trained on ``n`` of them: one-hot ridge (the baseline); the graph
+    transformer's features (frozen) with a ridge head and with extremely randomized trees; the cell's structure
+    (:func:`~assistant.search.nas_bench_graph.structure`) with trees, without and with the other datasets' results
+    (the agent's predictor); and the prior alone (the mean of the other datasets' results)."""
     from assistant.search import nas_bench_graph as nbg
     from assistant.search.predictor import Online, kendall_tau
 
     archs = nbg.space()
     y = nbg.scores(dataset)
-    feats = nbg.features()
-    prior = nbg.transfer_prior(dataset, feats)
+    feats, struct, others = nbg.features(), nbg.structures(), nbg.transfer(dataset)
     onehot = np.array([[a.link == link for link in nbg.LINKS] + [a.ops[i] == op for i in range(nbg.NODES)
                                                                    for op in nbg.OPS] for a in archs], dtype=np.float64)
     keys = [a.key for a in archs]
-    models = {"one-hot ridge": Online(keys, onehot, alpha=1.0), "graph transformer": Online(keys, feats),
-              "graph transformer + transfer": Online(keys, feats, prior)}
+    trees = {"head": "trees", "trees": 300, "refit": None}
+    models = {"one-hot ridge": Online(keys, onehot, alpha=1.0), "graph transformer, ridge": Online(keys, feats),
+              "graph transformer, trees": Online(keys, feats, **trees),
+              "structure, trees": Online(keys, struct, **trees),
+              "structure + transfer, trees (the agent's)": Online(keys, np.concatenate([struct, others], 1), **trees)}
     out = {name: [] for name in models}
-    out["transfer prior alone"] = [kendall_tau(prior, y)] * seeds
+    out["transfer prior alone"] = [kendall_tau(others.mean(1), y)] * seeds
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         seen = rng.choice(len(archs), n, replace=False)

@@ -31,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--study", help="study name (default <dataset>-<strategy>-<seed>)")
     p.add_argument("--executor", default="local", choices=["local", "ray"], help="where evaluations run")
     p.add_argument("--workers", type=int, default=1, help="evaluations at once")
-    p.add_argument("--no-transfer", action="store_true", help="the agent's predictor without the prior "
-                   "pretrained on the other datasets")
+    p.add_argument("--no-transfer", action="store_true", help="the agent's predictor without the other "
+                   "datasets' results (NAS-Bench-Graph)")
     p.add_argument("--status", action="store_true", help="show where the studies in --storage stand, run nothing")
     p.add_argument("--plot", metavar="PNG", help="plot best score against queries of --study, run nothing")
     return p

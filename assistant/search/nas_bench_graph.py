@@ -9,8 +9,12 @@ read from the tables the PyPI package ``nas-bench-graph`` ships in its wheel (:f
 :func:`to_graph` writes an architecture in MAD's IR: every operation is a real PyTorch module on a dense
 normalised adjacency (GCN, GAT with 2 heads, GIN, ChebNet K=2, GraphSAGE, ARMA, k-GNN's GraphConv, a linear layer,
 skip), traced once by :func:`gnn.importers.torch_module.import_module` and spliced in per node under the module
-path ``cell.node<i>.conv`` (its class names the operation), between the pre-processing linear layer and the classifier, so the graph transformer
-reads a NAS-Bench-Graph cell the way it reads any model.
+path ``cell.node<i>.conv`` (its class names the operation), between the pre-processing linear layer and the
+classifier, so the graph transformer reads a NAS-Bench-Graph cell the way it reads any model.
+
+What the agent's predictor reads (:func:`predictor_for`): the cell's structure (:func:`structure`: its paths of
+operations, the same for isomorphic cells, and the cell one-hot) and the other datasets' results
+(:func:`transfer`); the graph transformer's frozen features (:func:`features`) rank below them (``bench.search``).
 """
 
 from __future__ import annotations
@@ -410,27 +414,57 @@ def scores(dataset: str, split: str = "valid") -> np.ndarray:
     return np.array([results[a.key][split] for a in space()])
 
 
-def transfer_prior(dataset: str, feats: np.ndarray, alpha: float = 10.0) -> np.ndarray:
-    """The predictor pretrained on the other datasets' results: a ridge head on the graph transformer's features
-    fitted to each other dataset's standardised validation accuracy (never ``dataset``'s), averaged."""
-    f = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
-    f = np.concatenate([f, np.ones((len(f), 1))], 1).astype(np.float64)
-    gram = f.T @ f + alpha * np.eye(f.shape[1])
-    preds = []
+@functools.lru_cache(maxsize=None)
+def structure(arch: Arch) -> np.ndarray:
+    """What the predictor reads of a cell, the same for isomorphic cells where the order of the branches is all
+    that differs: the path of operations from the input to each unread node (skips pass their input on), as the
+    count of each operation at each depth, of each last operation, of each pair of consecutive operations (the
+    first after the input), the number of paths, the longest, those with no operation (the input added to the
+    output) and the distinct ones; then the cell itself, one-hot (its link pattern, each node's operation)."""
+    ops = [op for op in OPS if op != "skip"]
+    k = len(ops)
+    paths: list[list[str]] = []
+    for src, op in zip(arch.link, arch.ops):
+        paths.append((paths[src - 1] if src else []) + ([op] if op != "skip" else []))
+    leaves = [paths[j - 1] for j in range(1, NODES + 1) if j not in arch.link]
+    f = np.zeros(NODES * k + k + (k + 1) * k + 4)
+    for path in leaves:
+        for depth, op in enumerate(path):
+            f[depth * k + ops.index(op)] += 1
+        if path:
+            f[NODES * k + ops.index(path[-1])] += 1
+        for before, op in zip([None] + path, path):
+            f[NODES * k + k + (0 if before is None else 1 + ops.index(before)) * k + ops.index(op)] += 1
+    f[-4:] = [len(leaves), max(len(p) for p in leaves), sum(not p for p in leaves), len({tuple(p) for p in leaves})]
+    onehot = [arch.link == link for link in LINKS] + [arch.ops[i] == op for i in range(NODES) for op in OPS]
+    return np.concatenate([f, np.array(onehot, dtype=np.float64)])
+
+
+def structures() -> np.ndarray:
+    """:func:`structure` of every architecture of :func:`space`, in its order."""
+    return np.stack([structure(a) for a in space()])
+
+
+def transfer(dataset: str) -> np.ndarray:
+    """The other datasets' results (never ``dataset``'s): each architecture's validation and test accuracy on each
+    of the 7 others, standardised per dataset (columns, in :func:`space`'s order)."""
+    cols = []
     for other in DATASETS:
-        if other == dataset:
-            continue
-        y = scores(other)
-        y = (y - y.mean()) / y.std()
-        preds.append(f @ np.linalg.solve(gram, f.T @ y))
-    return np.mean(preds, 0)
+        if other != dataset:
+            for split in ("valid", "test"):
+                y = scores(other, split)
+                cols.append((y - y.mean()) / y.std())
+    return np.stack(cols, 1)
 
 
-def predictor_for(dataset: str, transfer: bool = True):
-    """The agent's predictor on ``dataset``: :class:`~assistant.search.predictor.Online` over the features, with
-    the transferred prior unless ``transfer`` is False."""
+def predictor_for(dataset: str, transfer_from_others: bool = True):
+    """The agent's predictor on ``dataset``: :class:`~assistant.search.predictor.Online` with extremely randomized
+    trees on :func:`structure` and, unless ``transfer_from_others`` is False, the other datasets' results
+    (:func:`transfer`), whose mean is then the prior its first proposals are ranked by."""
     from assistant.search.predictor import Online
 
-    feats = features()
-    prior = transfer_prior(dataset, feats) if transfer else None
-    return Online([a.key for a in space()], feats, prior)
+    feats = structures()
+    if not transfer_from_others:
+        return Online([a.key for a in space()], feats, head="trees")
+    others = transfer(dataset)
+    return Online([a.key for a in space()], np.concatenate([feats, others], 1), prior=others.mean(1), head="trees")

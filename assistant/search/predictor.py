@@ -1,11 +1,13 @@
-"""The performance predictor: MAD's graph transformer with a regression head, over the graph tokens of
-:mod:`gnn.nn.tokens`.
+"""The performance predictor: a head refitted on the results as they come, over fixed features of every candidate.
 
-The backbone is the shipped graph model (``gnn/checkpoint``: self-supervised on real architectures), frozen:
-:func:`features` reads each candidate's node embeddings pooled per graph (mean and max) and the graph token of
-each of its parts.  The head is :class:`Online`, a ridge regression on those features refitted after every result
-(milliseconds), with a prior a space may give (NAS-Bench-Graph's: a head fitted to the other datasets' results).
-Fine-tuning the backbone on results is not done yet (on 2 CPU cores it costs seconds per step).
+:class:`Online` (a space that lists its candidates) and :class:`OnDemand` (features read as candidates are first
+ranked) hold the features; the head is extremely randomized trees or ridge regression.  The features a space
+gives: MAD's graph transformer, frozen (``gnn/checkpoint``: self-supervised on real architectures), read by
+:func:`features` from each candidate's graph tokens (:func:`tokens`), its node embeddings pooled per graph (mean
+and max) and the graph token of each of its parts; and what the space knows of a candidate without evaluating it
+(NAS-Bench-Graph: the cell's paths of operations, and other datasets' results).  Measured on NAS-Bench-Graph
+(``python -m bench.search``): the frozen graph transformer's features rank below the cell's own structure, so the
+agent there reads the structure; fine-tuning the backbone on results is not done (seconds per step on 2 cores).
 """
 
 from __future__ import annotations
@@ -66,28 +68,46 @@ def _batches(data: list, order, size: int):
 
 
 class Online:
-    """The predictor as the search uses it: ridge regression on fixed features of every candidate (the graph
-    transformer's, :func:`features`) and its ``prior`` (zeros without one), refitted on the results so far.  Before
-    there are enough results it ranks by the prior alone."""
+    """The predictor as the search uses it: a head on fixed features of every candidate, refitted on the results so
+    far, with a ``prior`` (a score for every candidate before any result; zeros without one) it ranks by until
+    there are ``least`` results.
 
-    def __init__(self, keys: list, features: np.ndarray, prior: np.ndarray | None = None, alpha: float = 10.0):
+    ``head``: ``"trees"`` (extremely randomized trees, scikit-learn's ``ExtraTreesRegressor``: they read which
+    operation sits after which, interactions a linear head cannot; refitted each time the results have grown by
+    ``refit`` (a quarter), on the first results in order, so a resumed search ranks as the uninterrupted one did;
+    ``refit`` None: on every result) or ``"ridge"`` (ridge regression, refitted after every result; the prior enters
+    as one more feature, weighted like all the rest together)."""
+
+    def __init__(self, keys: list, features: np.ndarray, prior: np.ndarray | None = None, alpha: float = 10.0,
+                 head: str = "ridge", trees: int = 100, least: int = 5, refit: float | None = 1.25):
         self.row = {k: i for i, k in enumerate(keys)}
         f = features.astype(np.float64)
         f = (f - f.mean(0)) / (f.std(0) + 1e-6)
         p = np.zeros(len(keys)) if prior is None else prior.astype(np.float64)
         self.prior = (p - p.mean()) / (p.std() + 1e-9)
-        # the prior enters as one more feature (weighted like all the rest together) the fit may trust or not
-        self.x = np.concatenate([self.prior[:, None] * np.sqrt(f.shape[1]), f], axis=1)
-        self.alpha = alpha
+        self.x = np.concatenate([self.prior[:, None] * np.sqrt(f.shape[1]), f], axis=1) if head == "ridge" else f
+        self.alpha, self.head, self.trees, self.least, self.refit = alpha, head, trees, least, refit
+        self._model, self._fitted = None, None
 
     def scores(self, seen: list, y: list[float], candidates: list) -> np.ndarray:
-        """Predicted standardised score of each of ``candidates`` given ``seen`` (keys) scored ``y``."""
+        """Predicted score of each of ``candidates`` (standardised for ridge) given ``seen`` (keys) scored ``y``."""
         rows = [self.row[k] for k in candidates]
-        if len(seen) < 5:
+        if len(seen) < self.least:
             return self.prior[rows]
+        xs = self.x[[self.row[k] for k in seen]]
+        if self.head == "trees":
+            m = self.least if self.refit else len(seen)  # fitted on the first m results, m the last of 5, 7, 9, ...
+            while self.refit and max(m + 2, int(m * self.refit)) <= len(seen):  # (a quarter more each) <= len(seen):
+                m = max(m + 2, int(m * self.refit))  # the same model whatever the process saw before
+            if self._fitted != tuple(seen[:m]):
+                from sklearn.ensemble import ExtraTreesRegressor
+
+                self._model = ExtraTreesRegressor(self.trees, max_features=0.5, min_samples_leaf=2, random_state=0)
+                self._model.fit(xs[:m], np.asarray(y[:m], dtype=np.float64))
+                self._fitted = tuple(seen[:m])
+            return self._model.predict(self.x[rows])
         y = np.asarray(y, dtype=np.float64)
         y = (y - y.mean()) / (y.std() + 1e-9)
-        xs = self.x[[self.row[k] for k in seen]]
         w = np.linalg.solve(xs.T @ xs + self.alpha * np.eye(xs.shape[1]), xs.T @ y)
         return self.x[rows] @ w
 

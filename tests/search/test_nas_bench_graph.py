@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 
 from assistant.search import nas_bench_graph as nbg
@@ -74,3 +75,48 @@ def test_the_predictor_reads_each_cell_node_as_a_graph_token():
     tokens = f[0, 2 * hidden:].view(4, hidden)
     assert torch.all(tokens[1] == 0) and tokens[0].abs().sum() > 0  # a skip node computes nothing
     assert not torch.allclose(f[0], f[1])
+
+
+def test_isomorphic_cells_share_a_structure_and_different_cells_do_not():
+    a = nbg.Arch((0, 0, 1, 2), ("gcn", "gat", "skip", "sage"))
+    b = nbg.Arch((0, 0, 2, 1), ("gat", "gcn", "skip", "sage"))  # the branches listed the other way round
+    f = nbg.structure
+    assert a.key == b.key
+    paths = len(f(a)) - len(nbg.LINKS) - nbg.NODES * len(nbg.OPS)  # the path part; the one-hot part follows
+    assert (f(a)[:paths] == f(b)[:paths]).all()
+    c = nbg.Arch((0, 0, 1, 2), ("gcn", "gat", "skip", "gin"))
+    assert (f(a)[:paths] != f(c)[:paths]).any()
+    # two branches (gcn -> skip, gat -> sage): two paths, the longest of two operations, none empty, both distinct
+    assert list(f(a)[paths - 4:paths]) == [2, 2, 0, 2]
+
+
+def test_transfer_reads_only_the_other_datasets(monkeypatch):
+    read = []
+    real = nbg.scores
+    monkeypatch.setattr(nbg, "scores", lambda d, split="valid": read.append(d) or real(d, split))
+    cols = nbg.transfer("photo")
+    assert cols.shape == (26206, 14) and "photo" not in read and set(read) == set(nbg.DATASETS) - {"photo"}
+
+
+def test_the_trees_head_ranks_as_a_resumed_search_would():
+    from assistant.search.predictor import Online
+
+    archs = nbg.space()
+    keys = [a.key for a in archs]
+    y = nbg.scores("cora")
+    feats = nbg.structures()
+    seen = [keys[i] for i in range(0, 2000, 50)]  # 40 results
+    ys = [float(y[keys.index(k)]) for k in seen]
+    grown, fresh = Online(keys, feats, head="trees"), Online(keys, feats, head="trees")
+    for n in range(5, 40):
+        grown.scores(seen[:n], ys[:n], keys[:10])
+    assert (grown.scores(seen, ys, keys[:500]) == fresh.scores(seen, ys, keys[:500])).all()
+    # and it learns: better than chance on the architectures it did not see
+    from assistant.search.predictor import kendall_tau
+
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(keys))
+    train, test = idx[:150], idx[150:5150]
+    full = Online(keys, feats, head="trees", refit=None)
+    pred = full.scores([keys[i] for i in train], y[train].tolist(), [keys[i] for i in test])
+    assert kendall_tau(pred, y[test]) > 0.3
