@@ -26,7 +26,7 @@ import numpy as np
 from bench.search import TITLE, _mean_se
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-STRATEGIES = ["random", "evolution", "tpe", "mad"]
+STRATEGIES = ["random", "evolution", "tpe", "mad", "mad-llm", "mad-llm-frozen"]  # mad-llm: with the LM proposer
 PUBLISHED = {"logistic regression": 32, "MLP": 68, "CNN": 94, "GRU": 91, "human": 96}  # test accuracy %
 ROUNDS = 4
 
@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
     p.add_argument("--queries", type=int, default=60)
     p.add_argument("--steps", type=int, default=mnist1d.STEPS)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    p.add_argument("--strategies", nargs="+", default=STRATEGIES[:4], choices=STRATEGIES)
     p.add_argument("--storage", default=str(ROOT / "bench" / "logs" / "mnist1d.db"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "search_mnist1d.json"))
     args = p.parse_args(argv)
@@ -50,18 +50,26 @@ def main(argv=None) -> dict:
         for name in args.strategies:
             for seed in range(args.seeds):
                 t = time.perf_counter()
-                predictor = space.predictor() if name == "mad" else None
-                s = study.open_study(f"mnist1d-{args.steps}-{name}-{seed}", args.storage,
-                                     samplers.sampler(name, space, seed, predictor),
+                strategy = name.split("-")[0]
+                predictor = space.predictor() if strategy == "mad" else None
+                proposer = None
+                if name.startswith("mad-llm"):
+                    from assistant.search.proposer import Proposer
+
+                    proposer = Proposer(space.notation(), tune=name == "mad-llm", seed=seed)
+                sampler = samplers.sampler(strategy, space, seed, predictor, proposer)
+                s = study.open_study(f"mnist1d-{args.steps}-{name}-{seed}", args.storage, sampler,
                                      {"space": f"mnist1d:{args.steps}", "strategy": name, "seed": seed,
                                       "queries": args.queries})
                 study.run(s, space, args.queries, executor=executor, seed=seed, progress=True)
                 trials = sorted(study.complete(s), key=lambda t: t.number)[: args.queries]
+                sources = getattr(sampler, "sources", {})
                 runs.setdefault(name, []).append({
                     "best": _best(trials), "seconds": round(time.perf_counter() - t, 1),
                     "trials": [{"key": t.user_attrs["key"], "valid": t.value, "test": t.user_attrs["test"],
                                 "params": mnist1d.Net.parse(t.user_attrs["key"]).size(),
-                                "cost": round(t.user_attrs["cost"], 2)} for t in trials]})
+                                "cost": round(t.user_attrs["cost"], 2),
+                                "source": sources.get(t.user_attrs["key"], name)} for t in trials]})
                 b = runs[name][-1]["best"]
                 print(f"{name} seed {seed}: best by validation {b['key']} ({b['params']} parameters): valid "
                       f"{b['valid']:.3f}, test {b['test']:.3f}", flush=True)
@@ -78,10 +86,13 @@ def main(argv=None) -> dict:
         per = max(1, args.queries // ROUNDS)
         shares = [float(np.mean([t["valid"] >= top for r in rs for t in r["trials"][i * per:(i + 1) * per]]))
                   for i in range(ROUNDS)]
+        llm = [[t["valid"] >= top for r in rs for t in r["trials"][i * per:(i + 1) * per] if t["source"] == "llm"]
+               for i in range(ROUNDS)]
         res["strategies"][name] = {
             "test": _mean_se([100 * r["best"]["test"] for r in rs]), "valid": _mean_se([100 * r["best"]["valid"]
                                                                                       for r in rs]),
             "best": [r["best"] for r in rs], "top10_share_per_round": shares,
+            "llm_per_round": [len(x) for x in llm], "llm_top10_per_round": [int(sum(x)) for x in llm],
             "curve_test": curves.mean(0).round(3).tolist(),
             "curve_test_se": (curves.std(0, ddof=1) / math.sqrt(len(rs))).round(3).tolist() if len(rs) > 1
             else [0.0] * curves.shape[1],
@@ -132,7 +143,7 @@ def report(res: dict) -> None:
               + ", ".join(f"{k} {v}%" for k, v in PUBLISHED.items()) + "."]
     if "mad" in s:
         m = s["mad"]["test"]
-        others = [n for n in names if n != "mad"]
+        others = [n for n in names if not n.startswith("mad")]
         beats = [n for n in others if m[0] - s[n]["test"][0] > 2 * math.hypot(m[1], s[n]["test"][1])]
         ahead = [n for n in others if m[0] > s[n]["test"][0]]
         best = max(b["test"] for b in s["mad"]["best"])
@@ -146,8 +157,19 @@ def report(res: dict) -> None:
               "| strategy | " + " | ".join(f"round {i + 1}" for i in range(ROUNDS)) + " |", "|---|" + "---|" * ROUNDS]
     for n in names:
         lines.append(f"| {n} | " + " | ".join(f"{x:.0%}" for x in s[n]["top10_share_per_round"]) + " |")
-    lines += ["", "The agent's proposer here is mutation ranked by the predictor; the language-model proposer and its "
-              "self-tuning are not built yet, so there is no frozen-proposer comparison.", "",
+    llm = [n for n in names if n.startswith("mad-llm")]
+    if llm:
+        lines += ["", "### The language model's proposals: evaluated / in the top 10%, per round", "",
+                  "| strategy | " + " | ".join(f"round {i + 1}" for i in range(ROUNDS)) + " |", "|---|" + "---|" * ROUNDS]
+        for n in llm:
+            lines.append(f"| {n} | " + " | ".join(f"{k} / {t}" for k, t in zip(s[n]["llm_per_round"],
+                                                                           s[n]["llm_top10_per_round"])) + " |")
+        lines += ["", "`mad-llm` tunes the proposer's LoRA adapter on each round's best results; `mad-llm-frozen` never "
+                  "tunes it."]
+    else:
+        lines += ["", "The agent's proposals here are mutations ranked by the predictor; the language-model proposer "
+                  "(`--strategies mad-llm mad-llm-frozen`) was not run."]
+    lines += ["",
               "![MNIST-1D: test accuracy of the best-by-validation network against trainings](search-mnist1d.png)"]
     write_section(ROOT / "docs" / "search-eval.md", "bench.search_mnist1d", "\n".join(lines), TITLE)
     _plot(res)

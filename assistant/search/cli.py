@@ -31,6 +31,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--study", help="study name (default <dataset>-<strategy>-<seed>)")
     p.add_argument("--executor", default="local", choices=["local", "ray"], help="where evaluations run")
     p.add_argument("--workers", type=int, default=1, help="evaluations at once")
+    p.add_argument("--proposer", default="mutation", choices=["mutation", "llm", "llm-frozen"],
+                   help="the agent's proposals: mutation ranked by the predictor (default); with `llm` the language "
+                   "model's join them, its adapter tuned on each round's results; `llm-frozen` the same, never tuned "
+                   "(spaces with a notation: mnist1d)")
+    p.add_argument("--llm", help="the proposer's language model (default SmolLM2-135M-Instruct; any causal LM folder)")
     p.add_argument("--no-transfer", action="store_true", help="the agent's predictor without the other "
                    "datasets' results (NAS-Bench-Graph)")
     p.add_argument("--status", action="store_true", help="show where the studies in --storage stand, run nothing")
@@ -75,10 +80,19 @@ def run(args) -> int:
     from assistant.search import executors, samplers
 
     space, make_predictor, label = _space(args.space)
-    name = args.study or f"{label}-{args.strategy}-{args.seed}"
+    llm = args.strategy == "mad" and args.proposer != "mutation"
+    if llm and not hasattr(space, "notation"):
+        raise MadError(f"--proposer {args.proposer} needs a space the language model can write: mnist1d")
+    name = args.study or f"{label}-{args.strategy}{'-' + args.proposer if llm else ''}-{args.seed}"
     predictor = make_predictor(not args.no_transfer) if args.strategy == "mad" else None
-    study = st.open_study(name, args.storage, samplers.sampler(args.strategy, space, args.seed, predictor),
-                          {"space": args.space, "strategy": args.strategy, "seed": args.seed, "queries": args.queries})
+    proposer = None
+    if llm:
+        from assistant.search.proposer import Proposer
+
+        proposer = Proposer(space.notation(), args.llm, tune=args.proposer == "llm", seed=args.seed)
+    study = st.open_study(name, args.storage, samplers.sampler(args.strategy, space, args.seed, predictor, proposer),
+                          {"space": args.space, "strategy": args.strategy, "seed": args.seed, "queries": args.queries,
+                           "proposer": args.proposer if llm else "mutation"})
     executor = executors.make(args.executor, args.workers) if args.workers > 1 or args.executor != "local" else None
     try:
         st.run(study, space, args.queries, executor=executor, keep_graphs=True, seed=args.seed, progress=True)

@@ -298,6 +298,16 @@ def to_params(net: Net) -> dict:
 
 PARTS = ["convs", "hidden", "classifier"]
 
+# how the language model writes a network (Net's own notation, the search's key)
+GRAMMAR = (rf"(conv({'|'.join(map(str, CHANNELS))})k({'|'.join(map(str, KERNELS))})s({'|'.join(map(str, STRIDES))}) )"
+           rf"{{0,{MAX_CONVS}}}(({'|'.join(POOLS)}) )?(fc({'|'.join(map(str, WIDTHS))}) ){{0,{MAX_HIDDEN}}}"
+           rf"({'|'.join(ACTS)})")
+NOTATION_TASK = (f"The task is MNIST-1D: classify 1-D signals of length {LENGTH} into {CLASSES} digits, with "
+                 f"networks of at most {LIMIT:,} parameters.")
+NOTATION_EXAMPLE = ("A network is written as its layers in order, e.g. `conv24k5s2 conv24k3s2 flatten fc32 relu`: a "
+                    "convolution of 24 channels, kernel 5, stride 2; another of kernel 3; the features flattened "
+                    "(or mean or max pooled over the length); a hidden layer of 32; one activation throughout.")
+
 
 class Space:
     """MNIST-1D for the search loop (:class:`assistant.search.samplers.Space`): a candidate is
@@ -332,6 +342,20 @@ class Space:
             params = {k: rng.choice(d.choices) for k, d in dists.items()}
             if from_params(params).problem() is None:
                 return to_params(from_params(params))
+
+    def parse(self, text: str) -> dict | None:
+        """A network written down (the language model's proposal), fitted to the budget; None if it is not one
+        of the space's."""
+        try:
+            net = Net.parse(text).fitted()
+        except (MadError, ValueError):
+            return None
+        return to_params(net) if net.problem() is None else None
+
+    def notation(self):
+        from assistant.search.proposer import Notation
+
+        return Notation(NOTATION_TASK, GRAMMAR, NOTATION_EXAMPLE)
 
     def neighbours(self, params: dict) -> list[dict]:
         return [to_params(n) for n in from_params(params).neighbours()]

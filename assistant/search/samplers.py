@@ -6,9 +6,9 @@
 * ``evolution``: regularized evolution (Real et al., 2019): a population of the last ``population`` results,
   tournaments of ``sample``, the winner mutated once, the oldest dropped;
 * ``mad``: the MAD agent: proposals from mutation of the best results so far (every one-change neighbour of the
-  best, where the space lists them; else mutants, crossovers and, where a space gives them, the language
-  model's), ranked by the predictor (:class:`~assistant.search.predictor.Online`, refitted after every result)
-  before any is evaluated; the best-ranked new one is evaluated.
+  best, where the space lists them; else mutants and crossovers) and, with a proposer, the language model's
+  (:mod:`~assistant.search.proposer`), ranked by the predictor (:mod:`~assistant.search.predictor`, refitted on
+  the results) before any is evaluated; the best-ranked new one is evaluated.
 
 A space (:class:`Space`) says what a candidate is: its Optuna parameters, its key (two candidates with one key are
 one architecture: never evaluated twice by evolution or the agent), its moves (mutation, crossover).
@@ -39,8 +39,9 @@ class Space(Protocol):
 STRATEGIES = ("random", "tpe", "evolution", "mad")
 
 
-def sampler(name: str, space: Space, seed: int, predictor=None) -> BaseSampler:
-    """The sampler called ``name`` (one of :data:`STRATEGIES`)."""
+def sampler(name: str, space: Space, seed: int, predictor=None, proposer=None) -> BaseSampler:
+    """The sampler called ``name`` (one of :data:`STRATEGIES`); the agent's ``proposer`` is the language model
+    (:class:`~assistant.search.proposer.Proposer`), or None for mutation alone."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
@@ -48,7 +49,7 @@ def sampler(name: str, space: Space, seed: int, predictor=None) -> BaseSampler:
     if name == "evolution":
         return Evolution(space, seed)
     if name == "mad":
-        return Agent(space, seed, predictor, **getattr(space, "agent", {}))
+        return Agent(space, seed, predictor, proposer=proposer, **getattr(space, "agent", {}))
     from gnn.errors import MadError
 
     raise MadError(f"unknown search strategy `{name}`; strategies are: {', '.join(STRATEGIES)}")
@@ -113,23 +114,31 @@ class Evolution(_Proposer):
 
 class Agent(_Proposer):
     """The MAD agent's proposer.  Its first ``init`` proposals are the space's seed architecture (``start``, where
-    it has one) and then the best, by the predictor's prior, of a pool of random cells.  Then it climbs: where the space lists a candidate's neighbours (every one-change mutant),
-    the pool is the unevaluated neighbours of the best result that has any left, ranked by the predictor
-    refitted on every result; otherwise a pool of mutants and crossovers of the ``top`` best results (and the
-    language model's proposals where the space has them), ranked the same way."""
+    it has one) and then the best, by the predictor's prior, of a pool of random cells.  Then it climbs: where the
+    space lists a candidate's neighbours (every one-change mutant), the pool is the unevaluated neighbours of the
+    best result that has any left (a random sample of ``rank`` of them, where given); otherwise mutants and
+    crossovers of the ``top`` best results.  The language model's proposals of the round join the pool, and the
+    predictor, refitted on the results, picks the one to evaluate."""
 
     def __init__(self, space: Space, seed: int, predictor, pool: int = 600, top: int = 10, explore: float = 0.1,
-                 init: int = 10, rank: int | None = None):
+                 init: int = 10, rank: int | None = None, proposer=None, round_size: int = 20, asks: int = 16):
         super().__init__(space, seed)
         self.predictor, self.pool, self.top, self.explore, self.init = predictor, pool, top, explore, init
         self.rank = rank  # rank at most this many of a pool (a random sample): where reading a candidate costs
+        # the language model (assistant.search.proposer.Proposer): every ``round_size`` results it learns from the
+        # round's and writes ``asks`` proposals, which join every pool of the next round
+        self.proposer, self.round_size, self.asks = proposer, round_size, asks
+        self._asks_round, self._asks = None, {}
+        self.sources: dict = {}  # key -> who proposed it: "seed", "prior", "mutation" or "llm"
 
     def propose(self, done, seen, rng):
         if len(done) < self.init:
             start = getattr(self.space, "start", None)  # a seed architecture the space starts from
             if start is not None and self.space.key(start()) not in seen:
+                self.sources[self.space.key(start())] = "seed"
                 return start()
             return self._pooled([], seen, rng)
+        llm = self._asked(done, seen)
         neighbours = getattr(self.space, "neighbours", None)
         if neighbours is not None:
             for parent in sorted(done, key=lambda t: (-t.value, t.number)):
@@ -139,23 +148,42 @@ class Agent(_Proposer):
                     if key not in seen:
                         pool.setdefault(key, params)
                 if pool:
-                    return self._ranked(pool, done, rng)
-        return self._pooled(done, seen, rng)
+                    return self._ranked(pool, done, rng, llm)
+        return self._pooled(done, seen, rng, llm)
 
-    def _ranked(self, pool: dict, done: list, rng: random.Random) -> dict:
+    def _asked(self, done, seen) -> dict:
+        """The language model's proposals of this round not yet evaluated, each checked by the space (``parse``:
+        None for one outside it); at a round's start it first learns from the rounds completed."""
+        if self.proposer is None:
+            return {}
+        now = len(done) // self.round_size
+        if self._asks_round != now:
+            scored = [(self.space.key(t.params), t.value) for t in sorted(done, key=lambda t: t.number)]
+            while self.proposer.rounds < now:  # (a resumed search catches up here)
+                r, size = self.proposer.rounds, self.round_size
+                self.proposer.learn(scored[: r * size], scored[r * size:(r + 1) * size])
+            self._asks_round, self._asks = now, {}
+            for text in self.proposer.propose(scored[: now * self.round_size] or scored, self.asks, seen):
+                params = self.space.parse(text)
+                if params is not None:
+                    self._asks.setdefault(self.space.key(params), params)
+        return {k: v for k, v in self._asks.items() if k not in seen}
+
+    def _ranked(self, pool: dict, done: list, rng: random.Random, llm: dict | None = None) -> dict:
         keys = list(pool)
         rng.shuffle(keys)  # ties (a predictor with nothing to go on yet) are broken at random
         if self.rank is not None:
             keys = keys[: self.rank]
+        llm = {k: v for k, v in (llm or {}).items() if k not in keys}
+        keys += list(llm)
         scores = self.predictor.scores([self.space.key(t.params) for t in done], [t.value for t in done], keys)
-        return pool[keys[int(np.argmax(scores))]]
+        key = keys[int(np.argmax(scores))]
+        self.sources[key] = "llm" if key in llm else "mutation" if done else "prior"
+        return llm.get(key) or pool[key]
 
-    def _pooled(self, done, seen, rng):
+    def _pooled(self, done, seen, rng, llm: dict | None = None):
         best = sorted(done, key=lambda t: -t.value)[: self.top]
         pool: dict = {}
-        proposals = getattr(self.space, "proposals", None)
-        for params in (proposals(best, rng) if proposals and best else []):
-            pool.setdefault(self.space.key(params), params)
         for _ in range(4 * self.pool):  # near a few parents, distinct mutants run out: the pool stays smaller
             if len(pool) >= self.pool:
                 break
@@ -171,6 +199,6 @@ class Agent(_Proposer):
             key = self.space.key(params)
             if key not in seen:
                 pool.setdefault(key, params)
-        if not pool:
+        if not pool and not llm:
             return self._new(lambda: self.space.random(rng), seen, rng)
-        return self._ranked(pool, done, rng)
+        return self._ranked(pool, done, rng, llm)

@@ -96,3 +96,30 @@ def test_mad_search_refuses_a_bad_mnist1d_budget(tmp_path, capsys, monkeypatch):
     code, _, err = mad(capsys, "search", "--space", "mnist1d:lots", "--storage", tmp_path / "s.db")
     assert_refused(code, err, "mnist1d's argument is the training steps per candidate, a positive whole number")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_language_model_proposes_in_the_notation_and_learns_from_each_round():
+    import re
+
+    from assistant.search.proposer import Proposer
+
+    space = m.Space(steps=20)
+    space.agent = {"init": 1, "rank": 2, "round_size": 3, "asks": 3}
+    proposer = Proposer(space.notation(), seed=0, steps=1, max_new_tokens=24)
+    agent = samplers.sampler("mad", space, 0, space.predictor(), proposer)
+    s = study.open_study("llm", None, agent)
+    study.run(s, space, 7, seed=0)
+    done = study.complete(s)
+    assert len({space.key(t.params) for t in done}) == 7
+    assert proposer.rounds == 2 and len(proposer.losses) == 2  # learned after results 3 and 6, one step each
+    asked = agent._asks  # the last round's proposals: each in the notation, and checked by the space
+    assert asked and all(re.fullmatch(m.GRAMMAR, k) and m.Net.parse(k).problem() is None for k in asked)
+    assert agent.sources[str(m.SEED)] == "seed" and set(agent.sources.values()) <= {"seed", "mutation", "llm"}
+    # frozen, a round of learning leaves the adapter as it was; tuned, it moves it
+    lora = {n: p.detach().clone() for n, p in proposer.model.named_parameters() if p.requires_grad}
+    proposer.tune = False
+    proposer.learn([("fc100 relu", 0.6)], [("conv24k5s2 conv24k3s2 mean relu", 0.9)])
+    assert all(torch.equal(p, lora[n]) for n, p in proposer.model.named_parameters() if p.requires_grad)
+    proposer.tune = True
+    proposer.learn([("fc100 relu", 0.6)], [("conv24k5s2 conv24k3s2 mean relu", 0.9)])
+    assert any(not torch.equal(p, lora[n]) for n, p in proposer.model.named_parameters() if p.requires_grad)

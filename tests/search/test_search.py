@@ -168,6 +168,7 @@ def test_mad_search_runs_resumes_and_reports(tmp_path, capsys):
     (["--space", "nas-bench-graph:mnist"], "unknown NAS-Bench-Graph dataset `mnist`; datasets are: cora"),
     (["--space", "nats:cifar10"], "unknown search space `nats:cifar10`; spaces are: nas-bench-graph:<dataset>"),
     (["--queries", "0"], "--queries and --workers must be at least 1"),
+    (["--proposer", "llm"], "--proposer llm needs a space the language model can write: mnist1d"),
     (["--status"], "no search storage at"),
     (["--plot", "x.png"], "no search storage at"),
 ])
