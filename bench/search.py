@@ -156,7 +156,8 @@ def report(res: dict) -> None:
                           for k in REFERENCE), "",
               "#### Early: after 20 queries", "",
               "Mean test accuracy (%) of the best-by-validation architecture after 20 queries (the curves below); "
-              "the agent's first proposals come from the predictor's prior, pretrained on the other datasets.", "",
+              "the agent's first 10 proposals are the best of random pools by its prior, the mean of the other "
+              "datasets' results.", "",
               "| dataset | " + " | ".join(strategies) + " |", "|---|" + "---|" * len(strategies)]
     for d in datasets:
         s = res["datasets"][d]["search"]
