@@ -96,9 +96,11 @@ class Online:
             return self.prior[rows]
         xs = self.x[[self.row[k] for k in seen]]
         if self.head == "trees":
-            m = self.least if self.refit else len(seen)  # fitted on the first m results, m the last of 5, 7, 9, ...
-            while self.refit and max(m + 2, int(m * self.refit)) <= len(seen):  # (a quarter more each) <= len(seen):
-                m = max(m + 2, int(m * self.refit))  # the same model whatever the process saw before
+            # fitted on the first m results, m the last of 5, 7, 9, 11, 13, 16, ... (a quarter more each) not above
+            # len(seen): the same model whatever the process saw before
+            m = self.least if self.refit else len(seen)
+            while self.refit and max(m + 2, int(m * self.refit)) <= len(seen):
+                m = max(m + 2, int(m * self.refit))
             if self._fitted != tuple(seen[:m]):
                 from sklearn.ensemble import ExtraTreesRegressor
 
@@ -113,8 +115,9 @@ class Online:
 
 
 class OnDemand:
-    """:class:`Online` for a space too large to list: ``featurize(keys)`` gives the features of candidates as they
-    are first ranked (kept, so each is read once); standardised over every candidate read so far."""
+    """:class:`Online`'s ridge head for a space too large to list: ``featurize(keys)`` gives the features of
+    candidates as they are first ranked (kept, so each is read once), standardised over every candidate read so
+    far; no prior."""
 
     def __init__(self, featurize, alpha: float = 10.0, least: int = 5):
         self.featurize, self.alpha, self.least, self.rows = featurize, alpha, least, {}
