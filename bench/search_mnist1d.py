@@ -3,6 +3,7 @@
 
     python -m bench.search_mnist1d                       # 4 strategies x 3 seeds x 60 trainings, 2 workers
     python -m bench.search_mnist1d --queries 10 --seeds 1 --strategies mad random    # a quicker look
+    python -m bench.search_mnist1d --strategies mad-llm mad-llm-frozen --out bench/results/search_mnist1d_llm.json
 
 Every candidate is written in MAD's IR, rebuilt by the fx exporter and trained on this machine's CPU for the same
 budget (:data:`assistant.search.mnist1d.STEPS` steps of 100); every strategy makes the same number of trainings.
@@ -101,7 +102,7 @@ def main(argv=None) -> dict:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=1) + "\n")
     tmp.replace(out)
-    report(res)
+    report(res, out.stem)
     return res
 
 
@@ -123,7 +124,8 @@ def _curve(trials: list[dict]) -> list[float]:
     return out
 
 
-def report(res: dict) -> None:
+def report(res: dict, name: str = "search_mnist1d") -> None:
+    """The section ``bench.<name>`` of docs/search-eval.md (``name``: the results file's stem) and its plot."""
     from bench import write_section
 
     names = list(res["strategies"])
@@ -171,12 +173,16 @@ def report(res: dict) -> None:
         lines += ["", "The agent's proposals here are mutations ranked by the predictor; the language-model proposer "
                   "(`--strategies mad-llm mad-llm-frozen`) was not run."]
     lines += ["",
-              "![MNIST-1D: test accuracy of the best-by-validation network against trainings](search-mnist1d.png)"]
-    write_section(ROOT / "docs" / "search-eval.md", "bench.search_mnist1d", "\n".join(lines), TITLE)
-    _plot(res)
+              f"![MNIST-1D: test accuracy of the best-by-validation network against trainings]({_png(name)})"]
+    write_section(ROOT / "docs" / "search-eval.md", f"bench.{name}", "\n".join(lines), TITLE)
+    _plot(res, ROOT / "docs" / _png(name))
 
 
-def _plot(res) -> None:
+def _png(name: str) -> str:
+    return name.replace("_", "-") + ".png"
+
+
+def _plot(res, out: pathlib.Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,7 +201,6 @@ def _plot(res) -> None:
     ax.legend()
     ax.set_title("MNIST-1D")
     fig.tight_layout()
-    out = ROOT / "docs" / "search-mnist1d.png"
     fig.savefig(out.with_suffix(".tmp.png"), dpi=90)
     out.with_suffix(".tmp.png").replace(out)
 
