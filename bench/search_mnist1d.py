@@ -67,6 +67,7 @@ def main(argv=None) -> dict:
                 sources = getattr(sampler, "sources", {})
                 runs.setdefault(name, []).append({
                     "best": _best(trials), "seconds": round(time.perf_counter() - t, 1),
+                    "curve": [c["test"] for c in study.curve(s)[: args.queries]],
                     "trials": [{"key": t.user_attrs["key"], "valid": t.value, "test": t.user_attrs["test"],
                                 "params": mnist1d.Net.parse(t.user_attrs["key"]).size(),
                                 "cost": round(t.user_attrs["cost"], 2),
@@ -83,7 +84,7 @@ def main(argv=None) -> dict:
     top = float(np.quantile(every, 0.9))
     res["top10_valid"] = top
     for name, rs in runs.items():
-        curves = np.array([_curve(r["trials"]) for r in rs]) * 100
+        curves = np.array([r["curve"] for r in rs]) * 100
         per = max(1, args.queries // ROUNDS)
         shares = [float(np.mean([t["valid"] >= top for r in rs for t in r["trials"][i * per:(i + 1) * per]]))
                   for i in range(ROUNDS)]
@@ -112,16 +113,6 @@ def _best(trials: list) -> dict:
 
     return {"key": t.user_attrs["key"], "valid": t.value, "test": t.user_attrs["test"],
             "params": Net.parse(t.user_attrs["key"]).size(), "number": t.number}
-
-
-def _curve(trials: list[dict]) -> list[float]:
-    """After each training: the test accuracy of the best-by-validation network so far."""
-    out, top = [], None
-    for t in trials:
-        if top is None or t["valid"] > top["valid"]:
-            top = t
-        out.append(top["test"])
-    return out
 
 
 def report(res: dict, name: str = "search_mnist1d") -> None:

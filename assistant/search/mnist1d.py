@@ -339,9 +339,9 @@ class Space:
         """A network drawn uniformly from Optuna's parameters, again until one is in the space."""
         dists = distributions()
         while True:
-            params = {k: rng.choice(d.choices) for k, d in dists.items()}
-            if from_params(params).problem() is None:
-                return to_params(from_params(params))
+            net = from_params({k: rng.choice(d.choices) for k, d in dists.items()})
+            if net.problem() is None:
+                return to_params(net)
 
     def parse(self, text: str) -> dict | None:
         """A network written down (the language model's proposal), fitted to the budget; None if it is not one

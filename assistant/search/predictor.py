@@ -108,10 +108,7 @@ class Online:
                 self._model.fit(xs[:m], np.asarray(y[:m], dtype=np.float64))
                 self._fitted = tuple(seen[:m])
             return self._model.predict(self.x[rows])
-        y = np.asarray(y, dtype=np.float64)
-        y = (y - y.mean()) / (y.std() + 1e-9)
-        w = np.linalg.solve(xs.T @ xs + self.alpha * np.eye(xs.shape[1]), xs.T @ y)
-        return self.x[rows] @ w
+        return self.x[rows] @ _ridge(xs, y, self.alpha)
 
 
 class OnDemand:
@@ -132,10 +129,14 @@ class OnDemand:
         mean, std = every.mean(0), every.std(0) + 1e-6
         xs = (np.stack([self.rows[k] for k in seen]) - mean) / std
         xc = (np.stack([self.rows[k] for k in candidates]) - mean) / std
-        y = np.asarray(y, dtype=np.float64)
-        y = (y - y.mean()) / (y.std() + 1e-9)
-        w = np.linalg.solve(xs.T @ xs + self.alpha * np.eye(xs.shape[1]), xs.T @ y)
-        return xc @ w
+        return xc @ _ridge(xs, y, self.alpha)
+
+
+def _ridge(xs: np.ndarray, y, alpha: float) -> np.ndarray:
+    """Ridge weights fitted to ``y`` standardised (the heads rank; the scale of a score does not matter)."""
+    y = np.asarray(y, dtype=np.float64)
+    y = (y - y.mean()) / (y.std() + 1e-9)
+    return np.linalg.solve(xs.T @ xs + alpha * np.eye(xs.shape[1]), xs.T @ y)
 
 
 def kendall_tau(a, b) -> float:

@@ -47,7 +47,7 @@ class Proposer:
         """The prompt: the task, the notation, the best and the worst results so far with their scores."""
         ranked = sorted(scored, key=lambda kv: -kv[1])
         best = ranked[: self.shown]
-        worst = [kv for kv in ranked[self.shown:]][-max(1, self.shown // 3):]
+        worst = ranked[self.shown:][-max(1, self.shown // 3):]
         lines = [f"{key}: {value:.3f}" for key, value in best + worst]
         return [{"role": "system", "content": f"You design neural networks. {self.notation.task} "
                  f"{self.notation.example}"},
@@ -88,9 +88,9 @@ class Proposer:
         targets = [k for k, _ in ranked[: max(1, round(top * len(ranked)))]]
         prompt = self.tokenizer.apply_chat_template(self.chat(before or round_scored), add_generation_prompt=True,
                                                     tokenize=False)
+        p = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         rows = []
         for t in targets:
-            p = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
             a = self.tokenizer(t + self.tokenizer.eos_token, add_special_tokens=False)["input_ids"]
             rows.append((p + a, [-100] * len(p) + a))
         width = max(len(x) for x, _ in rows)
