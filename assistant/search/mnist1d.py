@@ -219,9 +219,9 @@ def to_graph(net: Net, batch: int = BATCH):
 
     from gnn.importers.torch_module import import_module
 
-    torch.manual_seed(0)
-    with warnings.catch_warnings():  # torch.export's own deprecation notices, once per trace
-        warnings.simplefilter("ignore", FutureWarning)
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # the caller's random state untouched
+        torch.manual_seed(0)
+        warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation notices, once per trace
         return import_module(net.module(), (torch.zeros(batch, LENGTH),), name="mnist1d")
 
 

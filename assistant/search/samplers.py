@@ -74,6 +74,7 @@ class _Proposer(BaseSampler):
 
         done = complete(study)
         seen = {self.space.key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
+        self.number = trial.number
         return self.propose(done, seen, rng)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
@@ -118,16 +119,21 @@ class Agent(_Proposer):
     space lists a candidate's neighbours (every one-change mutant), the pool is the unevaluated neighbours of the
     best result that has any left (a random sample of ``rank`` of them, where given); otherwise mutants and
     crossovers of the ``top`` best results.  The language model's proposals of the round join the pool, and the
-    predictor, refitted on the results, picks the one to evaluate."""
+    predictor, refitted on the results, picks the one to evaluate.  A share ``llm_share`` of each round's
+    evaluations (its last trials) is kept for the language model's proposals alone (the predictor picks among
+    them), so the proposer is judged on what it writes, not only on what the predictor lets through."""
 
     def __init__(self, space: Space, seed: int, predictor, pool: int = 600, top: int = 10, explore: float = 0.1,
-                 init: int = 10, rank: int | None = None, proposer=None, round_size: int = 20, asks: int = 16):
+                 init: int = 10, rank: int | None = None, proposer=None, round_size: int = 20, asks: int = 16,
+                 llm_share: float = 0.25):
         super().__init__(space, seed)
         self.predictor, self.pool, self.top, self.explore, self.init = predictor, pool, top, explore, init
         self.rank = rank  # rank at most this many of a pool (a random sample): where reading a candidate costs
         # the language model (assistant.search.proposer.Proposer): every ``round_size`` results it learns from the
         # round's and writes ``asks`` proposals, which join every pool of the next round
         self.proposer, self.round_size, self.asks = proposer, round_size, asks
+        self.quota = round(llm_share * round_size) if proposer is not None else 0
+        self.number = 0  # the trial being proposed (set by sample_relative)
         self._asks_round, self._asks = None, {}
         self.sources: dict = {}  # key -> who proposed it: "seed", "prior", "mutation" or "llm"
 
@@ -137,8 +143,16 @@ class Agent(_Proposer):
             if start is not None and self.space.key(start()) not in seen:
                 self.sources[self.space.key(start())] = "seed"
                 return start()
-            return self._pooled([], seen, rng)
+            if start is not None and getattr(self.space, "neighbours", None) is not None:
+                # the seed is still training (another worker): a neighbour of it, not a random cell
+                pool = {self.space.key(p): p for p in self.space.neighbours(start())}
+                pool = {k: p for k, p in pool.items() if k not in seen}
+                if pool:
+                    return self._ranked(pool, done, rng)
+            return self._pooled(done, seen, rng)
         llm = self._asked(done, seen)
+        if llm and self.number % self.round_size >= self.round_size - self.quota:
+            return self._ranked({}, done, rng, llm)  # the language model's share of the round
         neighbours = getattr(self.space, "neighbours", None)
         if neighbours is not None:
             for parent in sorted(done, key=lambda t: (-t.value, t.number)):

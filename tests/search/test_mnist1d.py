@@ -83,6 +83,16 @@ def test_the_agent_climbs_from_the_seed_mlp():
     assert all(t.user_attrs["test"] > 0 and "parameters" in t.user_attrs["arch"] for t in done)
 
 
+def test_while_the_seed_trains_the_agent_proposes_a_neighbour_of_it():
+    import random
+
+    space = m.Space(steps=40)
+    agent = samplers.sampler("mad", space, 0, space.predictor())
+    for seed in range(5):  # a second worker asks before any result: not a random network, one edit from the seed
+        params = agent.propose([], {str(m.SEED)}, random.Random(seed))
+        assert m.from_params(params) in m.SEED.neighbours()
+
+
 def test_mad_search_on_mnist1d(tmp_path, capsys):
     db = tmp_path / "s.db"
     code, out, err = mad(capsys, "search", "--space", "mnist1d:30", "--strategy", "evolution", "--queries", "2",
@@ -115,6 +125,8 @@ def test_the_language_model_proposes_in_the_notation_and_learns_from_each_round(
     asked = agent._asks  # the last round's proposals: each in the notation, and checked by the space
     assert asked and all(re.fullmatch(m.GRAMMAR, k) and m.Net.parse(k).problem() is None for k in asked)
     assert agent.sources[str(m.SEED)] == "seed" and set(agent.sources.values()) <= {"seed", "mutation", "llm"}
+    # the last trial of each round of 3 is the language model's share (a quarter of 3, rounded): its proposal
+    assert [agent.sources[space.key(t.params)] for t in done if t.number % 3 == 2] == ["llm", "llm"]
     # frozen, a round of learning leaves the adapter as it was; tuned, it moves it
     lora = {n: p.detach().clone() for n, p in proposer.model.named_parameters() if p.requires_grad}
     proposer.tune = False
