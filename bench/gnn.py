@@ -39,7 +39,8 @@ def worker_infer(layers: int) -> dict:
     from gnn.importers.hf import HFOptions, import_hf
     from gnn.nn.tokens import tokenize
 
-    graph = import_hf("hf:llama", HFOptions(overrides={**LLAMA3_8B, "num_hidden_layers": layers}))
+    overrides = {**LLAMA3_8B, "num_hidden_layers": layers}
+    graph = import_hf("hf:llama", HFOptions(overrides=overrides, max_ops=100_000))  # 470 layers: past the default
     model, vocab, which = _model()
     before = _peak_gb()
     with torch.no_grad():

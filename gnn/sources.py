@@ -38,7 +38,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 def load(source: str, overrides: dict[str, Any] | None = None, **options) -> Graph:
     """Read any SOURCE into a graph.
 
-    ``overrides`` (--set) and ``options`` (head, seq_len, batch_size) only concern
+    ``overrides`` (--set) and ``options`` (head, seq_len, batch_size, max_ops) only concern
     Hugging Face configs; a file that is already a graph ignores the options.
     """
     from gnn.importers import IMPORTERS

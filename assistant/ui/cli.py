@@ -50,6 +50,14 @@ def _add_source(p: argparse.ArgumentParser) -> None:
                                   "image-text-to-text, image-classification, ctc, base (default: by model type)")
     p.add_argument("--seq-len", type=int, default=16, help="dummy text length for tracing (default 16)")
     p.add_argument("--batch-size", type=int, default=1, help="dummy batch size for tracing (default 1)")
+    _add_limit(p)
+
+
+def _add_limit(p: argparse.ArgumentParser) -> None:
+    from gnn.importers.budget import MAX_OPS
+
+    p.add_argument("--max-ops", type=int, default=None, metavar="N",
+                   help=f"refuse a config estimated over N ops before tracing it (default {MAX_OPS:,})")
 
 
 def _add_exports(p: argparse.ArgumentParser) -> None:
@@ -132,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", metavar="JSON_OR_FILE", help="B is A (or B) after this edit program")
     p.add_argument("--seq-len", type=int, default=16, help="dummy text length for tracing (default 16)")
     p.add_argument("--batch-size", type=int, default=1, help="dummy batch size for tracing (default 1)")
+    _add_limit(p)
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     sub.add_parser("types", help="list the Hugging Face model types hf:<type> accepts")
@@ -150,6 +159,12 @@ def _load(args):
 
             raise SourceError("--seq-len and --batch-size must be positive integers")
         options.update(seq_len=args.seq_len, batch_size=args.batch_size)
+    if getattr(args, "max_ops", None) is not None:
+        if args.max_ops < 1:
+            from gnn.errors import SourceError
+
+            raise SourceError("--max-ops must be a positive integer")
+        options["max_ops"] = args.max_ops
     return load(args.source, parse_overrides(getattr(args, "overrides", [])), **options)
 
 

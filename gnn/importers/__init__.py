@@ -30,13 +30,14 @@ register = IMPORTERS.register
 
 @register("hf", accepts=lambda source, path: source.startswith("hf:") or path.is_dir() or path.name == "config.json",
           configurable=True)
-def _read_hf(source: str, overrides=None, head=None, seq_len=16, batch_size=1) -> Graph:
+def _read_hf(source: str, overrides=None, head=None, seq_len=16, batch_size=1, max_ops=None) -> Graph:
     from gnn.importers.hf import HFOptions, import_hf
 
     path = pathlib.Path(source)
     if not source.startswith("hf:") and path.name == "config.json":
         source = str(path.parent)
-    return import_hf(source, HFOptions(overrides=overrides or {}, head=head, seq_len=seq_len, batch_size=batch_size))
+    return import_hf(source, HFOptions(overrides=overrides or {}, head=head, seq_len=seq_len, batch_size=batch_size,
+                                       max_ops=max_ops))
 
 
 @register("onnx", accepts=lambda source, path: path.suffix.lower() == ".onnx")

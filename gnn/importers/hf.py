@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from gnn.errors import MadError, SourceError, describe
+from gnn.importers.budget import check_budget
 from gnn.importers.torch_module import import_module
 from gnn.importers.hf_config import all_configs, load_config, safe_getattr, sub_configs
 from gnn.importers.hf_config import apply_overrides, model_types  # noqa: F401 - re-exported
@@ -49,6 +50,7 @@ class HFOptions:
     head: str | None = None  # one of HEADS, or None to pick by model type
     batch_size: int = 1  # dummy-input batch; FLOPs scale with it
     seq_len: int = 16  # dummy text length; small keeps tracing fast, FLOPs scale with it
+    max_ops: int | None = None  # refuse a config estimated above this many ops before tracing (None: budget.MAX_OPS)
 
 
 # -- model classes -----------------------------------------------------------------
@@ -275,9 +277,11 @@ def config_only(config) -> dict[str, Any]:
 
 
 def import_hf(spec: str, opts: HFOptions | None = None):
-    """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces."""
+    """Import a Hugging Face architecture; raises :class:`SourceError` when no head traces, or when the config is
+    estimated over the work limit (:func:`check_budget`), before building anything."""
     opts = opts or HFOptions()
     config = traced_config(spec, opts.overrides)
+    check_budget(spec, config, opts.max_ops)
     errors: list[str] = []
     for cls in candidate_classes(config, opts.head):
         try:

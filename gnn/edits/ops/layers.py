@@ -113,6 +113,7 @@ class InsertLayers(Edit):
         if self.target.layers is None and self.target.modules is None:
             self.target = dataclasses.replace(self.target, layers=[-1])
         blocks, stacks = target_blocks(self, graph, roles)
+        _check_size(graph, sum(len(graph.hierarchy[b].nodes) for b in blocks) * self.count, len(blocks) * self.count)
         # Renumber first, from the end, so new blocks get free indices right after their source.
         plan: dict[str, list[str]] = {}  # source block (new path) -> new block paths
         for prefix, members in stacks.items():
@@ -130,6 +131,16 @@ class InsertLayers(Edit):
             for before, path in zip([source] + copies, copies):  # each copy follows the one before
                 _copy_block(graph, before, path)
         return {}
+
+
+def _check_size(graph, added: int, blocks: int) -> None:
+    """Refuse, before any change, an insertion that would take the graph over the work limit (the import's)."""
+    from gnn.importers.budget import ENV, default_limit
+
+    limit, total = default_limit(), len(graph.nodes) + added
+    if total > limit:
+        raise EditError(f"inserting {blocks:,} blocks would make the graph {total:,} ops, over the limit of "
+                        f"{limit:,}; insert fewer (`count`), or raise the limit ({ENV}={total} in the environment)")
 
 
 def _copy_block(graph, source: str, new: str) -> None:
