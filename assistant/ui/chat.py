@@ -41,30 +41,35 @@ _YES = ("yes", "y", "yes please", "yes, please", "do it", "yes, do it", "ok", "o
 _QUESTION_WORDS = ("how", "what", "which", "does", "do", "is", "are", "can", "where", "why", "who", "when")
 
 
-_assistant = None
 _sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # token -> Session, for the drawing's clicks
-# torch.export, fake-tensor shape propagation and torch.onnx keep global state, so imports, edits,
-# validation and exports run one at a time per process (two CPU cores gain nothing from more).
+# Imports, edits, exports and the language model run in worker processes (assistant.ui.workers), so one session's
+# heavy request never holds up another's.  What still runs torch here (facts for a graph without names: the
+# learned labeler) runs one at a time.
 _torch_lock = threading.RLock()
 
 
 def serialized(method):
+    """One request at a time per session (its graph and history change together); sessions run side by side."""
     @functools.wraps(method)
-    def run(*args, **kwargs):
-        with _torch_lock:
-            return method(*args, **kwargs)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
     return run
 
 
 def assistant(llm: str | None = None, log=print):
-    """The process's language model (loaded on first use, ~3 s from the cached copy, ~20 s the first time)."""
-    global _assistant
-    with _torch_lock:
-        if _assistant is None:
-            from assistant.interpret import Assistant
+    """The language model, as the session calls it: ``interpret(graph, text)``, run in its own worker process
+    (loaded there on first use, ~3 s from the cached copy, ~20 s the first time)."""
+    from assistant.ui import workers
 
-            _assistant = Assistant(llm, log=log)
-        return _assistant
+    return workers.Language(llm)
+
+
+def _facts(graph):
+    from assistant.facts import facts
+
+    with _torch_lock:
+        return facts(graph)
 
 
 def parse_override_text(text: str) -> dict[str, Any]:
@@ -90,6 +95,7 @@ class Session:
         self.comparing = None  # (Comparison, the other graph): drawn until the next load, edit or step
         self.opened_other: set[str] = set()
         self.token = uuid.uuid4().hex  # names this session to the drawing's clicks, which come without its state
+        self._lock = threading.RLock()
         _sessions[self.token] = self
 
     # -- state ----------------------------------------------------------------------------------
@@ -116,20 +122,19 @@ class Session:
     def load(self, source: str = "", overrides: str = "", upload: str | None = None) -> str:
         """Load a model (``hf:<type>``, a config folder, or an uploaded file); the reply says what was loaded."""
         from gnn.analysis.summary import summarize
-        from gnn.sources import load
 
         source = (source or "").strip()
         if not upload and not source:
             raise SourceError("no model given: type hf:<model_type> (e.g. hf:llama), a config folder, or upload "
                               "an .onnx, graph .json or config.json")
         if upload:
-            graph, label = self._load_upload(pathlib.Path(upload), overrides)
+            (graph, report), label = self._load_upload(pathlib.Path(upload), overrides)
         else:
-            graph, label = load(source, parse_override_text(overrides or "")), source
+            (graph, report), label = _load(source, parse_override_text(overrides or "")), source
         from gnn.exporters.drawing import default_open
 
         self.source, self.overrides, self.comparing = label, overrides or "", None
-        self.history = History(graph)
+        self.history = History(graph, report)
         self.opened = default_open(graph)
         s = summarize(graph)
         report = self.step.report
@@ -138,9 +143,7 @@ class Session:
         return (f"Loaded **{label}**: {graph.name}, {s['params']:,} parameters, {s['layers']} repeated "
                 f"blocks, {len(graph.nodes):,} ops.{check} Ask me to change it, describe it, or ask about it.")
 
-    def _load_upload(self, path: pathlib.Path, overrides: str) -> tuple[Graph, str]:
-        from gnn.sources import load
-
+    def _load_upload(self, path: pathlib.Path, overrides: str) -> tuple[tuple, str]:
         name = path.name
         suffix = path.suffix.lower()
         if suffix not in UPLOAD_SUFFIXES:
@@ -158,10 +161,10 @@ class Session:
                 folder = self.folder / "config"
                 folder.mkdir(exist_ok=True)
                 shutil.copyfile(path, folder / "config.json")
-                return load(str(folder), parse_override_text(overrides or "")), name
+                return _load(str(folder), parse_override_text(overrides or "")), name
         if overrides and overrides.strip():
             raise SourceError(f"config overrides apply to Hugging Face configs, not to `{name}`")
-        return load(str(path)), name
+        return _load(str(path), {}), name
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -187,35 +190,30 @@ class Session:
                             "file.", "program": None}
         offered, self.offered = self.offered, None  # an offer holds for the next message only
         if offered and low in _YES and offered[2] is self.graph:
-            from gnn.edits import apply_program
-
-            return self._record(offered[0], apply_program(self.graph, offered[1]))
+            return self._record(offered[0], _apply(self.graph, offered[1]))
         if low in ("undo", "redo", "reset"):
             return {"text": getattr(self, low)(), "program": None}
         if re.fullmatch(r"(please )?(describe|summari[sz]e)( (it|this|this model|the model|the architecture))?", low):
             from assistant.describe import describe
-            from assistant.facts import facts
 
-            return {"text": describe(facts(self.graph)), "program": None}
+            return {"text": describe(_facts(self.graph)), "program": None}
         if re.search(r"\bwhat (has |did you |was )?change|\bshow (me )?the (diff|changes)|\bwhat did you do\b", low):
             return self._what_changed()
         if text.startswith("{"):  # an edit program, run as it is (the engine says what is wrong with a bad one)
-            from gnn.edits import apply_program
-
-            return self._record(text, apply_program(self.graph, text))
+            return self._record(text, _apply(self.graph, text))
         if text.endswith("?") or low.split(" ", 1)[0] in _QUESTION_WORDS:
             from assistant.ask import ask
-            from assistant.facts import facts
 
-            answer, key = ask(facts(self.graph), text)
+            answer, key = ask(_facts(self.graph), text)
             if key:
                 return {"text": answer, "program": None}
         return self._interpret(text, progress)
 
     def _interpret(self, text: str, progress) -> dict:
-        if progress is not None and _assistant is None:
-            progress(0.1, desc="loading the language model (about 20 s the first time, then 3 s)")
-        outcome = assistant(self.llm, log=lambda m: None).interpret(self.graph, text)  # under _torch_lock (send)
+        if progress is not None:
+            progress(0.1, desc="reading the request (the first one loads the language model: about 20 s the "
+                               "first time, then 3 s)")
+        outcome = assistant(self.llm, log=lambda m: None).interpret(self.graph, text)  # in its worker
         if outcome.action == "ask":
             if outcome.program:  # "Did you mean: ...?": the edit it names is one "yes" away
                 self.offered = (text, outcome.program, self.graph)
@@ -308,7 +306,6 @@ class Session:
         comparison, and the drawing shows the other graph with the differences coloured."""
         from assistant.compare import compare
         from gnn.exporters.drawing import default_open
-        from gnn.sources import load
 
         if self.graph is None:
             raise SourceError("load a model first, then compare it with another")
@@ -321,7 +318,7 @@ class Session:
         else:
             extra = parse_override_text(" ".join(words[1:]))
             mine = parse_override_text(self.overrides) if words[0].startswith("hf:") else {}
-            b = load(words[0], {**mine, **extra})
+            b = _load(words[0], {**mine, **extra})[0]
             found = compare(self.graph, b, self.source + (" (edited)" if self.edits else ""), words[0])
         self.comparing, self.opened_other = (found, b), default_open(b)
         return "**Comparison** (the drawing shows the second, coloured where it differs)\n\n" + _markdown(found.text())
@@ -347,18 +344,17 @@ class Session:
     @serialized
     def recipe(self):
         """The way back to code for the edits so far (gnn.edits.recipe), proved on the rebuilt model."""
-        from gnn.edits.recipe import check
+        from assistant.ui import workers
 
         program = self.program()
         if not program:
             raise SourceError("no edits yet: the snippet and config.json come with an edit")
-        return check(self.history.steps[0].graph, {"edits": program})
+        return workers.pool().call(workers.recipe, self.history.steps[0].graph, {"edits": program})
 
     @serialized
     def download(self, what: str) -> pathlib.Path:
         """Write ``what`` (graph, onnx, lora, code, config, conversation) into the session's folder and return its
         path; ``code`` and ``config`` are the recipe of the edits so far, checked before they are written."""
-        from gnn.sources import export
 
         if what == "conversation":
             path = self.folder / "conversation.json"
@@ -389,6 +385,26 @@ class Session:
             return export(self.graph, {"code": self.folder / "edit.py"}, extras={"code": made.code})[0]
         raise SourceError(f"unknown download `{what}`; choose graph, onnx, lora, code, config, explorer or "
                           "conversation")
+
+
+def _load(source: str, overrides: dict):
+    """``(graph, its validation report)`` of a source, read in a worker process."""
+    from assistant.ui import workers
+
+    return workers.pool().call(workers.load, source, overrides)
+
+
+def _apply(graph: Graph, program):
+    from assistant.ui import workers
+
+    return workers.pool().call(workers.apply, graph, program)
+
+
+def export(graph: Graph, outputs: dict, extras=None) -> list[pathlib.Path]:
+    """:func:`gnn.sources.export`, in a worker process."""
+    from assistant.ui import workers
+
+    return workers.pool().call(workers.export, graph, outputs, extras)
 
 
 def _markdown(text: str) -> str:

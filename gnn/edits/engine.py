@@ -157,6 +157,7 @@ class Step:
     graph: Graph
     request: str = ""
     result: EditResult | None = None
+    validated: Any = field(default=None, repr=False)  # the loaded graph's report, where the caller already has it
 
     @property
     def program(self) -> list[dict]:
@@ -169,14 +170,14 @@ class Step:
 
         if self.result is not None and self.result.report is not None:
             return self.result.report
-        return validate(self.graph)
+        return self.validated if self.validated is not None else validate(self.graph)
 
 
 class History:
     """Undo, redo and reset over the graphs a session made (the app's and any caller's one mechanism)."""
 
-    def __init__(self, graph: Graph):
-        self.steps = [Step(graph)]
+    def __init__(self, graph: Graph, report=None):
+        self.steps = [Step(graph, validated=report)]  # report: the graph's validation, if already run
         self.at = 0  # the current step; the ones after it are the redo branch
 
     @property
