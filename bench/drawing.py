@@ -69,15 +69,18 @@ def main() -> dict:
     res = {"target_s": 2.0, "models": [measure(name, o) for name, o in MODELS.items()]}
     out = ROOT / "bench" / "results" / "drawing.json"
     out.write_text(json.dumps(res, indent=2) + "\n")
-    _table(res)
+    from bench.run import RESULTS as MAIN
+    from bench.run import write_doc
+
+    write_doc(json.loads(MAIN.read_text()))
     print(json.dumps(res, indent=2))
     return res
 
 
-def _table(res: dict) -> None:
-    doc = ROOT / "docs" / "benchmarks.md"
-    head = "## The drawn graph (`python -m bench.drawing`)"
-    lines = [head, "", f"Target: the 8B graph folded in ≤ {res['target_s']} s; every cut of the 50k-op graph as "
+def drawing_lines(res: dict) -> list[str]:
+    """The "drawn graph" section of docs/benchmarks.md (bench.run.write_doc puts it there)."""
+    lines = ["", "## The drawn graph (`python -m bench.drawing`)", "",
+             f"Target: the 8B graph folded in ≤ {res['target_s']} s; every cut of the 50k-op graph as "
              "fast (a click redraws one cut).", "",
              "| graph | ops | cut | boxes | DOT (s) | Graphviz layout (s) | total (s) | SVG (KB) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -91,18 +94,7 @@ def _table(res: dict) -> None:
                      f"{m['first_draw_s']} s; side by side, the text outline it replaces {m['outline_html_s']} s "
                      f"(folded drawing / outline = {m['folded_vs_outline']}×) and the Model Explorer JSON of the "
                      f"full graph {m['explorer_json_s']} s.")
-    lines.append("")
-    text = doc.read_text()
-    if head in text:
-        start = text.index(head)
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + "\n".join(lines) + (text[end:] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + "\n".join(lines)
-    tmp = doc.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(doc)
-
+    return lines
 
 if __name__ == "__main__":
     main()

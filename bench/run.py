@@ -232,6 +232,16 @@ def write_doc(res: dict) -> None:
     llm = ROOT / "bench" / "results" / "llm.json"
     if llm.exists():
         lines += llm_lines(json.loads(llm.read_text()))
+    drawn = ROOT / "bench" / "results" / "drawing.json"
+    if drawn.exists():
+        from bench.drawing import drawing_lines
+
+        lines += drawing_lines(json.loads(drawn.read_text()))
+    cold = ROOT / "bench" / "results" / "cold.json"
+    if cold.exists():
+        from bench.cold import cold_lines
+
+        lines += cold_lines(json.loads(cold.read_text()))
     DOC.write_text("\n".join(lines) + "\n")
 
 
