@@ -2,8 +2,9 @@
 
 A :class:`Session` holds the loaded graph and its edit history (undo, redo, reset), the
 conversation, and a folder for its downloads; nothing in it is shared with another
-session except the language model, which is loaded once per process and used under a
-lock.  :meth:`Session.send` turns a message into a reply:
+session.  Its imports, edits and exports run in worker processes and the language model in
+one of its own (:mod:`assistant.ui.workers`), under a time limit, so a session's heavy
+request never holds up another's.  :meth:`Session.send` turns a message into a reply:
 
 * ``undo`` / ``redo`` / ``reset``: step through the history;
 * "describe this model": the description made from the graph's facts;
