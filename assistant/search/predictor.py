@@ -113,8 +113,8 @@ class Online:
 
 class OnDemand:
     """:class:`Online`'s ridge head for a space too large to list: ``featurize(keys)`` gives the features of
-    candidates as they are first ranked (kept, so each is read once), standardised over the results (so a
-    resumed search ranks as the uninterrupted one did); no prior."""
+    candidates as they are first ranked (kept, so each is read once), standardised over the results and the
+    candidates ranked (so a resumed search ranks as the uninterrupted one did); no prior."""
 
     def __init__(self, featurize, alpha: float = 10.0, least: int = 5):
         self.featurize, self.alpha, self.least, self.rows = featurize, alpha, least, {}
@@ -125,9 +125,12 @@ class OnDemand:
         new = [k for k in dict.fromkeys([*seen, *candidates]) if k not in self.rows]
         if new:
             self.rows.update(zip(new, np.asarray(self.featurize(new), dtype=np.float64)))
-        xs = np.stack([self.rows[k] for k in seen])
-        mean, std = xs.mean(0), xs.std(0) + 1e-6  # a column constant over the results gets no weight
-        xs = (xs - mean) / std
+        # standardised over the results and the candidates of this call (over the results alone, a candidate far
+        # from the few first results gets extreme values and is picked for them; over everything read so far, a
+        # resumed search would rank otherwise)
+        every = np.stack([self.rows[k] for k in dict.fromkeys([*seen, *candidates])])
+        mean, std = every.mean(0), every.std(0) + 1e-6
+        xs = (np.stack([self.rows[k] for k in seen]) - mean) / std
         xc = (np.stack([self.rows[k] for k in candidates]) - mean) / std
         return xc @ _ridge(xs, y, self.alpha)
 
