@@ -12,7 +12,7 @@ commands that stop at successive points (each run ``RUNS`` times, the median kep
 * request: ``mad edit --request`` (the same edit in words: the language model loaded from its cached copy, the
   request read and the program decoded) minus edit; the target is on the whole command.
 
-Results: ``bench/results/cold.json`` and the "Cold start" section of ``docs/benchmarks.md``.
+Results: ``bench/results/cold.json`` and the "Cold start" section of ``docs/benchmarks.md`` (``bench.run.cold_lines``).
 """
 
 from __future__ import annotations
@@ -74,23 +74,6 @@ def main(argv=None) -> dict:
 
     write_doc(json.loads(MAIN.read_text()))
     return res
-
-
-def cold_lines(res: dict) -> list[str]:
-    """The "Cold start" section of docs/benchmarks.md."""
-    from bench.run import verdict
-
-    lines = ["", "## Cold start of `mad edit --request` (`python -m bench.cold`)", "",
-             "Each figure is the wall time of fresh processes on the tiny Llama (2 layers, width 64), caches on disk "
-             f"warm (the converted language model, the token tables); phases are differences of commands that stop "
-             f"at successive points (median of {res['runs']}).", "",
-             "| request | whole command, s |", "|---|---|"]
-    lines += [f"| {r} | {s} |" for r, s in res["requests"].items()]
-    lines += ["", f"Median {res['whole_p50_s']} s, slowest {res['whole_max_s']} s: target ≤ {res['target_s']} s, "
-              f"{verdict(res['whole_max_s'], res['target_s'])} (on the slowest).", "",
-              "| phase | s |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in res["phases"].items()]
-    return lines
 
 
 if __name__ == "__main__":

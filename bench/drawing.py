@@ -77,24 +77,5 @@ def main() -> dict:
     return res
 
 
-def drawing_lines(res: dict) -> list[str]:
-    """The "drawn graph" section of docs/benchmarks.md (bench.run.write_doc puts it there)."""
-    lines = ["", "## The drawn graph (`python -m bench.drawing`)", "",
-             f"Target: the 8B graph folded in ≤ {res['target_s']} s; every cut of the 50k-op graph as "
-             "fast (a click redraws one cut).", "",
-             "| graph | ops | cut | boxes | DOT (s) | Graphviz layout (s) | total (s) | SVG (KB) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for m in res["models"]:
-        for name, r in m["cuts"].items():
-            lines.append(f"| {m['model']} | {m['ops']:,} | {name} | {r['boxes']} | {r['dot_s']} | {r['layout_s']} | "
-                         f"{r['total_s']} | {r['svg_kb']} |")
-    lines.append("")
-    for m in res["models"]:
-        lines.append(f"- {m['model']}: import {m['import_s']} s; first drawing of the fresh graph (hierarchy built) "
-                     f"{m['first_draw_s']} s; side by side, the text outline it replaces {m['outline_html_s']} s "
-                     f"(folded drawing / outline = {m['folded_vs_outline']}×) and the Model Explorer JSON of the "
-                     f"full graph {m['explorer_json_s']} s.")
-    return lines
-
 if __name__ == "__main__":
     main()

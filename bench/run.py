@@ -234,13 +234,9 @@ def write_doc(res: dict) -> None:
         lines += llm_lines(json.loads(llm.read_text()))
     drawn = ROOT / "bench" / "results" / "drawing.json"
     if drawn.exists():
-        from bench.drawing import drawing_lines
-
         lines += drawing_lines(json.loads(drawn.read_text()))
     cold = ROOT / "bench" / "results" / "cold.json"
     if cold.exists():
-        from bench.cold import cold_lines
-
         lines += cold_lines(json.loads(cold.read_text()))
     DOC.write_text("\n".join(lines) + "\n")
 
@@ -294,6 +290,41 @@ def llm_lines(res: dict) -> list[str]:
               f"| load, cached copy | {load['load_s']} | ≤ {LLM_TARGETS['load']} | {verdict(load['load_s'], LLM_TARGETS['load'])} |",
               f"| load, reading the GGUF file (first run) | {gguf['load_s']} | | |",
               f"| ratio GGUF / cached | {gguf['load_s'] / load['load_s']:.1f}× | | |"]
+    return lines
+
+
+def drawing_lines(res: dict) -> list[str]:
+    """The "drawn graph" section of docs/benchmarks.md."""
+    lines = ["", "## The drawn graph (`python -m bench.drawing`)", "",
+             f"Target: the 8B graph folded in ≤ {res['target_s']} s; every cut of the 50k-op graph as "
+             "fast (a click redraws one cut).", "",
+             "| graph | ops | cut | boxes | DOT (s) | Graphviz layout (s) | total (s) | SVG (KB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m in res["models"]:
+        for name, r in m["cuts"].items():
+            lines.append(f"| {m['model']} | {m['ops']:,} | {name} | {r['boxes']} | {r['dot_s']} | {r['layout_s']} | "
+                         f"{r['total_s']} | {r['svg_kb']} |")
+    lines.append("")
+    for m in res["models"]:
+        lines.append(f"- {m['model']}: import {m['import_s']} s; first drawing of the fresh graph (hierarchy built) "
+                     f"{m['first_draw_s']} s; side by side, the text outline it replaces {m['outline_html_s']} s "
+                     f"(folded drawing / outline = {m['folded_vs_outline']}×) and the Model Explorer JSON of the "
+                     f"full graph {m['explorer_json_s']} s.")
+    return lines
+
+
+def cold_lines(res: dict) -> list[str]:
+    """The "Cold start" section of docs/benchmarks.md."""
+    lines = ["", "## Cold start of `mad edit --request` (`python -m bench.cold`)", "",
+             "Each figure is the wall time of fresh processes on the tiny Llama (2 layers, width 64), caches on disk "
+             f"warm (the converted language model, the token tables); phases are differences of commands that stop "
+             f"at successive points (median of {res['runs']}).", "",
+             "| request | whole command, s |", "|---|---|"]
+    lines += [f"| {r} | {s} |" for r, s in res["requests"].items()]
+    lines += ["", f"Median {res['whole_p50_s']} s, slowest {res['whole_max_s']} s: target ≤ {res['target_s']} s, "
+              f"{verdict(res['whole_max_s'], res['target_s'])} (on the slowest).", "",
+              "| phase | s |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in res["phases"].items()]
     return lines
 
 

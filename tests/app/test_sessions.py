@@ -29,7 +29,8 @@ def _expected(i: int) -> int:
     s = Session()
     s.load("hf:llama", TINY_LLAMA)
     for program in _edits(i)[:2]:  # the third is undone below
-        s.send(json.dumps(program))
+        reply = s.send(json.dumps(program))["text"]
+        assert reply.startswith("**Done.**"), reply
     return s.graph.num_parameters
 
 
