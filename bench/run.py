@@ -226,18 +226,11 @@ def write_doc(res: dict) -> None:
             lines.append(f"| torch.onnx.export (build model + export + save) | {v['torch_onnx']['seconds']} | "
                          f"{v['torch_onnx']['peak_gb']} |")
             lines.append(f"| ratio (torch.onnx / MAD) | {v['time_ratio']:.1f}× | {v['memory_ratio']:.1f}× |")
-    gnn = ROOT / "bench" / "results" / "gnn.json"
-    if gnn.exists():
-        lines += gnn_lines(json.loads(gnn.read_text()))
-    llm = ROOT / "bench" / "results" / "llm.json"
-    if llm.exists():
-        lines += llm_lines(json.loads(llm.read_text()))
-    drawn = ROOT / "bench" / "results" / "drawing.json"
-    if drawn.exists():
-        lines += drawing_lines(json.loads(drawn.read_text()))
-    cold = ROOT / "bench" / "results" / "cold.json"
-    if cold.exists():
-        lines += cold_lines(json.loads(cold.read_text()))
+    # the other benchmarks' sections, each from its results where it has run
+    for name, section in (("gnn", gnn_lines), ("llm", llm_lines), ("drawing", drawing_lines), ("cold", cold_lines)):
+        path = ROOT / "bench" / "results" / f"{name}.json"
+        if path.exists():
+            lines += section(json.loads(path.read_text()))
     DOC.write_text("\n".join(lines) + "\n")
 
 
