@@ -46,8 +46,8 @@ class TimeLimit(MadError):
 class Workers:
     """A pool of ``size`` worker processes; :meth:`call` runs a module-level function in one of them."""
 
-    def __init__(self, size: int, name: str):
-        self.size, self.name = size, name
+    def __init__(self, size: int):
+        self.size = size
         self.pool = self._start()
 
     def _start(self):
@@ -96,7 +96,7 @@ def pool(name: str = "work") -> Workers:
     language model: one process), started on first use."""
     with _lock:
         if name not in _pools:
-            _pools[name] = Workers((os.cpu_count() or 1) if name == "work" else 1, name)
+            _pools[name] = Workers((os.cpu_count() or 1) if name == "work" else 1)
         return _pools[name]
 
 
@@ -112,8 +112,8 @@ def close() -> None:
 
 
 def _warm() -> None:
-    import gnn.importers.hf  # noqa: F401 - torch and transformers, imported before the first request
-    import gnn.sources  # noqa: F401
+    """Nothing: scheduled once per worker as the pool starts, so the workers (forked from the forkserver, which
+    has imported :data:`PRELOAD`) are up before the first request."""
 
 
 def load(source: str, overrides: dict):
